@@ -1,0 +1,125 @@
+// Package bmap writes block maps in the bmaptool 2.0 format, so that
+// `bmaptool copy` flashes only the blocks of an image that hold data and
+// checks each range's SHA-256 on the way.
+package bmap
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// BlockSize is the bmap block size.
+const BlockSize = 4096
+
+// Range is a run of mapped blocks, First to Last inclusive.
+type Range struct {
+	First, Last int64
+	SHA256      string
+}
+
+// Map is an image's block map.
+type Map struct {
+	ImageSize int64
+	Ranges    []Range
+}
+
+// Mapped is the number of mapped blocks.
+func (m Map) Mapped() int64 {
+	var n int64
+	for _, r := range m.Ranges {
+		n += r.Last - r.First + 1
+	}
+	return n
+}
+
+// Scan maps the blocks of f that hold data: it skips holes with SEEK_DATA
+// and also leaves out written blocks that are all zeros.
+func Scan(f *os.File) (Map, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return Map{}, err
+	}
+	m := Map{ImageSize: st.Size()}
+	blocks := (st.Size() + BlockSize - 1) / BlockSize
+	buf := make([]byte, BlockSize)
+	var cur *Range
+	var h = sha256.New()
+	flush := func() {
+		if cur != nil {
+			cur.SHA256 = hex.EncodeToString(h.Sum(nil))
+			m.Ranges = append(m.Ranges, *cur)
+			cur = nil
+			h.Reset()
+		}
+	}
+	for b := int64(0); b < blocks; b++ {
+		off := b * BlockSize
+		if data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA); err == nil && data >= off+BlockSize {
+			flush()
+			b = data/BlockSize - 1
+			continue
+		} else if errors.Is(err, unix.ENXIO) {
+			break // nothing but a hole to the end
+		}
+		n, err := f.ReadAt(buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return Map{}, err
+		}
+		if isZero(buf[:n]) {
+			flush()
+			continue
+		}
+		if cur == nil {
+			cur = &Range{First: b}
+		}
+		cur.Last = b
+		h.Write(buf[:n])
+	}
+	flush()
+	return m, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Encode renders the bmap XML, including its own checksum: the SHA-256 of
+// the file with the checksum field set to 64 zeros.
+func (m Map) Encode() []byte {
+	render := func(sum string) []byte {
+		var b bytes.Buffer
+		blocks := (m.ImageSize + BlockSize - 1) / BlockSize
+		fmt.Fprintf(&b, "<?xml version=\"1.0\" ?>\n<bmap version=\"2.0\">\n")
+		fmt.Fprintf(&b, "    <ImageSize> %d </ImageSize>\n", m.ImageSize)
+		fmt.Fprintf(&b, "    <BlockSize> %d </BlockSize>\n", BlockSize)
+		fmt.Fprintf(&b, "    <BlocksCount> %d </BlocksCount>\n", blocks)
+		fmt.Fprintf(&b, "    <MappedBlocksCount> %d </MappedBlocksCount>\n", m.Mapped())
+		fmt.Fprintf(&b, "    <ChecksumType> sha256 </ChecksumType>\n")
+		fmt.Fprintf(&b, "    <BmapFileChecksum> %s </BmapFileChecksum>\n", sum)
+		fmt.Fprintf(&b, "    <BlockMap>\n")
+		for _, r := range m.Ranges {
+			if r.First == r.Last {
+				fmt.Fprintf(&b, "        <Range chksum=\"%s\"> %d </Range>\n", r.SHA256, r.First)
+			} else {
+				fmt.Fprintf(&b, "        <Range chksum=\"%s\"> %d-%d </Range>\n", r.SHA256, r.First, r.Last)
+			}
+		}
+		fmt.Fprintf(&b, "    </BlockMap>\n</bmap>\n")
+		return b.Bytes()
+	}
+	zero := render(string(bytes.Repeat([]byte("0"), 64)))
+	sum := sha256.Sum256(zero)
+	return render(hex.EncodeToString(sum[:]))
+}

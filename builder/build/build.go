@@ -1,0 +1,373 @@
+// Package build turns an image spec on a board into a bootable A/B disk
+// image: it resolves the inputs, plans the root slot, initramfs and ESP as
+// file trees, writes them (squashfs, cpio, FAT32 inside GPT) and records
+// the input digests. A build is a pure function of its inputs, and it never
+// leaves a partial image at the output path: everything is written to
+// temporary files that are renamed into place at the end.
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-edge/cairn/builder/bmap"
+	"github.com/cairn-edge/cairn/builder/bootentry"
+	"github.com/cairn-edge/cairn/builder/disk"
+	"github.com/cairn-edge/cairn/builder/fstree"
+	"github.com/cairn-edge/cairn/builder/initramfs"
+	"github.com/cairn-edge/cairn/builder/kmod"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/builder/spec"
+	"github.com/cairn-edge/cairn/builder/squashfs"
+)
+
+// DefaultEpoch stamps every file when SOURCE_DATE_EPOCH is not set
+// (2024-01-01T00:00:00Z; FAT cannot store times before 1980).
+const DefaultEpoch = 1704067200
+
+// Options are a build's settings besides the spec and board.
+type Options struct {
+	// OutDir receives <spec>-<board>.img, .bmap and .inputs.json.
+	OutDir string
+	// Cache is the input cache.
+	Cache *source.Cache
+	// BinDir holds our binaries per architecture: BinDir/linux-<arch>/cairn-init.
+	BinDir string
+}
+
+// Result describes a finished build.
+type Result struct {
+	Image, Bmap, Inputs string
+	ImageSize           int64
+	SlotSize            int64
+	InitramfsSize       int64
+	MappedBytes         int64
+	KernelVersion       string
+	Took                time.Duration
+}
+
+// Record is the content of <output>.inputs.json: what the build was made of.
+type Record struct {
+	Spec          string        `json:"spec"`
+	Board         string        `json:"board"`
+	Version       string        `json:"version"`
+	KernelVersion string        `json:"kernelVersion"`
+	Inputs        []InputRecord `json:"inputs"`
+}
+
+// InputRecord pins one input.
+type InputRecord struct {
+	Role   string `json:"role"`
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+}
+
+// Epoch is the build's timestamp: SOURCE_DATE_EPOCH or DefaultEpoch.
+func Epoch() (time.Time, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return time.Unix(DefaultEpoch, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 315532800 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time after 1980 (unset it or give seconds since 1970)", s)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// Build makes the image.
+func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
+	start := time.Now()
+	epoch, err := Epoch()
+	if err != nil {
+		return nil, err
+	}
+	arch := img.Board.Arch
+	name := img.OutputName()
+	log := slog.With("image", name)
+
+	// Outputs go through temporary files in the output directory.
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output directory %s cannot be created: %w (pass -o with a writable directory)", opt.OutDir, err)
+	}
+	work, err := os.MkdirTemp(opt.OutDir, "."+name+".build-")
+	if err != nil {
+		return nil, fmt.Errorf("output directory %s is not writable: %w (pass -o with a writable directory)", opt.OutDir, err)
+	}
+	defer os.RemoveAll(work)
+
+	step := stepper(log)
+	step("resolving inputs")
+	kernelIn, err := resolve(ctx, opt.Cache, img.Kernel, arch)
+	if err != nil {
+		return nil, err
+	}
+	loaderIn, err := resolve(ctx, opt.Cache, img.Bootloader, arch)
+	if err != nil {
+		return nil, err
+	}
+	kernelTree, err := opt.Cache.Tree(kernelIn)
+	if err != nil {
+		return nil, err
+	}
+	loaderTree, err := opt.Cache.Tree(loaderIn)
+	if err != nil {
+		return nil, err
+	}
+	k, err := openKernel(kernelIn, kernelTree)
+	if err != nil {
+		return nil, err
+	}
+	initBin := filepath.Join(opt.BinDir, "linux-"+arch, "cairn-init")
+	if _, err := os.Stat(initBin); err != nil {
+		return nil, fmt.Errorf("no cairn-init for %s at %s: build it first with `make binaries` (or pass --bin-dir)", arch, initBin)
+	}
+	efi := filepath.Join(loaderTree, filepath.FromSlash(img.Board.Bootloader.Path))
+	if _, err := os.Stat(efi); err != nil {
+		return nil, fmt.Errorf("boot loader image %s has no %s (%s): fix bootloader.path in %s", img.Bootloader.Ref, img.Board.Bootloader.Path, loaderIn.Digest, img.Board.File())
+	}
+
+	step("planning root slot and initramfs")
+	slotTree, err := planSlot(img, k, initBin)
+	if err != nil {
+		return nil, err
+	}
+	initrdTree, err := planInitramfs(img, k, initBin)
+	if err != nil {
+		return nil, err
+	}
+
+	step("writing squashfs root slot")
+	slotPath := filepath.Join(work, "slot.squashfs")
+	slotSize, err := squashfs.Write(slotTree, slotPath, epoch)
+	if err != nil {
+		return nil, err
+	}
+	step("writing initramfs")
+	var initrd bytes.Buffer
+	if err := initramfs.Write(initrdTree, &initrd); err != nil {
+		return nil, err
+	}
+
+	step("writing disk image")
+	layout, err := disk.Plan(arch, name, disk.Sizes{ESP: int64(img.Spec.Disk.ESPSize), Slot: int64(img.Spec.Disk.SlotSize), Data: int64(img.Spec.Disk.DataSize)})
+	if err != nil {
+		return nil, err
+	}
+	esp, err := planESP(img, k, efi, initrd.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	imgTmp := filepath.Join(work, "disk.img")
+	f, err := os.Create(imgTmp)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := disk.Write(f, layout, disk.Contents{ESP: esp, SlotA: slotPath, Epoch: epoch}); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+
+	step("writing block map")
+	m, err := bmap.Scan(f)
+	if err != nil {
+		return nil, err
+	}
+	bmapTmp := filepath.Join(work, "disk.bmap")
+	if err := os.WriteFile(bmapTmp, m.Encode(), 0o644); err != nil {
+		return nil, err
+	}
+	rec := Record{Spec: img.Spec.Name, Board: img.Board.Name, Version: img.Spec.Version, KernelVersion: k.index.Version, Inputs: []InputRecord{
+		{Role: "kernel", Ref: kernelIn.Ref.Raw, Digest: kernelIn.Digest.String()},
+		{Role: "bootloader", Ref: loaderIn.Ref.Raw, Digest: loaderIn.Digest.String()},
+	}}
+	recJSON, _ := json.MarshalIndent(rec, "", "  ")
+	recTmp := filepath.Join(work, "inputs.json")
+	if err := os.WriteFile(recTmp, append(recJSON, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+
+	res := &Result{
+		Image:         filepath.Join(opt.OutDir, name+".img"),
+		Bmap:          filepath.Join(opt.OutDir, name+".bmap"),
+		Inputs:        filepath.Join(opt.OutDir, name+".inputs.json"),
+		ImageSize:     layout.Size,
+		SlotSize:      slotSize,
+		InitramfsSize: int64(initrd.Len()),
+		MappedBytes:   m.Mapped() * bmap.BlockSize,
+		KernelVersion: k.index.Version,
+	}
+	// The image is renamed last: its presence means the build finished.
+	for _, mv := range [][2]string{{recTmp, res.Inputs}, {bmapTmp, res.Bmap}, {imgTmp, res.Image}} {
+		if err := os.Rename(mv[0], mv[1]); err != nil {
+			return nil, fmt.Errorf("output: %w", err)
+		}
+	}
+	res.Took = time.Since(start)
+	step("")
+	log.Info("built", "image", res.Image, "size", res.ImageSize, "slot", slotSize, "initramfs", res.InitramfsSize, "took", res.Took.Round(time.Millisecond))
+	return res, nil
+}
+
+// stepper logs the start of each build step with how long the previous one took.
+func stepper(log *slog.Logger) func(string) {
+	var name string
+	var began time.Time
+	return func(next string) {
+		if name != "" {
+			log.Info("step done", "step", name, "took", time.Since(began).Round(time.Millisecond))
+		}
+		name, began = next, time.Now()
+		if next != "" {
+			log.Info("step", "step", next)
+		}
+	}
+}
+
+func resolve(ctx context.Context, c *source.Cache, r spec.Ref, arch string) (*source.Input, error) {
+	ref, err := source.Parse(r.Ref, r.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.From, err)
+	}
+	in, err := c.Resolve(ctx, ref, arch)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.From, err)
+	}
+	return in, nil
+}
+
+// kernel is an unpacked kernel image.
+type kernel struct {
+	vmlinuz string
+	index   *kmod.Index
+}
+
+func openKernel(in *source.Input, tree string) (*kernel, error) {
+	vmlinuz := filepath.Join(tree, "boot", "vmlinuz")
+	if _, err := os.Stat(vmlinuz); err != nil {
+		return nil, fmt.Errorf("kernel image %s has no /boot/vmlinuz: use an image made by `make inputs` or one that carries /boot/vmlinuz and /lib/modules/<version>", in.Ref.Raw)
+	}
+	ix, err := kmod.Open(tree)
+	if err != nil {
+		return nil, fmt.Errorf("kernel image %s: %w", in.Ref.Raw, err)
+	}
+	return &kernel{vmlinuz: vmlinuz, index: ix}, nil
+}
+
+// addModules copies the named modules and their dependencies, a modules.dep
+// covering just them and modules.builtin into tree, and writes the list of
+// names to load at etc/cairn/modules.
+func addModules(tree *fstree.Tree, k *kernel, names []string) error {
+	paths, err := k.index.Resolve(names)
+	if err != nil {
+		return err
+	}
+	base := "lib/modules/" + k.index.Version
+	for _, p := range paths {
+		if err := tree.HostFile(base+"/"+p, 0o644, filepath.Join(k.index.Dir, filepath.FromSlash(p))); err != nil {
+			return err
+		}
+	}
+	if err := tree.File(base+"/modules.dep", 0o644, k.index.DepFile(paths)); err != nil {
+		return err
+	}
+	builtin, err := os.ReadFile(filepath.Join(k.index.Dir, "modules.builtin"))
+	if err != nil {
+		builtin = nil // a kernel without built-in modules
+	}
+	if err := tree.File(base+"/modules.builtin", 0o644, builtin); err != nil {
+		return err
+	}
+	list := "# modules cairn-init loads, in order\n" + strings.Join(names, "\n") + "\n"
+	return tree.File("etc/cairn/modules", 0o644, []byte(list))
+}
+
+// planSlot is the root file system of a slot.
+func planSlot(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, error) {
+	t := fstree.New()
+	for _, d := range []string{"proc", "sys", "dev", "run", "var", "tmp", "boot", "etc"} {
+		if err := t.Dir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.HostFile("sbin/init", 0o755, initBin); err != nil {
+		return nil, err
+	}
+	for _, dir := range img.Spec.OverlayDirs() {
+		if err := t.CopyDir(dir, ""); err != nil {
+			return nil, fmt.Errorf("overlay %s cannot be read: %w (fix the overlay entry in %s)", dir, err, img.Spec.File())
+		}
+	}
+	mods := append(append([]string{}, img.BootModules...), img.Modules...)
+	if err := addModules(t, k, mods); err != nil {
+		return nil, err
+	}
+	release := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\n", img.Spec.Name, img.Spec.Version, img.Board.Name, img.Board.Arch, k.index.Version)
+	if err := t.File("etc/cairn/release", 0o644, []byte(release)); err != nil {
+		return nil, err
+	}
+	osRelease := fmt.Sprintf("NAME=Cairn\nID=cairn\nPRETTY_NAME=\"Cairn %s (%s)\"\nVERSION_ID=%s\nIMAGE_ID=%s\nIMAGE_VERSION=%s\n", img.Spec.Version, img.Spec.Name, img.Spec.Version, img.Spec.Name, img.Spec.Version)
+	return t, t.File("etc/os-release", 0o644, []byte(osRelease))
+}
+
+// planInitramfs is the initramfs: cairn-init and the modules to reach root.
+func planInitramfs(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, error) {
+	t := fstree.New()
+	if err := t.HostFile("init", 0o755, initBin); err != nil {
+		return nil, err
+	}
+	if err := t.File("etc/cairn/initramfs", 0o644, nil); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"dev", "proc", "sys", "run", "newroot"} {
+		if err := t.Dir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := addModules(t, k, img.BootModules); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// efiBootNames are the removable-media boot paths UEFI firmware looks for.
+var efiBootNames = map[string]string{"amd64": "BOOTX64.EFI", "arm64": "BOOTAA64.EFI"}
+
+// planESP is the EFI system partition of a fresh image: systemd-boot and
+// slot A's kernel, initramfs and boot entry. Slot B gets its files and
+// entry when an update is written to it.
+func planESP(img *spec.Image, k *kernel, efi string, initrd []byte) (*fstree.Tree, error) {
+	t := fstree.New()
+	if err := t.HostFile("EFI/BOOT/"+efiBootNames[img.Board.Arch], 0o644, efi); err != nil {
+		return nil, err
+	}
+	if err := t.File("loader/loader.conf", 0o644, bootentry.LoaderConf()); err != nil {
+		return nil, err
+	}
+	e := bootentry.Entry{
+		Slot:    "a",
+		Title:   fmt.Sprintf("Cairn %s %s (slot A)", img.Spec.Name, img.Spec.Version),
+		Version: img.Spec.Version,
+		Linux:   "/cairn/a/vmlinuz",
+		Initrd:  "/cairn/a/initrd",
+		Options: strings.Join(append(append([]string{}, img.Cmdline...), "cairn.slot=a"), " "),
+	}
+	if err := t.File("loader/entries/"+e.FileName(), 0o644, e.Render()); err != nil {
+		return nil, err
+	}
+	if err := t.HostFile("cairn/a/vmlinuz", 0o644, k.vmlinuz); err != nil {
+		return nil, err
+	}
+	return t, t.File("cairn/a/initrd", 0o644, initrd)
+}

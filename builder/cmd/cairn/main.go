@@ -1,0 +1,202 @@
+// Command cairn builds Cairn OS images.
+//
+//	cairn build -f images/minimal.yaml --board qemu-x86_64
+//	cairn validate -f images/minimal.yaml --board qemu-aarch64
+//	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/builder/spec"
+)
+
+const usage = `usage: cairn <command> [flags]
+
+commands:
+  build       build a disk image from an image spec and a board
+  validate    check an image spec and a board without building
+  input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
+
+Run 'cairn <command> -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "cairn: error: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "build":
+		return cmdBuild(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "input":
+		if len(args) > 1 && args[1] == "pack" {
+			return cmdPack(args[2:], stdout, stderr)
+		}
+		return fmt.Errorf("unknown input command %q: use 'cairn input pack'", strings.Join(args[1:], " "))
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack)", args[0])
+}
+
+// imageFlags are the flags that name a spec and a board.
+type imageFlags struct {
+	spec, board, boards string
+	verbose             bool
+}
+
+func (f *imageFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.spec, "f", "", "image spec file (e.g. images/minimal.yaml)")
+	fs.StringVar(&f.board, "board", "", "board name (a file in --boards) or a board .yaml file")
+	fs.StringVar(&f.boards, "boards", "boards", "directory of board definitions")
+	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
+}
+
+func (f *imageFlags) load() (*spec.Image, error) {
+	if f.spec == "" {
+		return nil, errors.New("no image spec: pass -f FILE, e.g. -f images/minimal.yaml")
+	}
+	if f.board == "" {
+		return nil, fmt.Errorf("no board: pass --board NAME (available: %s)", strings.Join(spec.BoardNames(f.boards), ", "))
+	}
+	s, err := spec.LoadSpec(f.spec)
+	if err != nil {
+		return nil, err
+	}
+	b, err := spec.LoadBoard(f.boards, f.board)
+	if err != nil {
+		return nil, err
+	}
+	return spec.Merge(s, b), nil
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cairn "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags go before nothing else; see 'cairn %s -h')", fs.Arg(0), strings.TrimPrefix(fs.Name(), "cairn "))
+	}
+	return nil
+}
+
+func setupLog(stderr io.Writer, verbose bool) {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+}
+
+func defaultCache() string {
+	if d := os.Getenv("CAIRN_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "cairn")
+	}
+	return ".cache/cairn"
+}
+
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("build", stderr)
+	var f imageFlags
+	f.register(fs)
+	out := fs.String("o", "out", "output directory")
+	cache := fs.String("cache", defaultCache(), "input cache directory ($CAIRN_CACHE)")
+	bin := fs.String("bin-dir", "out/bin", "directory of our binaries per arch (BIN/linux-<arch>/cairn-init)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	setupLog(stderr, f.verbose)
+	img, err := f.load()
+	if err != nil {
+		return err
+	}
+	c, err := source.OpenCache(*cache)
+	if err != nil {
+		return err
+	}
+	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n%s\n%s\n",
+		res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion, res.Bmap, res.Inputs)
+	return nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", stderr)
+	var f imageFlags
+	f.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	img, err := f.load()
+	if err != nil {
+		return err
+	}
+	for _, r := range []spec.Ref{img.Kernel, img.Bootloader} {
+		if _, err := source.Parse(r.Ref, r.Dir); err != nil {
+			return fmt.Errorf("%s: %w", r.From, err)
+		}
+	}
+	fmt.Fprintf(stdout, "%s on %s: ok (%s %s, %s)\n", img.Spec.File(), img.Board.Name, img.Spec.Name, img.Spec.Version, img.Board.Arch)
+	return nil
+}
+
+func cmdPack(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("input pack", stderr)
+	dir := fs.String("dir", "", "directory to pack")
+	arch := fs.String("arch", "", "architecture of the content: amd64 or arm64")
+	layoutDir := fs.String("layout", "", "OCI layout directory to store the image in (created if missing)")
+	tag := fs.String("tag", "", "tag of the image in the layout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" || *arch == "" || *layoutDir == "" || *tag == "" {
+		return errors.New("cairn input pack needs --dir, --arch, --layout and --tag")
+	}
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--dir %s is not a directory", *dir)
+	}
+	h, err := source.PackDir(*dir, *arch, *layoutDir, *tag)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "oci-layout:%s:%s@%s\n", *layoutDir, *tag, h)
+	return nil
+}

@@ -1,0 +1,291 @@
+// Package spec reads and validates image specs (images/*.yaml) and board
+// definitions (boards/*.yaml), and merges the two into the Image a build uses.
+//
+// Decoding is strict: unknown keys, keys given twice, wrong types, missing
+// required fields and impossible values are errors of the form
+// "file:line: problem (the fix)".
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Spec is an image spec: what goes into an image, independent of the board.
+type Spec struct {
+	// Name names the image and its output files; lowercase letters, digits and dashes.
+	Name string `yaml:"name"`
+	// Version is the OS version, semantic-version style (1.2.0, 1.3.0-rc.1).
+	Version string `yaml:"version"`
+	// Description is free text for humans.
+	Description string `yaml:"description"`
+	// Kernel overrides or extends the board's kernel settings.
+	Kernel SpecKernel `yaml:"kernel"`
+	// Overlay lists directories, relative to the spec file, copied over the root.
+	Overlay []string `yaml:"overlay"`
+	// Disk sizes the partitions.
+	Disk Disk `yaml:"disk"`
+
+	file  string
+	lines lines
+}
+
+// SpecKernel is the kernel part of a spec.
+type SpecKernel struct {
+	// Image replaces the board's kernel image reference.
+	Image string `yaml:"image"`
+	// Cmdline is appended to the board's kernel command line.
+	Cmdline []string `yaml:"cmdline"`
+	// Modules are extra kernel modules loaded at boot from the slot.
+	Modules []string `yaml:"modules"`
+}
+
+// Disk sizes the GPT partitions. Zero means the default.
+type Disk struct {
+	// ESPSize is the EFI system partition (boot loader, kernels, initramfs for both slots).
+	ESPSize Size `yaml:"espSize"`
+	// SlotSize is each of the two root slot partitions.
+	SlotSize Size `yaml:"slotSize"`
+	// DataSize is CAIRN-DATA as written; it grows to fill the disk on first boot.
+	DataSize Size `yaml:"dataSize"`
+}
+
+// Default partition sizes.
+const (
+	DefaultESPSize  = 128 * MiB
+	DefaultSlotSize = 512 * MiB
+	DefaultDataSize = 64 * MiB
+)
+
+// Board describes a kind of machine: its architecture, firmware, kernel and
+// boot loader, and the modules it needs.
+type Board struct {
+	// Name is the board's name, the same as its file name without .yaml.
+	Name string `yaml:"name"`
+	// Description is free text for humans.
+	Description string `yaml:"description"`
+	// Arch is the Go architecture: amd64 or arm64.
+	Arch string `yaml:"arch"`
+	// Firmware is how the board boots; only "uefi" for now.
+	Firmware string `yaml:"firmware"`
+	// Kernel is the board's default kernel.
+	Kernel BoardKernel `yaml:"kernel"`
+	// Bootloader is the UEFI boot loader.
+	Bootloader Bootloader `yaml:"bootloader"`
+
+	file  string
+	lines lines
+}
+
+// BoardKernel is the kernel part of a board.
+type BoardKernel struct {
+	// Image is an OCI reference to an image holding /boot/vmlinuz and /lib/modules/<version>.
+	Image string `yaml:"image"`
+	// Cmdline is the board's kernel command line (console and the like).
+	Cmdline []string `yaml:"cmdline"`
+	// BootModules are loaded by the initramfs to reach the root slot (storage, filesystems).
+	BootModules []string `yaml:"bootModules"`
+	// Modules are loaded from the slot after the switch to it (input, network).
+	Modules []string `yaml:"modules"`
+}
+
+// Bootloader is a UEFI boot loader taken from an OCI image.
+type Bootloader struct {
+	// Image is an OCI reference to an image holding the boot loader.
+	Image string `yaml:"image"`
+	// Path is the EFI binary's path inside that image.
+	Path string `yaml:"path"`
+}
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	boardNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	versionRE   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	moduleRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+// Arches are the architectures a board may name.
+var Arches = []string{"amd64", "arm64"}
+
+// LoadSpec reads and validates an image spec.
+func LoadSpec(file string) (*Spec, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("image spec: %w (pass an existing file with -f, e.g. images/minimal.yaml)", err)
+	}
+	return ParseSpec(file, data)
+}
+
+// ParseSpec decodes and validates an image spec; file is used in errors and
+// to resolve relative paths.
+func ParseSpec(file string, data []byte) (*Spec, error) {
+	s := &Spec{}
+	ls, err := decodeStrict(file, data, s)
+	if err != nil {
+		return nil, err
+	}
+	s.file, s.lines = file, ls
+	if s.Disk.ESPSize == 0 {
+		s.Disk.ESPSize = DefaultESPSize
+	}
+	if s.Disk.SlotSize == 0 {
+		s.Disk.SlotSize = DefaultSlotSize
+	}
+	if s.Disk.DataSize == 0 {
+		s.Disk.DataSize = DefaultDataSize
+	}
+	return s, s.validate()
+}
+
+func (s *Spec) validate() error {
+	at := func(p string) string { return s.lines.at(s.file, p) }
+	switch {
+	case s.Name == "":
+		return fmt.Errorf("%s: missing required key \"name\" (e.g. name: minimal)", at(""))
+	case !nameRE.MatchString(s.Name):
+		return fmt.Errorf("%s: name %q is not valid: use lowercase letters, digits and dashes, at most 63", at("name"), s.Name)
+	case s.Version == "":
+		return fmt.Errorf("%s: missing required key \"version\" (e.g. version: 1.0.0)", at(""))
+	case !versionRE.MatchString(s.Version):
+		return fmt.Errorf("%s: version %q is not valid: use MAJOR.MINOR.PATCH, e.g. 1.2.0 or 1.3.0-rc.1", at("version"), s.Version)
+	case s.Disk.ESPSize < 64*MiB:
+		return fmt.Errorf("%s: disk.espSize %s is too small for FAT32 with two kernels: use at least 64MiB", at("disk.espSize"), s.Disk.ESPSize)
+	case s.Disk.SlotSize < 16*MiB:
+		return fmt.Errorf("%s: disk.slotSize %s is too small: use at least 16MiB", at("disk.slotSize"), s.Disk.SlotSize)
+	case s.Disk.DataSize < 16*MiB:
+		return fmt.Errorf("%s: disk.dataSize %s is too small: use at least 16MiB", at("disk.dataSize"), s.Disk.DataSize)
+	}
+	for name, sz := range map[string]Size{"espSize": s.Disk.ESPSize, "slotSize": s.Disk.SlotSize, "dataSize": s.Disk.DataSize} {
+		if sz%MiB != 0 {
+			return fmt.Errorf("%s: disk.%s %d is not a whole number of MiB: partitions are MiB-aligned", at("disk."+name), name, int64(sz))
+		}
+	}
+	if err := checkModules(s.file, s.lines, "kernel.modules", s.Kernel.Modules); err != nil {
+		return err
+	}
+	for i, o := range s.Overlay {
+		if o == "" {
+			return fmt.Errorf("%s: overlay entry is empty: give a directory relative to the spec file", at(fmt.Sprintf("overlay[%d]", i)))
+		}
+	}
+	return nil
+}
+
+// File is the path the spec was read from.
+func (s *Spec) File() string { return s.file }
+
+// OverlayDirs returns the overlay directories resolved against the spec's folder.
+func (s *Spec) OverlayDirs() []string {
+	out := make([]string, len(s.Overlay))
+	for i, o := range s.Overlay {
+		out[i] = resolvePath(s.file, o)
+	}
+	return out
+}
+
+// LoadBoard finds a board by name in dir (boards/NAME.yaml), or reads the file
+// if nameOrFile ends in .yaml.
+func LoadBoard(dir, nameOrFile string) (*Board, error) {
+	file := nameOrFile
+	if !strings.HasSuffix(nameOrFile, ".yaml") {
+		if !boardNameRE.MatchString(nameOrFile) {
+			return nil, fmt.Errorf("board name %q is not valid: use a name from %s (%s)", nameOrFile, dir, strings.Join(BoardNames(dir), ", "))
+		}
+		file = filepath.Join(dir, nameOrFile+".yaml")
+	}
+	data, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("unknown board %q: no %s (available: %s)", nameOrFile, file, strings.Join(BoardNames(dir), ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("board: %w", err)
+	}
+	return ParseBoard(file, data)
+}
+
+// BoardNames lists the boards defined in dir.
+func BoardNames(dir string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return []string{"none found; pass --boards DIR"}
+	}
+	return names
+}
+
+// ParseBoard decodes and validates a board definition.
+func ParseBoard(file string, data []byte) (*Board, error) {
+	b := &Board{}
+	ls, err := decodeStrict(file, data, b)
+	if err != nil {
+		return nil, err
+	}
+	b.file, b.lines = file, ls
+	return b, b.validate()
+}
+
+func (b *Board) validate() error {
+	at := func(p string) string { return b.lines.at(b.file, p) }
+	base := strings.TrimSuffix(filepath.Base(b.file), ".yaml")
+	switch {
+	case b.Name == "":
+		return fmt.Errorf("%s: missing required key \"name\" (e.g. name: %s)", at(""), base)
+	case !boardNameRE.MatchString(b.Name):
+		return fmt.Errorf("%s: name %q is not valid: use lowercase letters, digits, dashes and underscores", at("name"), b.Name)
+	case strings.HasSuffix(b.file, ".yaml") && base != b.Name:
+		return fmt.Errorf("%s: board name %q differs from its file name %q: rename one", at("name"), b.Name, base)
+	case b.Arch == "":
+		return fmt.Errorf("%s: missing required key \"arch\" (one of %s)", at(""), strings.Join(Arches, ", "))
+	case !contains(Arches, b.Arch):
+		return fmt.Errorf("%s: arch %q is not supported: use one of %s (Go names, not x86_64/aarch64)", at("arch"), b.Arch, strings.Join(Arches, ", "))
+	case b.Firmware != "uefi":
+		return fmt.Errorf("%s: firmware %q is not supported: use uefi", at("firmware"), b.Firmware)
+	case b.Kernel.Image == "":
+		return fmt.Errorf("%s: missing required key \"kernel.image\" (an OCI reference to a kernel image)", at("kernel"))
+	case b.Bootloader.Image == "":
+		return fmt.Errorf("%s: missing required key \"bootloader.image\" (an OCI reference holding systemd-boot)", at("bootloader"))
+	case b.Bootloader.Path == "" || strings.HasPrefix(b.Bootloader.Path, "/") || !strings.HasSuffix(b.Bootloader.Path, ".efi"):
+		return fmt.Errorf("%s: bootloader.path %q must be the relative path of an .efi file inside the image, e.g. usr/lib/systemd/boot/efi/systemd-bootx64.efi", at("bootloader.path"), b.Bootloader.Path)
+	}
+	if err := checkModules(b.file, b.lines, "kernel.bootModules", b.Kernel.BootModules); err != nil {
+		return err
+	}
+	return checkModules(b.file, b.lines, "kernel.modules", b.Kernel.Modules)
+}
+
+// File is the path the board was read from.
+func (b *Board) File() string { return b.file }
+
+func checkModules(file string, ls lines, key string, mods []string) error {
+	for i, m := range mods {
+		if !moduleRE.MatchString(m) {
+			return fmt.Errorf("%s: module %q is not a module name: write the name without path or .ko, e.g. virtio_blk", ls.at(file, fmt.Sprintf("%s[%d]", key, i)), m)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePath makes p relative to the folder of the file that names it.
+func resolvePath(file, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(file), p)
+}
