@@ -10,7 +10,10 @@ import (
 // FAT specification, so that fsck.vfat finds nothing to fix:
 //   - the ".." entry of a directory whose parent is the root must point at
 //     cluster 0, not at the root directory's cluster;
-//   - FSInfo's free-cluster count and next-free hint are left "unknown".
+//   - FSInfo's free-cluster count and next-free hint are left "unknown";
+//   - for some sizes the FAT has fewer entries than the volume has clusters:
+//     the volume is then shrunk (by a few sectors) to the clusters the FAT can
+//     address, which is what fsck.vfat would do.
 //
 // rw is the partition (offset 0 is the boot sector).
 func fixFAT32(rw interface {
@@ -38,6 +41,17 @@ func fixFAT32(rw interface {
 	}
 	v.dataStart = (v.reserved + v.fats*v.fatSectors) * v.sectorSize
 	clusters := uint32((totalSectors*v.sectorSize - v.dataStart) / (v.perCluster * v.sectorSize))
+	if addressable := uint32(v.fatSectors*v.sectorSize/4) - 2; clusters > addressable {
+		clusters = addressable
+		var tot [4]byte
+		le.PutUint32(tot[:], uint32(v.dataStart/v.sectorSize+int64(clusters)*v.perCluster))
+		backup := int64(le.Uint16(bs[50:]))
+		for _, sec := range []int64{0, backup} {
+			if _, err := rw.WriteAt(tot[:], sec*v.sectorSize+32); err != nil {
+				return err
+			}
+		}
+	}
 	fat := make([]byte, v.fatSectors*v.sectorSize)
 	if _, err := rw.ReadAt(fat, v.reserved*v.sectorSize); err != nil {
 		return err
@@ -61,7 +75,8 @@ func fixFAT32(rw interface {
 	var counts [8]byte
 	le.PutUint32(counts[0:], free)
 	le.PutUint32(counts[4:], next)
-	for _, sec := range []int64{fsinfo, fsinfo + 6} { // primary and the backup after the backup boot sector
+	backupFSInfo := int64(le.Uint16(bs[50:])) + fsinfo
+	for _, sec := range []int64{fsinfo, backupFSInfo} {
 		if _, err := rw.WriteAt(counts[:], sec*v.sectorSize+488); err != nil {
 			return err
 		}
