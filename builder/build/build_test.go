@@ -2,9 +2,9 @@ package build
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +55,7 @@ func pack(t *testing.T, layout, tag, arch string, files map[string]string) strin
 
 func kernelFiles() map[string]string {
 	files := map[string]string{
-		"boot/vmlinuz": strings.Repeat("MZkernel", 4096),
+		"boot/vmlinuz":                           strings.Repeat("MZkernel", 4096),
 		"lib/modules/6.1.0-test/modules.dep":     fakeDep,
 		"lib/modules/6.1.0-test/modules.builtin": "kernel/drivers/tty/serial/8250/8250.ko\n",
 	}
@@ -79,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	f.writeBoard(t, "oci-layout:../oci:linux-amd64", "[virtio_blk, squashfs, ext4]")
 	f.specFile = filepath.Join(f.dir, "images", "test.yaml")
 	writeFiles(t, f.dir, map[string]string{
-		"images/test.yaml":     "name: test\nversion: 1.0.0\noverlay: [overlay]\ndisk:\n  espSize: 64MiB\n  slotSize: 16MiB\n  dataSize: 16MiB\n",
+		"images/test.yaml":            "name: test\nversion: 1.0.0\noverlay: [overlay]\ndisk:\n  espSize: 64MiB\n  slotSize: 16MiB\n  dataSize: 16MiB\n",
 		"images/overlay/etc/hostname": "cairn\n",
 		"bin/linux-amd64/cairn-init":  "#!fake init",
 	})
