@@ -1,0 +1,201 @@
+// Package qemu boots Cairn disk images (or a kernel and initramfs) under QEMU
+// and lets end-to-end tests assert on the serial console.
+//
+// A test reads like a story:
+//
+//	vm := qemu.StartT(t,
+//		qemu.WithArch(qemu.ARM64),
+//		qemu.WithDisk(qemu.CopyImage(t, "out/cairn-qemu-arm64.img")),
+//	)
+//	m, err := vm.Expect(2*time.Minute, `cairn: init ok slot=(\w+)`)
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	t.Logf("slot %s up %v after QEMU started", m.Groups[1], m.At)
+//	if err := vm.PowerDown(time.Minute); err != nil {
+//		t.Fatal(err)
+//	}
+//
+// QEMU uses KVM when /dev/kvm works for the guest's architecture and TCG
+// otherwise; set CAIRN_QEMU_ACCEL=tcg or =kvm to force one. A VM never
+// outlives its test: QEMU runs in its own process group, is killed when the
+// context given to Start ends, on test cleanup, and when the test binary dies.
+package qemu
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+)
+
+// Arch is a guest architecture, named as Go names it (GOARCH).
+type Arch string
+
+// Guest architectures Cairn builds images for.
+const (
+	AMD64 Arch = "amd64"
+	ARM64 Arch = "arm64"
+)
+
+// ParseArch parses a Go (amd64, arm64) or kernel/QEMU (x86_64, aarch64)
+// architecture name.
+func ParseArch(s string) (Arch, error) {
+	switch strings.ToLower(s) {
+	case "amd64", "x86_64", "x86-64":
+		return AMD64, nil
+	case "arm64", "aarch64":
+		return ARM64, nil
+	}
+	return "", fmt.Errorf("unknown architecture %q (want amd64/x86_64 or arm64/aarch64)", s)
+}
+
+// String returns the Go name of the architecture.
+func (a Arch) String() string { return string(a) }
+
+// SerialConsole is the kernel's name for the serial port QEMU's console is
+// wired to, for a kernel command line's console= parameter: ttyS0 on the PC,
+// ttyAMA0 (PL011) on the arm64 virt machine.
+func (a Arch) SerialConsole() string {
+	if a == ARM64 {
+		return "ttyAMA0"
+	}
+	return "ttyS0"
+}
+
+// hostArch is the architecture of this machine; a guest of the same
+// architecture may use KVM.
+var hostArch = Arch(runtime.GOARCH)
+
+// Option configures a VM for Start.
+type Option func(*config)
+
+type portForward struct {
+	host, guest int
+}
+
+type config struct {
+	arch        Arch
+	disks       []string
+	memMiB      int
+	cpus        int
+	uefi        bool
+	uefiSet     bool
+	varsFile    string
+	kernel      string
+	initrd      string
+	cmdline     string
+	guestReboot bool
+	network     bool
+	forwards    []portForward
+	extraArgs   []string
+	consoleLog  string
+}
+
+func defaultConfig() config {
+	return config{arch: hostArch, memMiB: 512, cpus: 1}
+}
+
+// WithArch sets the guest architecture. The default is the host's.
+func WithArch(a Arch) Option {
+	return func(c *config) { c.arch = a }
+}
+
+// WithDisk attaches a raw disk image as a virtio-blk PCI disk, writable: pass
+// the test's own copy (see CopyImage), never a build output other tests share.
+// Disks are attached in the order given; the first one is the one firmware
+// boots from. A disk turns UEFI on unless WithKernel is also given.
+func WithDisk(path string) Option {
+	return func(c *config) { c.disks = append(c.disks, path) }
+}
+
+// WithMemory sets the guest's memory in MiB. The default is 512.
+func WithMemory(mib int) Option {
+	return func(c *config) { c.memMiB = mib }
+}
+
+// WithCPUs sets the number of virtual CPUs. The default is 1: under TCG each
+// vCPU is a host thread, and more vCPUs than host cores slow the guest down.
+func WithCPUs(n int) Option {
+	return func(c *config) { c.cpus = n }
+}
+
+// WithUEFI boots through UEFI firmware: OVMF on the q35 machine for amd64,
+// AAVMF on the virt machine for arm64. It is on by default when a disk is
+// given without a kernel. Each VM gets a fresh copy of the firmware's variable
+// store (NVRAM) unless WithVarsFile names one.
+func WithUEFI() Option {
+	return func(c *config) { c.uefi, c.uefiSet = true, true }
+}
+
+// WithoutUEFI boots without firmware of our choosing (SeaBIOS on amd64,
+// nothing on arm64); with WithKernel QEMU then loads the kernel itself.
+func WithoutUEFI() Option {
+	return func(c *config) { c.uefi, c.uefiSet = false, true }
+}
+
+// WithVarsFile keeps the UEFI variable store (NVRAM: boot entries, boot
+// order) in path, so that a test booting the same disk in two successive VMs
+// sees what the first boot stored. A missing file is created from the
+// firmware's template. It implies WithUEFI.
+func WithVarsFile(path string) Option {
+	return func(c *config) {
+		c.varsFile = path
+		c.uefi, c.uefiSet = true, true
+	}
+}
+
+// WithKernel boots kernel directly, with initrd (may be empty) and the kernel
+// command line cmdline, without going through firmware: the quick way to run
+// an init under test. Add "console=" + arch.SerialConsole() to cmdline to see
+// the kernel on the console.
+func WithKernel(kernel, initrd, cmdline string) Option {
+	return func(c *config) { c.kernel, c.initrd, c.cmdline = kernel, initrd, cmdline }
+}
+
+// WithGuestReboot lets a guest reboot restart the machine inside the same
+// QEMU process. By default QEMU runs with -no-reboot: a reboot makes QEMU
+// exit, so a test sees each boot as its own VM and can swap disks or
+// inspect them in between.
+func WithGuestReboot() Option {
+	return func(c *config) { c.guestReboot = true }
+}
+
+// WithNetwork gives the guest one virtio-net NIC on QEMU's user-mode network
+// (10.0.2.0/24, gateway and DNS at 10.0.2.2/10.0.2.3, outbound only unless
+// ports are forwarded). By default a VM has no network device at all.
+func WithNetwork() Option {
+	return func(c *config) { c.network = true }
+}
+
+// WithPortForward forwards TCP port hostPort on the host's 127.0.0.1 to
+// guestPort in the guest, and implies WithNetwork. A hostPort of 0 picks a
+// free port; VM.HostPort tells which.
+func WithPortForward(hostPort, guestPort int) Option {
+	return func(c *config) {
+		c.network = true
+		c.forwards = append(c.forwards, portForward{host: hostPort, guest: guestPort})
+	}
+}
+
+// WithExtraArgs appends arguments to QEMU's command line as they are.
+func WithExtraArgs(args ...string) Option {
+	return func(c *config) { c.extraArgs = append(c.extraArgs, args...) }
+}
+
+// WithConsoleLog also writes the serial console to the file at path as it
+// arrives (handy with tail -f while a long test runs).
+func WithConsoleLog(path string) Option {
+	return func(c *config) { c.consoleLog = path }
+}
+
+// freePort asks the kernel for a free TCP port on 127.0.0.1. Another process
+// may take it before QEMU binds it; that is rare enough for tests.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port for a port forward: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

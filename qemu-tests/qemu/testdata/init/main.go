@@ -1,0 +1,36 @@
+// Command init is the smallest possible guest for the harness's own tests:
+// run as /init from an initramfs, it says hello on the console and then does
+// what the kernel command line's cairntest= parameter asks (the kernel hands
+// unknown name=value parameters to init as environment variables):
+//
+//	cairntest=poweroff  power the machine off
+//	cairntest=idle      print a few ticks, then wait forever (the default)
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+func main() {
+	fmt.Printf("cairn-test: hello from init arch=%s\n", runtime.GOARCH)
+	switch os.Getenv("cairntest") {
+	case "poweroff":
+		fmt.Println("cairn-test: powering off")
+		syscall.Sync()
+		if err := syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+			fmt.Println("cairn-test: power off:", err)
+		}
+	default:
+		for i := 1; i <= 3; i++ {
+			time.Sleep(100 * time.Millisecond)
+			fmt.Printf("cairn-test: tick %d\n", i)
+		}
+	}
+	for { // PID 1 must not exit: the kernel would panic.
+		time.Sleep(time.Hour)
+	}
+}
