@@ -3,6 +3,7 @@
 # layout CACHE/oci, the inputs the boards in boards/ name:
 #   debian-linux-<arch>        /boot/vmlinuz, /lib/modules/<version>, /boot/dtbs/
 #   debian-systemd-boot-<arch> usr/lib/systemd/boot/efi/systemd-boot*.efi
+# The unpacked kernel trees stay in CACHE/debian/linux-<arch> for tests.
 # usage: debian-inputs.sh CAIRN_BINARY CACHE_DIR
 set -euo pipefail
 cairn=$1 cache=$2
@@ -34,7 +35,9 @@ for arch in amd64 arm64; do
     fi
     "$cairn" input pack --dir "$k" --arch "$arch" --layout "$layout" --tag "debian-linux-$arch"
     "$cairn" input pack --dir "$b" --arch "$arch" --layout "$layout" --tag "debian-systemd-boot-$arch"
+    mkdir -p "$cache/debian" && rm -rf "$cache/debian/linux-$arch" && mv "$k" "$cache/debian/linux-$arch"
     rm -rf "$work/$arch"
+    rm -f "$work"/*-"$arch".done
     touch "$stamp"
   fi
 done

@@ -86,7 +86,7 @@ func createVars(arch Arch, fw firmware, path string) error {
 		defer f.Close()
 		return f.Truncate(armFlashSize)
 	}
-	if err := copySparse(path, fw.vars); err != nil {
+	if err := CopySparse(path, fw.vars); err != nil {
 		return fmt.Errorf("copying UEFI variable store template: %w (reinstall Debian's %s package)", err, fw.pkg)
 	}
 	if arch == ARM64 {
@@ -109,16 +109,16 @@ func padFlash(code, dir string) (string, error) {
 		return "", fmt.Errorf("UEFI firmware %s is %d bytes, larger than a %d-byte pflash bank", code, fi.Size(), armFlashSize)
 	}
 	padded := filepath.Join(dir, "code.fd")
-	if err := copySparse(padded, code); err != nil {
+	if err := CopySparse(padded, code); err != nil {
 		return "", fmt.Errorf("padding UEFI firmware: %w", err)
 	}
 	return padded, os.Truncate(padded, armFlashSize)
 }
 
-// copySparse copies src to a new file dst, leaving holes where src has
+// CopySparse copies src to a new file dst, leaving holes where src has
 // blocks of zeros: the arm64 variable store is 64 MiB of mostly nothing, and
 // disk images are mostly empty too.
-func copySparse(dst, src string) (err error) {
+func CopySparse(dst, src string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

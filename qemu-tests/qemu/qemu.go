@@ -24,6 +24,7 @@ package qemu
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -90,6 +91,8 @@ type config struct {
 	forwards    []portForward
 	extraArgs   []string
 	consoleLog  string
+	stdin       io.Reader
+	stdout      io.Writer
 }
 
 func defaultConfig() config {
@@ -187,6 +190,13 @@ func WithExtraArgs(args ...string) Option {
 // arrives (handy with tail -f while a long test runs).
 func WithConsoleLog(path string) Option {
 	return func(c *config) { c.consoleLog = path }
+}
+
+// WithTerminal attaches the serial console to a terminal: in is typed into
+// the guest's console and the console is also copied to out. `make run`
+// uses it with os.Stdin and os.Stdout.
+func WithTerminal(in io.Reader, out io.Writer) Option {
+	return func(c *config) { c.stdin, c.stdout = in, out }
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1. Another process

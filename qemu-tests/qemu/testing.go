@@ -55,7 +55,7 @@ func StartT(t testing.TB, opts ...Option) *VM {
 func CopyImage(t testing.TB, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	if err := copySparse(dst, src); err != nil {
+	if err := CopySparse(dst, src); err != nil {
 		t.Fatalf("copying disk image: %v", err)
 	}
 	return dst

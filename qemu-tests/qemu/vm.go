@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,11 +115,22 @@ func Start(ctx context.Context, opts ...Option) (*VM, error) {
 	v.cmd.Stderr = &v.stderr
 	v.cmd.WaitDelay = 5 * time.Second
 	v.start = time.Now()
+	var tees []io.Writer
 	if v.logFile != nil {
-		v.console = newConsole(v.start, v.logFile)
-	} else {
-		v.console = newConsole(v.start, nil)
+		tees = append(tees, v.logFile)
 	}
+	if cfg.stdout != nil {
+		tees = append(tees, cfg.stdout)
+	}
+	switch len(tees) {
+	case 0:
+		v.console = newConsole(v.start, nil)
+	case 1:
+		v.console = newConsole(v.start, tees[0])
+	default:
+		v.console = newConsole(v.start, io.MultiWriter(tees...))
+	}
+	v.cmd.Stdin = cfg.stdin
 	v.cmd.Stdout = v.console
 	if err := v.cmd.Start(); err != nil {
 		os.RemoveAll(dir)

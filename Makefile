@@ -1,0 +1,74 @@
+# Cairn: build, boot and test images.
+#   make run           build images/minimal.yaml for qemu-x86_64 and boot it (BOARD=qemu-aarch64 for arm64)
+#   make test          install what is needed and run every test CI runs
+#   make test-full     the above plus the long matrix (all boards, fuzzing)
+#   make bench         measure the figures in README.md
+GO      ?= go
+SPEC    ?= images/minimal.yaml
+BOARD   ?= qemu-x86_64
+OUT     ?= out
+CACHE   ?= .cache
+NAME    := $(basename $(notdir $(SPEC)))
+ARCH    := $(if $(or $(findstring aarch64,$(BOARD)),$(findstring arm64,$(BOARD))),arm64,amd64)
+CAIRN   := $(OUT)/bin/cairn
+BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
+export CAIRN_CACHE := $(abspath $(CACHE))/cairn
+
+.PHONY: all deps binaries inputs image images run test test-full bench fuzz clean
+
+all: image
+
+deps:
+	@bash builder/scripts/deps.sh
+
+# Our binaries: the cairn CLI for this machine, cairn-init for each target.
+binaries:
+	$(GO) build -o $(CAIRN) ./builder/cmd/cairn
+	for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOARCH=$$arch $(GO) build $(BINFLAGS) -o $(OUT)/bin/linux-$$arch/cairn-init ./agent/cmd/cairn-init || exit 1; \
+	done
+
+# Debian's kernel and systemd-boot wrapped as OCI images in $(CACHE)/oci.
+inputs: deps binaries
+	@bash builder/scripts/debian-inputs.sh $(CAIRN) $(CACHE)
+
+image: inputs
+	$(CAIRN) build -f $(SPEC) --board $(BOARD) -o $(OUT)
+
+images: inputs
+	$(CAIRN) build -f $(SPEC) --board qemu-x86_64 -o $(OUT)
+	$(CAIRN) build -f $(SPEC) --board qemu-aarch64 -o $(OUT)
+
+run: image
+	$(GO) run ./qemu-tests/cmd/cairn-vm -arch $(ARCH) -image $(OUT)/$(NAME)-$(BOARD).img
+
+TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
+           CAIRN_TEST_BIN=$(abspath $(OUT))/bin \
+           CAIRN_TEST_KERNEL_TREE=$(abspath $(CACHE))/debian/linux-amd64 \
+           CAIRN_TEST_KERNEL_AMD64=$(abspath $(CACHE))/debian/linux-amd64/boot/vmlinuz \
+           CAIRN_TEST_KERNEL_ARM64=$(abspath $(CACHE))/debian/linux-arm64/boot/vmlinuz
+
+test: inputs
+	$(GO) vet ./...
+	$(TEST_ENV) $(GO) test -timeout 40m ./...
+
+test-full: inputs
+	$(GO) vet ./...
+	$(TEST_ENV) CAIRN_TEST_FULL=1 $(GO) test -timeout 80m ./...
+	$(MAKE) fuzz FUZZTIME=60s
+
+# Each fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: inputs
+	$(GO) run ./qemu-tests/cmd/cairn-bench -bin-dir $(OUT)/bin
+
+clean:
+	rm -rf $(OUT)

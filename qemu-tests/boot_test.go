@@ -1,0 +1,232 @@
+// End-to-end tests: build real images from images/minimal.yaml with Debian's
+// kernels, boot them under QEMU with UEFI firmware and assert on the serial
+// console contract of DESIGN.md.
+package qemutests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/builder/spec"
+	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+)
+
+// boards are the boards booted under QEMU and the arch of each; the
+// generic ones (which carry virtio drivers too) only with CAIRN_TEST_FULL.
+var boards = func() []testBoard {
+	b := []testBoard{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}}
+	if os.Getenv("CAIRN_TEST_FULL") != "" {
+		b = append(b, testBoard{"generic-x86_64", qemu.AMD64}, testBoard{"generic-arm64", qemu.ARM64})
+	}
+	return b
+}()
+
+type testBoard struct {
+	name string
+	arch qemu.Arch
+}
+
+// images maps a board to the image TestMain built for it.
+var images = map[string]string{}
+
+var root, binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		var err error
+		if root, err = repoRoot(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if _, err := os.Stat(filepath.Join(root, ".cache", "oci", "index.json")); err != nil {
+			if os.Getenv("CI") != "" {
+				fmt.Fprintln(os.Stderr, "qemu-tests: no Debian inputs in .cache/oci: `make test` makes them (make inputs)")
+				return 1
+			}
+			fmt.Fprintln(os.Stderr, "qemu-tests: skipped: no Debian inputs in .cache/oci (run `make inputs`, or `make test`)")
+			return 0
+		}
+		tmp, err := os.MkdirTemp("", "cairn-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		binDir = filepath.Join(tmp, "bin")
+		for _, arch := range []string{"amd64", "arm64"} {
+			if err := buildInit(arch); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		for _, b := range boards {
+			img, err := buildImage(b.name, filepath.Join(tmp, "out"), filepath.Join(tmp, "cache"))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			images[b.name] = img.Image
+		}
+		return m.Run()
+	}())
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no go.mod above %s", dir)
+}
+
+// buildInit compiles cairn-init for arch as the Makefile does.
+func buildInit(arch string) error {
+	out := filepath.Join(binDir, "linux-"+arch, "cairn-init")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./agent/cmd/cairn-init")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building cairn-init for %s: %v\n%s", arch, err, b)
+	}
+	return nil
+}
+
+func buildImage(board, out, cache string) (*build.Result, error) {
+	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := spec.LoadBoard(filepath.Join(root, "boards"), board)
+	if err != nil {
+		return nil, err
+	}
+	c, err := source.OpenCache(cache)
+	if err != nil {
+		return nil, err
+	}
+	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: binDir})
+}
+
+// bootTimeout bounds one boot under TCG, firmware included.
+const bootTimeout = 3 * time.Minute
+
+// TestBootAndPersist boots each board's image twice. The first boot grows
+// CAIRN-DATA to the disk, makes its file system and counts boot 1; a clean
+// power-off through the power button; the disk is grown; the second boot
+// finds the count (data persisted) and grows the file system online.
+func TestBootAndPersist(t *testing.T) {
+	for _, b := range boards {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			disk := qemu.CopyImage(t, images[b.name])
+			if err := os.Truncate(disk, 2<<30); err != nil {
+				t.Fatal(err)
+			}
+			vars := filepath.Join(t.TempDir(), "vars.fd")
+
+			vm := qemu.StartT(t, qemu.WithArch(b.arch), qemu.WithDisk(disk), qemu.WithVarsFile(vars))
+			m, err := vm.Expect(bootTimeout, `cairn: init ok slot=a version=0\.1\.0`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: init ok %v after QEMU start (%s)", b.name, m.At, vm.Accel())
+			first := expectData(t, vm, 1)
+			if first < 1800 {
+				t.Errorf("first boot: /var is %d MiB, want it grown to fill the 2 GiB disk", first)
+			}
+			if err := vm.PowerDown(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := vm.Expect(time.Second, `cairn: poweroff`); err != nil {
+				t.Error(err)
+			}
+
+			if err := os.Truncate(disk, 3<<30); err != nil {
+				t.Fatal(err)
+			}
+			vm = qemu.StartT(t, qemu.WithArch(b.arch), qemu.WithDisk(disk), qemu.WithVarsFile(vars))
+			if _, err := vm.Expect(bootTimeout, `cairn: init ok slot=a version=0\.1\.0`); err != nil {
+				t.Fatal(err)
+			}
+			if second := expectData(t, vm, 2); second < first+900 {
+				t.Errorf("second boot: /var is %d MiB after the disk grew by 1 GiB from %d MiB", second, first)
+			}
+			if err := vm.PowerDown(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// expectData waits for the data line of boot n and returns /var's size in MiB.
+func expectData(t *testing.T, vm *qemu.VM, n int) int {
+	t.Helper()
+	m, err := vm.Expect(time.Minute, `cairn: data ok boots=(\d+) size=(\d+)MiB`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Groups[1]; got != strconv.Itoa(n) {
+		t.Fatalf("boot %d: console says boots=%s: the data partition did not keep the count", n, got)
+	}
+	size, _ := strconv.Atoi(m.Groups[2])
+	return size
+}
+
+// TestCorruptSlot boots an image whose slot A was overwritten: cairn-init
+// must say why it cannot boot on the console and reboot, not hang silently.
+func TestCorruptSlot(t *testing.T) {
+	disk := qemu.CopyImage(t, images["qemu-x86_64"])
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Slot A starts after 1 MiB of GPT and the 128 MiB ESP.
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xAA}, 1<<20), 129<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	vm := qemu.StartT(t, qemu.WithDisk(disk), qemu.WithArch(qemu.AMD64))
+	if _, err := vm.Expect(bootTimeout, `cairn: fatal: .*CAIRN-A`); err != nil {
+		t.Fatal(err)
+	}
+	// It reboots by itself (QEMU runs with -no-reboot, so it exits).
+	if err := vm.Wait(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImageReproducible builds the real minimal image again, from a cold
+// cache, and compares it byte for byte with TestMain's build.
+func TestImageReproducible(t *testing.T) {
+	res, err := buildImage("qemu-x86_64", t.TempDir(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{".img", ".bmap", ".inputs.json"} {
+		a, err := os.ReadFile(images["qemu-x86_64"][:len(images["qemu-x86_64"])-len(".img")] + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(res.Image[:len(res.Image)-len(".img")] + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds from the same inputs", ext)
+		}
+	}
+}
