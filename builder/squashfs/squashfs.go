@@ -34,8 +34,8 @@ func Write(tree *fstree.Tree, out string, epoch time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
-	defer fs.Close() // removes the workspace
 	ws := fs.Workspace()
+	defer os.RemoveAll(ws) // Finalize forgets it, so Close would not remove it
 	if err := populate(tree, ws, epoch); err != nil {
 		return 0, fmt.Errorf("squashfs: staging files: %w", err)
 	}
