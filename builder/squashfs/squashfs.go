@@ -1,5 +1,5 @@
-// Package squashfs writes a file tree as a compressed, read-only squashfs
-// image with go-diskfs, reproducibly: every timestamp, including the one
+// Package squashfs writes a file tree as a gzip-compressed, read-only
+// squashfs image with go-diskfs, reproducibly: every timestamp, including the one
 // go-diskfs stamps into the superblock, is the given epoch and every file
 // is owned by root.
 package squashfs
@@ -22,7 +22,7 @@ import (
 // superblockTimeOffset is where squashfs keeps mkfs_time (le32 seconds).
 const superblockTimeOffset = 8
 
-// Write writes tree as a zstd-compressed squashfs to out (created or
+// Write writes tree as a gzip-compressed squashfs to out (created or
 // truncated) and returns its size.
 func Write(tree *fstree.Tree, out string, epoch time.Time) (int64, error) {
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
@@ -69,8 +69,11 @@ func finalizeIn(ws string, fs *squashfs.FileSystem) error {
 	}
 	defer os.Chdir(prev)
 	root := uint32(0)
+	// gzip, not zstd or xz: go-diskfs v1.9.4 writes zstd frames with an 8 MiB
+	// window and xz streams with CRC64, and Linux's squashfs decompressors
+	// (128 KiB window, CRC32) reject both at mount time.
 	return fs.Finalize(squashfs.FinalizeOptions{
-		Compression: &squashfs.CompressorZstd{},
+		Compression: &squashfs.CompressorGzip{CompressionLevel: 9},
 		FileUID:     &root,
 		FileGID:     &root,
 	})

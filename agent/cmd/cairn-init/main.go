@@ -1,0 +1,84 @@
+// Command cairn-init is the PID 1 of a Cairn image. The same binary runs
+// twice:
+//
+//   - stage 1, as /init in the initramfs (the initramfs holds the marker
+//     file /etc/cairn/initramfs): mount the API filesystems, load the
+//     modules needed to reach the disk, mount the slot named by
+//     cairn.slot= read-only, prepare the data partition and mount it at
+//     /var, then switch root and execute /sbin/init of the slot;
+//   - stage 2, as /sbin/init in the slot: load the slot's modules, count
+//     the boot, print the console contract lines, then reap orphans and
+//     supervise host services until the power key, SIGTERM (poweroff) or
+//     SIGINT (Ctrl-Alt-Del, reboot).
+//
+// Console contract (tests match these lines exactly):
+//
+//	cairn: init ok slot=a version=0.1.0
+//	cairn: data ok boots=1 size=2016MiB
+//	cairn: poweroff | cairn: reboot
+//	cairn: fatal: <what failed and what to do>
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitramfsMarker exists only in the initramfs; its presence selects
+// stage 1.
+const InitramfsMarker = "/etc/cairn/initramfs"
+
+// console receives the contract lines; PID 1's stdout is /dev/console.
+var console = os.Stdout
+
+// log is for details around the contract lines.
+var log = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+	ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{} // the kernel console has its own clock
+		}
+		return a
+	},
+}))
+
+// FatalDelay is how long a fatal error stays on the console before the
+// reboot that lets boot counting fall back to the other slot.
+const FatalDelay = 10 * time.Second
+
+func main() {
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "cairn-init: must run as PID 1 (it is the init of a Cairn image; boot the image instead)")
+		os.Exit(2)
+	}
+	if _, err := os.Stat(InitramfsMarker); err == nil {
+		log = log.With("stage", 1)
+		stage1()
+	} else {
+		log = log.With("stage", 2)
+		stage2()
+	}
+}
+
+// say prints a console contract line.
+func say(format string, args ...any) {
+	fmt.Fprintf(console, "cairn: "+format+"\n", args...)
+}
+
+// fatal prints the reason, waits FatalDelay and reboots. It never returns:
+// PID 1 exiting would panic the kernel, and spinning silently would hide
+// the box's state.
+func fatal(format string, args ...any) {
+	say("fatal: "+format, args...)
+	say("rebooting in %s", FatalDelay)
+	time.Sleep(FatalDelay)
+	unix.Sync()
+	for {
+		err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		say("fatal: reboot failed: %v; trying again in a minute", err)
+		time.Sleep(time.Minute)
+	}
+}

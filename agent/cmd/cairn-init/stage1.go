@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/boot/blockdev"
+	"github.com/cairn-edge/cairn/agent/boot/cmdline"
+	"github.com/cairn-edge/cairn/agent/boot/datafs"
+	"github.com/cairn-edge/cairn/agent/boot/gptgrow"
+	"github.com/cairn-edge/cairn/agent/boot/modules"
+	"github.com/cairn-edge/cairn/agent/boot/switchroot"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	newRoot   = "/newroot"
+	slotInit  = "/sbin/init"
+	dataLabel = "CAIRN-DATA"
+	// slotWait bounds the wait for the slot partition to appear.
+	slotWait = 30 * time.Second
+	// dataWait bounds the wait for the data partition once the slot's
+	// disk is there: they share the disk, so it is short.
+	dataWait = 5 * time.Second
+)
+
+// mountSpec is one filesystem to mount.
+type mountSpec struct {
+	source, target, fstype string
+	flags                  uintptr
+	data                   string
+}
+
+// mount mounts m, creating the target; already mounted counts as done.
+func (m mountSpec) mount() error {
+	if err := os.MkdirAll(m.target, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", m.target, err)
+	}
+	if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mounting %s (%s) at %s: %w", m.source, m.fstype, m.target, err)
+	}
+	return nil
+}
+
+var stage1Mounts = []mountSpec{
+	{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+}
+
+func stage1() {
+	for _, m := range stage1Mounts {
+		if err := m.mount(); err != nil {
+			fatal("%v (the kernel lacks proc, sysfs, devtmpfs or tmpfs; use a kernel built with them)", err)
+		}
+	}
+	ensureConsole()
+
+	start := time.Now()
+	n, modErr := modules.LoadList(modules.ListPath)
+	log.Info("loaded initramfs modules", "count", n, "took", time.Since(start).Round(time.Millisecond))
+	if modErr != nil {
+		log.Warn("some modules did not load", "err", modErr)
+	}
+
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fatal("reading /proc/cmdline: %v", err)
+	}
+	cl, err := cmdline.Parse(string(raw))
+	if err != nil {
+		fatal("%v", err)
+	}
+	slot, err := cl.Slot()
+	if err != nil {
+		fatal("%v", err)
+	}
+
+	label := "CAIRN-" + strings.ToUpper(slot)
+	ctx, cancel := context.WithTimeout(context.Background(), slotWait)
+	part, err := blockdev.WaitPartition(ctx, label)
+	cancel()
+	if err != nil {
+		hint := "attach the disk, or add its driver (e.g. virtio_blk, nvme, ahci) to the initramfs module list"
+		if modErr != nil {
+			hint += "; modules that failed to load: " + strings.ReplaceAll(modErr.Error(), "\n", "; ")
+		}
+		fatal("slot %s: %v (%s)", slot, err, hint)
+	}
+	log.Info("found slot", "slot", slot, "dev", part.Path)
+
+	root := mountSpec{part.Path, newRoot, "squashfs", unix.MS_RDONLY | unix.MS_NODEV, ""}
+	if err := root.mount(); err != nil {
+		fatal("slot %s: %v (the slot image is damaged, empty or squashfs is not loaded; boot the other slot or reinstall)", slot, err)
+	}
+
+	if err := prepareData(part.Disk); err != nil {
+		say("warning: data partition unusable: %v; /var is a tmpfs and nothing written there survives a reboot", err)
+		tmp := mountSpec{"tmpfs", newRoot + "/var", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"}
+		if err := tmp.mount(); err != nil {
+			fatal("mounting a tmpfs for /var: %v", err)
+		}
+	}
+
+	if err := switchroot.Switch(newRoot, slotInit, []string{slotInit}); err != nil {
+		fatal("switching to slot %s: %v (the slot image lacks %s or is damaged; boot the other slot)", slot, err, slotInit)
+	}
+}
+
+// ensureConsole points stdin, stdout and stderr at /dev/console when the
+// kernel could not (an initramfs without /dev/console).
+func ensureConsole() {
+	var st unix.Stat_t
+	if unix.Fstat(1, &st) == nil {
+		return
+	}
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	for i := 0; i < 3; i++ {
+		_ = unix.Dup2(fd, i)
+	}
+	if fd > 2 {
+		unix.Close(fd)
+	}
+}
+
+// prepareData finds CAIRN-DATA, grows it to the end of its disk, makes an
+// ext4 on it when it is blank, mounts it at /newroot/var and grows the
+// filesystem to the partition. An error means /var could not be mounted;
+// problems that still leave a usable /var are only logged.
+func prepareData(slotDisk string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), dataWait)
+	data, err := blockdev.WaitPartition(ctx, dataLabel)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w (the disk needs a partition labeled %s)", err, dataLabel)
+	}
+	if data.Disk != slotDisk {
+		log.Warn("data partition is on another disk than the slot", "data", data.Path, "slot disk", slotDisk)
+	}
+
+	if c, grown, err := gptgrow.Grow(data.Disk, dataLabel); err != nil {
+		log.Warn("could not grow the data partition; using it as it is", "dev", data.Path, "err", err)
+	} else if grown {
+		log.Info("grew data partition to the end of the disk", "dev", data.Path,
+			"from_mib", (c.OldEnd-c.Start+1)/2048, "to_mib", (c.NewEnd-c.Start+1)/2048)
+	}
+	size, err := blockdev.SizeBytes(data.Name)
+	if err != nil {
+		return err
+	}
+
+	kind, err := datafs.Probe(data.Path)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case datafs.Unknown:
+		return fmt.Errorf("%s (%s) holds data that is not ext4, so it was left untouched (to have it formatted on the next boot, zero its first MiB)", dataLabel, data.Path)
+	case datafs.Blank:
+		say("creating ext4 on %s (%s, %d MiB)", dataLabel, data.Path, size>>20)
+		start := time.Now()
+		if err := datafs.Format(data.Path, size); err != nil {
+			return err
+		}
+		log.Info("created ext4", "dev", data.Path, "size_mib", size>>20, "took", time.Since(start).Round(time.Millisecond))
+	}
+
+	target := newRoot + "/var"
+	m := mountSpec{data.Path, target, "ext4", unix.MS_NOATIME, ""}
+	if err := m.mount(); err != nil {
+		return fmt.Errorf("%v (is ext4 in the initramfs module list? if the filesystem is damaged, run e2fsck on it)", err)
+	}
+	if oldSize, newSize, grown, err := datafs.GrowOnline(data.Path, target, uint64(size)); err != nil {
+		log.Warn("could not grow the data filesystem; using it as it is", "err", err)
+	} else if grown {
+		log.Info("grew data filesystem", "dev", data.Path, "from_mib", oldSize>>20, "to_mib", newSize>>20)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/boot/cmdline"
+	"github.com/cairn-edge/cairn/agent/boot/modules"
+	"github.com/cairn-edge/cairn/agent/bootcount"
+	"github.com/cairn-edge/cairn/agent/power"
+	"github.com/cairn-edge/cairn/agent/release"
+	"github.com/cairn-edge/cairn/agent/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// stage2Mounts are the writable places a read-only slot needs, and what
+// container runtimes expect to find.
+var stage2Mounts = []mountSpec{
+	{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"},
+	{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+}
+
+func stage2() {
+	for _, m := range stage2Mounts {
+		if err := m.mount(); err != nil {
+			log.Warn("mount failed", "err", err)
+		}
+	}
+	// Ctrl-Alt-Del sends SIGINT to PID 1 instead of an immediate reboot.
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil {
+		log.Warn("could not route Ctrl-Alt-Del to init", "err", err)
+	}
+
+	start := time.Now()
+	n, err := modules.LoadList(modules.ListPath)
+	log.Info("loaded slot modules", "count", n, "took", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		log.Warn("some modules did not load", "err", err)
+	}
+
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fatal("reading /proc/cmdline: %v", err)
+	}
+	cl, err := cmdline.Parse(string(raw))
+	if err != nil {
+		fatal("%v", err)
+	}
+	slot, err := cl.Slot()
+	if err != nil {
+		fatal("%v", err)
+	}
+	rel, err := release.Read(release.Path)
+	if err != nil {
+		fatal("slot %s: %v (the slot image is incomplete; boot the other slot)", slot, err)
+	}
+	// Listen for shutdown requests before saying we are up: a press of the
+	// power button right after the console line must not be lost.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
+	key := power.WatchPowerKey(ctx)
+
+	say("init ok slot=%s version=%s", slot, rel.Version)
+	reportData()
+
+	reaper := supervisor.NewReaper()
+	go reaper.Run(context.Background()) // reaps until the very end
+	// Host services (containerd, cairn-agent) will run under a
+	// supervisor.Supervisor sharing this reaper.
+
+	action := power.Poweroff
+	select {
+	case <-key:
+		log.Info("power key pressed")
+	case sig := <-sigs:
+		log.Info("signal received", "signal", sig.String())
+		if sig == unix.SIGINT {
+			action = power.Reboot
+		}
+	}
+	cancel()
+	err = power.Shutdown(action, power.Options{Console: console, Unmount: []string{"/var"}})
+	fatal("%s failed: %v", action, err)
+}
+
+// reportData counts this boot on the data partition and prints the data
+// contract line, or a warning when /var does not persist.
+func reportData() {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/var", &st); err != nil {
+		say("warning: data: cannot stat /var: %v", err)
+		return
+	}
+	sizeMiB := uint64(st.Blocks) * uint64(st.Bsize) >> 20
+	if st.Type == unix.TMPFS_MAGIC {
+		say("warning: data not persistent: /var is a tmpfs (%d MiB); see the data partition warning above", sizeMiB)
+		return
+	}
+	boots, warn, err := bootcount.Increment(bootcount.Path)
+	if warn != nil {
+		log.Warn("boot counter was unreadable; starting again", "err", warn)
+	}
+	if err != nil {
+		say("warning: data: %v (is /var read-only or full?)", err)
+		return
+	}
+	say("data ok boots=%d size=%dMiB", boots, sizeMiB)
+}

@@ -1,0 +1,106 @@
+package power
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func event(typ, code uint16, value int32) []byte {
+	b := make([]byte, eventSize)
+	binary.LittleEndian.PutUint16(b[16:], typ)
+	binary.LittleEndian.PutUint16(b[18:], code)
+	binary.LittleEndian.PutUint32(b[20:], uint32(value))
+	return b
+}
+
+func TestParseEvents(t *testing.T) {
+	var b []byte
+	b = append(b, event(evKey, keyPower, 1)...)
+	b = append(b, event(0, 0, 0)...) // EV_SYN
+	b = append(b, event(evKey, keyPower, 0)...)
+	b = append(b, 1, 2, 3) // partial
+	got := ParseEvents(b)
+	want := []Event{{evKey, keyPower, 1}, {0, 0, 0}, {evKey, keyPower, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseEvents() = %v, want %v", got, want)
+	}
+	for i, want := range []bool{true, false, false} {
+		if IsPowerPress(got[i]) != want {
+			t.Errorf("IsPowerPress(%v) = %v, want %v", got[i], !want, want)
+		}
+	}
+	if IsPowerPress(Event{evKey, 115, 1}) {
+		t.Error("volume-up counted as power")
+	}
+}
+
+func TestWatchPowerKey(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "event0")
+	if err := os.WriteFile(p, append(event(evKey, 30, 1), event(evKey, keyPower, 1)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := InputGlob
+	InputGlob = filepath.Join(dir, "event*")
+	t.Cleanup(func() { InputGlob = old })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	select {
+	case <-WatchPowerKey(ctx):
+	case <-time.After(5 * time.Second):
+		t.Fatal("power key press not reported")
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	origUserProcesses := userProcesses
+	var calls []string
+	alive := 3 // processes left at each look: 3, 2, 1, then none
+	userProcesses = func() int {
+		if alive > 0 {
+			alive--
+		}
+		calls = append(calls, "count")
+		return alive
+	}
+	kill = func(pid int, sig unix.Signal) error {
+		calls = append(calls, "kill "+unix.SignalName(sig))
+		return nil
+	}
+	sync = func() { calls = append(calls, "sync") }
+	unmount = func(p string, _ int) error { calls = append(calls, "umount "+p); return unix.EBUSY }
+	mount = func(_, p, _ string, flags uintptr, _ string) error {
+		calls = append(calls, "remount-ro "+p)
+		return nil
+	}
+	var gotCmd int
+	reboot = func(cmd int) error { gotCmd = cmd; return nil }
+	sleep = func(time.Duration) {}
+	t.Cleanup(func() {
+		kill, sync, reboot, unmount, mount, sleep = unix.Kill, unix.Sync, unix.Reboot, unix.Unmount, unix.Mount, time.Sleep
+		userProcesses = origUserProcesses
+	})
+
+	var console bytes.Buffer
+	if err := Shutdown(Reboot, Options{Console: &console, Unmount: []string{"/var"}}); err != nil {
+		t.Fatal(err)
+	}
+	if console.String() != "cairn: reboot\n" {
+		t.Errorf("console = %q", console.String())
+	}
+	if gotCmd != unix.LINUX_REBOOT_CMD_RESTART {
+		t.Errorf("reboot cmd = %#x, want RESTART", gotCmd)
+	}
+	want := []string{"count", "kill SIGTERM", "count", "count", "count", "sync", "umount /var", "remount-ro /var", "umount /var", "sync"}
+	if !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls = %q\nwant    %q", calls, want)
+	}
+}
