@@ -25,6 +25,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/boot/cmdline"
+	"github.com/cairn-edge/cairn/agent/boot/modules"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,4 +83,36 @@ func fatal(format string, args ...any) {
 		say("fatal: reboot failed: %v; trying again in a minute", err)
 		time.Sleep(time.Minute)
 	}
+}
+
+// loadModules loads the modules listed in /etc/cairn/modules of the current
+// root (the initramfs or the slot). A module that fails is logged, not
+// fatal: the boot goes on as far as it can and says what is missing. The
+// error lists the failures, for a later fatal message to quote.
+func loadModules(root string) error {
+	start := time.Now()
+	n, err := modules.LoadList(modules.ListPath)
+	log.Info("loaded "+root+" modules", "count", n, "took", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		log.Warn("some modules did not load", "err", err)
+	}
+	return err
+}
+
+// bootSlot is the slot named on the kernel command line; without one the
+// box cannot boot, so it is fatal.
+func bootSlot() string {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fatal("reading /proc/cmdline: %v", err)
+	}
+	cl, err := cmdline.Parse(string(raw))
+	if err != nil {
+		fatal("%v", err)
+	}
+	slot, err := cl.Slot()
+	if err != nil {
+		fatal("%v", err)
+	}
+	return slot
 }

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/boot/blockdev"
-	"github.com/cairn-edge/cairn/agent/boot/cmdline"
 	"github.com/cairn-edge/cairn/agent/boot/datafs"
 	"github.com/cairn-edge/cairn/agent/boot/gptgrow"
-	"github.com/cairn-edge/cairn/agent/boot/modules"
 	"github.com/cairn-edge/cairn/agent/boot/switchroot"
 	"golang.org/x/sys/unix"
 )
@@ -61,25 +59,8 @@ func stage1() {
 	}
 	ensureConsole()
 
-	start := time.Now()
-	n, modErr := modules.LoadList(modules.ListPath)
-	log.Info("loaded initramfs modules", "count", n, "took", time.Since(start).Round(time.Millisecond))
-	if modErr != nil {
-		log.Warn("some modules did not load", "err", modErr)
-	}
-
-	raw, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		fatal("reading /proc/cmdline: %v", err)
-	}
-	cl, err := cmdline.Parse(string(raw))
-	if err != nil {
-		fatal("%v", err)
-	}
-	slot, err := cl.Slot()
-	if err != nil {
-		fatal("%v", err)
-	}
+	modErr := loadModules("initramfs")
+	slot := bootSlot()
 
 	label := "CAIRN-" + strings.ToUpper(slot)
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)

@@ -4,10 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"time"
 
-	"github.com/cairn-edge/cairn/agent/boot/cmdline"
-	"github.com/cairn-edge/cairn/agent/boot/modules"
 	"github.com/cairn-edge/cairn/agent/bootcount"
 	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
@@ -35,25 +32,8 @@ func stage2() {
 		log.Warn("could not route Ctrl-Alt-Del to init", "err", err)
 	}
 
-	start := time.Now()
-	n, err := modules.LoadList(modules.ListPath)
-	log.Info("loaded slot modules", "count", n, "took", time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		log.Warn("some modules did not load", "err", err)
-	}
-
-	raw, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		fatal("reading /proc/cmdline: %v", err)
-	}
-	cl, err := cmdline.Parse(string(raw))
-	if err != nil {
-		fatal("%v", err)
-	}
-	slot, err := cl.Slot()
-	if err != nil {
-		fatal("%v", err)
-	}
+	loadModules("slot")
+	slot := bootSlot()
 	rel, err := release.Read(release.Path)
 	if err != nil {
 		fatal("slot %s: %v (the slot image is incomplete; boot the other slot)", slot, err)
