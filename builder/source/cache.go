@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -201,6 +200,3 @@ func tags(im *v1.IndexManifest) []string {
 	}
 	return out
 }
-
-// errNotFound marks a file missing from an input's tree.
-var errNotFound = errors.New("not found")

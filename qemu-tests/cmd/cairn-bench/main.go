@@ -61,7 +61,7 @@ func run(specFile, binDir string, runs int) error {
 		var res *build.Result
 		for i := range runs {
 			cache := filepath.Join(tmp, fmt.Sprintf("cache-%s-%d", board.name, i))
-			for j, list := range []*[]time.Duration{&cold, &warm} {
+			for _, list := range []*[]time.Duration{&cold, &warm} { // the same cache: first cold, then warm
 				c, err := source.OpenCache(cache)
 				if err != nil {
 					return err
@@ -71,7 +71,6 @@ func run(specFile, binDir string, runs int) error {
 					return err
 				}
 				*list = append(*list, time.Since(start))
-				_ = j
 			}
 		}
 		row(board.name+": build, cold cache (median of "+fmt.Sprint(runs)+")", "%s", median(cold))

@@ -1,0 +1,118 @@
+package source
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// packed makes a small amd64 image in a layout and returns the layout.
+func packed(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+	os.WriteFile(filepath.Join(dir, "boot", "vmlinuz"), []byte("kernel"), 0o644)
+	lay := filepath.Join(t.TempDir(), "oci")
+	h, err := PackDir(dir, "amd64", lay, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lay, h.String()
+}
+
+// TestResolveRegistry pulls from a real registry (go-containerregistry's, on
+// loopback), then resolves the digest-pinned reference again with the
+// registry gone: the cache answers, no network needed.
+func TestResolveRegistry(t *testing.T) {
+	lay, digest := packed(t)
+	p, _ := layout.FromPath(lay)
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New())
+	host := strings.TrimPrefix(srv.URL, "http://")
+	tag, _ := name.NewTag(host + "/cairn/kernel:6.1")
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ref, _ := Parse(host+"/cairn/kernel:6.1", "")
+	in, err := cache.Resolve(ctx, ref, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Digest.String() != digest {
+		t.Fatalf("resolved %s, want %s", in.Digest, digest)
+	}
+	tree, err := cache.Tree(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tree, "boot", "vmlinuz")); string(b) != "kernel" {
+		t.Errorf("unpacked vmlinuz = %q", b)
+	}
+
+	srv.Close()
+	pinned, _ := Parse(host+"/cairn/kernel@"+digest, "")
+	if _, err := cache.Resolve(ctx, pinned, "amd64"); err != nil {
+		t.Fatalf("pinned reference with the registry down: %v (the cache should answer)", err)
+	}
+	if _, err := cache.Resolve(ctx, ref, "amd64"); err == nil || !strings.Contains(err.Error(), "cannot be fetched") {
+		t.Fatalf("tag with the registry down: %v", err)
+	}
+	if _, err := cache.Resolve(ctx, pinned, "arm64"); err == nil || !strings.Contains(err.Error(), "is built for amd64, but the board is arm64") {
+		t.Fatalf("wrong arch: %v", err)
+	}
+}
+
+func TestResolveTarball(t *testing.T) {
+	lay, digest := packed(t)
+	p, _ := layout.FromPath(lay)
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	img, _ := idx.Image(im.Manifests[0].Digest)
+	file := filepath.Join(t.TempDir(), "kernel.tar")
+	tag, _ := name.NewTag("kernel:6.1")
+	if err := tarball.WriteToFile(file, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	cache, _ := OpenCache(t.TempDir())
+	ref, _ := Parse("tarball:"+file, "")
+	in, err := cache.Resolve(context.Background(), ref, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A docker-save tarball stores the config and layers, not the OCI
+	// manifest bytes, so its digest is its own; the content is the same.
+	if in.Digest.String() == "" {
+		t.Fatalf("no digest (packed as %s)", digest)
+	}
+	bad, _ := Parse("tarball:"+filepath.Join(t.TempDir(), "none.tar"), "")
+	if _, err := cache.Resolve(context.Background(), bad, "amd64"); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing tarball: %v", err)
+	}
+}
+
+func TestPackDirReproducible(t *testing.T) {
+	_, a := packed(t)
+	_, b := packed(t)
+	if a != b {
+		t.Errorf("packing the same tree twice gave %s and %s", a, b)
+	}
+}
