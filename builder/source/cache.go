@@ -3,9 +3,11 @@ package source
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -78,6 +80,9 @@ func (c *Cache) Resolve(ctx context.Context, ref Reference, arch string) (*Input
 		return c.checked(ref, dig, cached, arch)
 	}
 	slog.Info("fetching input", "ref", ref.Raw, "digest", dig)
+	if err := c.fetchLayers(ref, img); err != nil {
+		return nil, err
+	}
 	if err := c.layout.ReplaceImage(img, match.Digests(dig)); err != nil {
 		return nil, fmt.Errorf("input %s: copying into the cache %s: %w", ref.Raw, c.dir, err)
 	}
@@ -199,4 +204,56 @@ func tags(im *v1.IndexManifest) []string {
 		}
 	}
 	return out
+}
+
+// fetchLayers copies the image's layers into the cache one by one, logging
+// progress, so that a slow download shows it is alive. ReplaceImage then
+// finds them present and writes only the config and manifest.
+func (c *Cache) fetchLayers(ref Reference, img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("input %s: %w", ref.Raw, err)
+	}
+	for i, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("input %s: %w", ref.Raw, err)
+		}
+		size, _ := l.Size()
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("input %s: layer %s: %w", ref.Raw, d, err)
+		}
+		pr := &progressReader{r: rc, total: size, name: fmt.Sprintf("%s layer %d/%d", ref.Raw, i+1, len(layers)), last: time.Now()}
+		err = c.layout.WriteBlob(d, io.NopCloser(pr))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("input %s: layer %s: %w (check the network and run the build again; finished layers are kept)", ref.Raw, d, err)
+		}
+		pr.report(true)
+	}
+	return nil
+}
+
+// progressReader logs how much of a download has arrived, every 2 s at most.
+type progressReader struct {
+	r           io.Reader
+	name        string
+	total, done int64
+	last        time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.report(false)
+	return n, err
+}
+
+func (p *progressReader) report(final bool) {
+	if !final && time.Since(p.last) < 2*time.Second {
+		return
+	}
+	p.last = time.Now()
+	slog.Info("download", "what", p.name, "MiB", fmt.Sprintf("%.1f/%.1f", float64(p.done)/(1<<20), float64(p.total)/(1<<20)))
 }
