@@ -313,6 +313,12 @@ func planSlot(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, error) 
 	if err := addModules(t, k, mods); err != nil {
 		return nil, err
 	}
+	// /etc is read-only: the agent writes the resolver config under /run
+	// and bind-mounts it here. (A symlink would be neater, but go-diskfs
+	// v1.9.4 cannot store a link whose target is absent at build time.)
+	if err := t.File("etc/resolv.conf", 0o644, nil); err != nil {
+		return nil, err
+	}
 	release := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\n", img.Spec.Name, img.Spec.Version, img.Board.Name, img.Board.Arch, k.index.Version)
 	if err := t.File("etc/cairn/release", 0o644, []byte(release)); err != nil {
 		return nil, err

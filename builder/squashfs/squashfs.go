@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ func Write(tree *fstree.Tree, out string, epoch time.Time) (int64, error) {
 		return 0, fmt.Errorf("squashfs: staging files: %w", err)
 	}
 	if err := finalizeIn(ws, fs); err != nil {
+		if strings.Contains(err.Error(), "unable to list xattrs") {
+			return 0, fmt.Errorf("squashfs: %v: a symlink points at a path that does not exist at build time, which go-diskfs v1.9.4 cannot store (add the target to the image or drop the link)", err)
+		}
 		return 0, fmt.Errorf("squashfs: %w", err)
 	}
 	var ts [4]byte

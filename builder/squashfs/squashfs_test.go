@@ -74,3 +74,12 @@ func TestWriteReadBack(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteDanglingSymlink(t *testing.T) {
+	tr := fstree.New()
+	tr.Symlink("etc/localtime", "/nonexistent/cairn/zone")
+	_, err := Write(tr, filepath.Join(t.TempDir(), "slot"), time.Unix(0, 0))
+	if err == nil || !strings.Contains(err.Error(), "does not exist at build time") {
+		t.Fatalf("Write error = %v, want the dangling-link explanation", err)
+	}
+}
