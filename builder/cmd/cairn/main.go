@@ -28,6 +28,7 @@ commands:
   build       build a disk image from an image spec and a board
   validate    check an image spec and a board without building
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
+  node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
 
 Run 'cairn <command> -h' for the flags of a command.
 `
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBuild(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "node":
+		return cmdNode(ctx, args[1:], stdout, stderr)
 	case "input":
 		if len(args) > 1 && args[1] == "pack" {
 			return cmdPack(args[2:], stdout, stderr)
@@ -62,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.

@@ -1,0 +1,151 @@
+// Package api is the node API: a JSON-over-HTTPS server the agent runs,
+// authenticated both ways by mutual TLS with the credentials the builder
+// made (builder/pki), and the Client `cairn node` uses.
+//
+//	tlsConf, err := api.LoadServerTLS(api.TLSDir)
+//	srv := api.NewServer(node, services, api.WithLogger(log))
+//	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", api.DefaultPort))
+//	err = srv.Serve(ctx, ln, tlsConf) // until ctx ends
+//
+// Nothing is served to a peer without a client certificate issued by the
+// image's CA: the TLS handshake fails first, and every handler checks again.
+//
+// Endpoints (JSON unless said otherwise; errors are {"error": "…"} with a 4xx or 5xx status):
+//
+//	GET  /v1/status                     Status
+//	GET  /v1/services                   []Service
+//	POST /v1/services/{name}/restart    202, {"status": "restarting"}
+//	GET  /v1/services/{name}/logs       text/plain; ?follow=1 streams, ?tail=N last N lines
+//	POST /v1/reboot                     202, {"status": "rebooting"}
+//	POST /v1/shutdown                   202, {"status": "shutting down"}
+//	GET  /metrics                       Prometheus text exposition
+//
+// The handlers reach the system through two small interfaces, Node and
+// Services, which the agent implements (LocalNode is the Node of the
+// running machine).
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// DefaultPort is the node API's TCP port.
+const DefaultPort = 7443
+
+// TLSDir is where the builder puts the node's credentials in the root slot
+// (builder/pki.SlotDir): ca.crt, server.crt and server.key.
+const TLSDir = "/etc/cairn/api"
+
+// ErrUnknownService is what Services methods return, wrapped, for a name
+// that is not a service; the API answers 404.
+var ErrUnknownService = errors.New("unknown service")
+
+// Node is the machine as the API sees it.
+type Node interface {
+	// Status reports the node's identity and resources.
+	Status(ctx context.Context) (NodeStatus, error)
+	// Reboot starts an orderly reboot and returns: the reboot must begin
+	// only after the call returns (LocalNode waits half a second) so the
+	// reply reaches the client.
+	Reboot(ctx context.Context) error
+	// Shutdown starts an orderly power-off, with the same contract as Reboot.
+	Shutdown(ctx context.Context) error
+}
+
+// Services are the system services the agent supervises.
+type Services interface {
+	// List returns every service, sorted by name.
+	List(ctx context.Context) ([]Service, error)
+	// Restart stops a service and starts it again; it may return before
+	// the service runs again. An unknown name wraps ErrUnknownService.
+	Restart(ctx context.Context, name string) error
+	// Logs returns a service's recent output (stdout and stderr). With
+	// opts.Follow the reader then blocks for new output and returns io.EOF
+	// once ctx ends; without, it returns io.EOF after what is buffered. An
+	// unknown name wraps ErrUnknownService.
+	Logs(ctx context.Context, name string, opts LogOptions) (io.ReadCloser, error)
+}
+
+// LogOptions select a service's log output.
+type LogOptions struct {
+	// Tail is how many of the last lines to return; 0 means all buffered.
+	Tail int
+	// Follow keeps the stream open for new output.
+	Follow bool
+}
+
+// State is where a service is in its life.
+type State string
+
+// The states of a service.
+const (
+	StateStarting State = "starting" // started, not yet known to be up
+	StateRunning  State = "running"
+	StateBackoff  State = "backoff" // exited; waiting before the next start
+	StateStopped  State = "stopped" // stopped on purpose
+	StateFailed   State = "failed"  // gave up restarting
+)
+
+// States lists every State, in the order metrics report them.
+var States = []State{StateStarting, StateRunning, StateBackoff, StateStopped, StateFailed}
+
+// Service is one supervised service.
+type Service struct {
+	Name     string    `json:"name"`
+	State    State     `json:"state"`
+	Restarts int       `json:"restarts"`       // restarts since boot, by the supervisor or the API
+	PID      int       `json:"pid,omitempty"`  // 0 when not running
+	Since    time.Time `json:"since,omitzero"` // when State was entered
+	// LastExit describes how the previous run ended ("exit status 1",
+	// "signal: killed"); empty if it never ended.
+	LastExit string `json:"lastExit,omitempty"`
+}
+
+// NodeStatus is what Node.Status reports.
+type NodeStatus struct {
+	Hostname string `json:"hostname"`
+	Image    string `json:"image"`   // image name
+	Version  string `json:"version"` // image version
+	Board    string `json:"board"`
+	Arch     string `json:"arch"`
+	Kernel   string `json:"kernel"`
+	Slot     string `json:"slot"` // root slot booted: "a" or "b"
+	// UptimeSeconds is the time since the kernel started.
+	UptimeSeconds float64   `json:"uptimeSeconds"`
+	Memory        Memory    `json:"memory"`
+	Load          Load      `json:"load"`
+	Addresses     []Address `json:"addresses"`
+}
+
+// Memory is the node's memory, from /proc/meminfo.
+type Memory struct {
+	TotalBytes     uint64 `json:"totalBytes"`
+	AvailableBytes uint64 `json:"availableBytes"` // MemAvailable: what can be used without swapping
+}
+
+// Load is the load average over 1, 5 and 15 minutes.
+type Load struct {
+	One     float64 `json:"one"`
+	Five    float64 `json:"five"`
+	Fifteen float64 `json:"fifteen"`
+}
+
+// Address is an address of a network interface, in CIDR notation.
+type Address struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"` // e.g. "10.0.2.15/24"
+}
+
+// Status is GET /v1/status: the node and its services.
+type Status struct {
+	NodeStatus
+	Services []Service `json:"services"`
+}
+
+// Uptime returns the uptime as a Duration.
+func (s NodeStatus) Uptime() time.Duration {
+	return time.Duration(s.UptimeSeconds * float64(time.Second))
+}

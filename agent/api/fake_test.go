@@ -1,0 +1,227 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/builder/pki"
+)
+
+// fakeNode is a Node that records power requests.
+type fakeNode struct {
+	mu                 sync.Mutex
+	reboots, shutdowns int
+	err                error
+}
+
+var testNodeStatus = NodeStatus{
+	Hostname: "edge-1", Image: "minimal", Version: "0.1.0", Board: "qemu-x86_64", Arch: "amd64",
+	Kernel: "6.1.0-56-amd64", Slot: "a", UptimeSeconds: 3723.5,
+	Memory:    Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20},
+	Load:      Load{One: 0.25, Five: 0.5, Fifteen: 1},
+	Addresses: []Address{{Interface: "eth0", Address: "10.0.2.15/24"}},
+}
+
+func (n *fakeNode) Status(ctx context.Context) (NodeStatus, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return testNodeStatus, n.err
+}
+
+func (n *fakeNode) Reboot(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reboots++
+	return n.err
+}
+
+func (n *fakeNode) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.shutdowns++
+	return n.err
+}
+
+// fakeServices holds two services; lines sent on follow reach following log readers.
+type fakeServices struct {
+	mu        sync.Mutex
+	restarted []string
+	panicList bool
+	follow    chan string
+}
+
+var since = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func (s *fakeServices) List(ctx context.Context) ([]Service, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.panicList {
+		panic("list exploded")
+	}
+	return []Service{
+		{Name: "containerd", State: StateRunning, PID: 123, Since: since},
+		{Name: "kubelet", State: StateBackoff, Restarts: 3 + len(s.restarted), Since: since, LastExit: "exit status 1"},
+	}, nil
+}
+
+func (s *fakeServices) known(name string) error {
+	if name != "containerd" && name != "kubelet" {
+		return fmt.Errorf("%w %q", ErrUnknownService, name)
+	}
+	return nil
+}
+
+func (s *fakeServices) Restart(ctx context.Context, name string) error {
+	if err := s.known(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.restarted = append(s.restarted, name)
+	return nil
+}
+
+func (s *fakeServices) Logs(ctx context.Context, name string, opts LogOptions) (io.ReadCloser, error) {
+	if err := s.known(name); err != nil {
+		return nil, err
+	}
+	lines := []string{"one\n", "two\n", "three\n"}
+	if opts.Tail > 0 && opts.Tail < len(lines) {
+		lines = lines[len(lines)-opts.Tail:]
+	}
+	buffered := name + ": " + strings.Join(lines, name+": ")
+	if !opts.Follow {
+		return io.NopCloser(strings.NewReader(buffered)), nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(buffered))
+		for {
+			select {
+			case l := <-s.follow:
+				if _, err := pw.Write([]byte(l)); err != nil {
+					return
+				}
+			case <-ctx.Done():
+				pw.Close()
+				return
+			}
+		}
+	}()
+	return pr, nil
+}
+
+// env is a node API server on loopback and a valid client for it.
+type env struct {
+	pki    *pki.PKI
+	url    string
+	node   *fakeNode
+	svcs   *fakeServices
+	client *Client
+	log    *syncBuffer
+	// stop ends Serve and returns its error; it runs at cleanup too.
+	stop func() error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	pkiOnce sync.Once
+	testPKI *pki.PKI
+	pkiErr  error
+)
+
+// sharedPKI makes one PKI for the whole test binary: key generation is the
+// slow part.
+func sharedPKI(t testing.TB) *pki.PKI {
+	t.Helper()
+	pkiOnce.Do(func() {
+		dir, err := mkTemp()
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		testPKI, pkiErr = pki.Ensure(dir, pki.Options{})
+	})
+	if pkiErr != nil {
+		t.Fatal(pkiErr)
+	}
+	return testPKI
+}
+
+func start(t testing.TB) *env {
+	t.Helper()
+	p := sharedPKI(t)
+	tlsConf, err := ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{pki: p, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, log: &syncBuffer{}}
+	srv := NewServer(e.node, e.svcs, WithLogger(slog.New(slog.NewTextHandler(e.log, nil))))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, tlsConf) }()
+	var once sync.Once
+	var serveErr error
+	e.stop = func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
+	t.Cleanup(func() {
+		if err := e.stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	e.client = e.clientWith(t, p.CA, p.Client, pki.ServerName)
+	return e
+}
+
+// clientWith returns a client trusting ca, presenting cert (none if nil),
+// expecting serverName.
+func (e *env) clientWith(t testing.TB, ca, cert *pki.Pair, serverName string) *Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	conf := ClientTLS(pool, tlsCert(t, cert), serverName)
+	if cert == nil {
+		conf.Certificates = nil
+	}
+	c, err := NewClient(e.url, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Timeout = 10 * time.Second
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-edge/cairn/agent/release"
+)
+
+// LocalNode is the Node of the machine the agent runs on: identity from the
+// release file and the boot, resources from /proc, power through PID 1.
+type LocalNode struct {
+	Release release.Release
+	// Slot is the root slot booted, "a" or "b".
+	Slot string
+	// Power reboots (reboot true) or powers off the machine. Nil means
+	// signalling PID 1: SIGINT reboots, SIGTERM powers off (cairn-init's
+	// contract), which works from PID 1 itself too.
+	Power func(reboot bool) error
+}
+
+// Seams for tests.
+var (
+	procRoot   = "/proc"
+	hostname   = os.Hostname
+	interfaces = netAddresses
+	signalInit = func(sig unix.Signal) error { return unix.Kill(1, sig) }
+	// powerDelay lets the API's reply reach the client before the reboot.
+	powerDelay = 500 * time.Millisecond
+)
+
+// Status reads the node's status.
+func (n *LocalNode) Status(ctx context.Context) (NodeStatus, error) {
+	st := NodeStatus{
+		Image:   n.Release.Name,
+		Version: n.Release.Version,
+		Board:   n.Release.Board,
+		Arch:    n.Release.Arch,
+		Slot:    n.Slot,
+	}
+	var err error
+	if st.Hostname, err = hostname(); err != nil {
+		return st, err
+	}
+	if b, err := os.ReadFile(filepath.Join(procRoot, "sys/kernel/osrelease")); err == nil {
+		st.Kernel = strings.TrimSpace(string(b))
+	}
+	if st.UptimeSeconds, err = readUptime(); err != nil {
+		return st, err
+	}
+	if st.Memory, err = readMemory(); err != nil {
+		return st, err
+	}
+	if st.Load, err = readLoad(); err != nil {
+		return st, err
+	}
+	if st.Addresses, err = interfaces(); err != nil {
+		return st, fmt.Errorf("network addresses: %w", err)
+	}
+	return st, nil
+}
+
+// Reboot reboots the machine half a second after returning.
+func (n *LocalNode) Reboot(ctx context.Context) error { return n.power(true) }
+
+// Shutdown powers the machine off half a second after returning.
+func (n *LocalNode) Shutdown(ctx context.Context) error { return n.power(false) }
+
+func (n *LocalNode) power(reboot bool) error {
+	do := n.Power
+	if do == nil {
+		do = func(reboot bool) error {
+			if reboot {
+				return signalInit(unix.SIGINT)
+			}
+			return signalInit(unix.SIGTERM)
+		}
+	}
+	time.AfterFunc(powerDelay, func() { do(reboot) })
+	return nil
+}
+
+// readUptime reads the first field of /proc/uptime.
+func readUptime() (float64, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "uptime"))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, fmt.Errorf("/proc/uptime: %q has no uptime", b)
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/uptime: %w", err)
+	}
+	return v, nil
+}
+
+// readMemory reads MemTotal and MemAvailable from /proc/meminfo.
+func readMemory() (Memory, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "meminfo"))
+	if err != nil {
+		return Memory{}, err
+	}
+	var m Memory
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		key, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch key {
+		case "MemTotal":
+			dst = &m.TotalBytes
+		case "MemAvailable":
+			dst = &m.AvailableBytes
+		default:
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return Memory{}, fmt.Errorf("/proc/meminfo: %s has no value", key)
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("/proc/meminfo: %s: %w", key, err)
+		}
+		*dst = kb * 1024
+	}
+	if m.TotalBytes == 0 {
+		return Memory{}, fmt.Errorf("/proc/meminfo has no MemTotal")
+	}
+	return m, nil
+}
+
+// readLoad reads the three load averages from /proc/loadavg.
+func readLoad() (Load, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "loadavg"))
+	if err != nil {
+		return Load{}, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return Load{}, fmt.Errorf("/proc/loadavg: %q has fewer than 3 fields", b)
+	}
+	var v [3]float64
+	for i := range v {
+		if v[i], err = strconv.ParseFloat(f[i], 64); err != nil {
+			return Load{}, fmt.Errorf("/proc/loadavg: %w", err)
+		}
+	}
+	return Load{One: v[0], Five: v[1], Fifteen: v[2]}, nil
+}
+
+// netAddresses lists the addresses of the interfaces that are up, loopback excepted.
+func netAddresses() ([]Address, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	addrs := []Address{}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		as, err := ifc.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ifc.Name, err)
+		}
+		for _, a := range as {
+			addrs = append(addrs, Address{Interface: ifc.Name, Address: a.String()})
+		}
+	}
+	return addrs, nil
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/builder/pki"
+)
+
+const nodeUsage = `usage: cairn node [--config FILE] [--server HOST[:PORT]] [--json] <command> [args]
+
+commands:
+  status            identity, slot, uptime, memory, load, addresses, services
+  services          the services, their state and restarts
+  restart SERVICE   restart a service
+  logs SERVICE      a service's output (-f follows it, --tail N the last N lines)
+  reboot            reboot the node
+  shutdown          power the node off
+  metrics           the node's Prometheus metrics
+
+--config is the node.yaml cairn build writes next to the image ($CAIRN_NODE_CONFIG).
+--server overrides the address in it: one config serves every node built from the image.
+`
+
+// cmdNode talks to a node's API: cairn node --config FILE <command> [--json].
+func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("node", stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage) }
+	config := fs.String("config", os.Getenv("CAIRN_NODE_CONFIG"), "client config (the node.yaml written next to the image)")
+	server := fs.String("server", "", "node address, HOST[:PORT] or https://HOST[:PORT] (default: server in the config)")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	follow := fs.Bool("f", false, "logs: follow the output")
+	tail := fs.Int("tail", 0, "logs: only the last N lines")
+	// Flags may come before or after the command and its argument.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) == 0 {
+		fmt.Fprint(stderr, nodeUsage)
+		return flag.ErrHelp
+	}
+	cmd, rest := pos[0], pos[1:]
+	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0}
+	n, ok := wantArgs[cmd]
+	switch {
+	case !ok:
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics)", cmd)
+	case len(rest) < n:
+		return fmt.Errorf("cairn node %s needs a service name, e.g. cairn node %s containerd", cmd, cmd)
+	case len(rest) > n:
+		return fmt.Errorf("unexpected argument %q to cairn node %s", rest[n], cmd)
+	case (*follow || *tail != 0) && cmd != "logs":
+		return fmt.Errorf("-f and --tail apply to logs only, not %s", cmd)
+	case *tail < 0:
+		return fmt.Errorf("--tail %d: give a line count of 0 or more", *tail)
+	case *asJSON && (cmd == "logs" || cmd == "metrics"):
+		return fmt.Errorf("--json does not apply to %s: its output is text", cmd)
+	}
+
+	c, addr, err := nodeClient(*config, *server)
+	if err != nil {
+		return err
+	}
+	defer c.CloseIdleConnections()
+	err = runNode(ctx, c, cmd, rest, *asJSON, api.LogOptions{Follow: *follow, Tail: *tail}, stdout)
+	if err != nil && ctx.Err() != nil && cmd == "logs" {
+		return nil // Ctrl-C while following
+	}
+	return explainNodeError(err, addr)
+}
+
+// nodeClient reads the client config and makes a Client for it, or for
+// server when given.
+func nodeClient(configPath, server string) (*api.Client, string, error) {
+	if configPath == "" {
+		return nil, "", errors.New("no client config: pass --config FILE, the node.yaml written next to the image by cairn build (or set CAIRN_NODE_CONFIG)")
+	}
+	cfg, err := pki.LoadClientConfig(configPath)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := cfg.Server
+	if server != "" {
+		addr = server
+		if !strings.Contains(addr, "://") {
+			addr = "https://" + addr
+		}
+		if _, err := pki.ParseServer(addr); err != nil {
+			return nil, "", fmt.Errorf("--server: %w", err)
+		}
+	}
+	pool, cert, err := cfg.TLS()
+	if err != nil {
+		return nil, "", fmt.Errorf("client config %s: %w", configPath, err)
+	}
+	c, err := api.NewClient(addr, api.ClientTLS(pool, cert, cfg.ServerName))
+	if err != nil {
+		return nil, "", err
+	}
+	return c, c.Server(), nil
+}
+
+func runNode(ctx context.Context, c *api.Client, cmd string, args []string, asJSON bool, logOpts api.LogOptions, stdout io.Writer) error {
+	switch cmd {
+	case "status":
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(stdout, st)
+		}
+		printStatus(stdout, st, time.Now())
+	case "services":
+		svcs, err := c.Services(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(stdout, svcs)
+		}
+		printServices(stdout, svcs, time.Now())
+	case "restart":
+		if err := c.Restart(ctx, args[0]); err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(stdout, api.ActionReply{Status: "restarting", Service: args[0]})
+		}
+		fmt.Fprintf(stdout, "%s: restarting\n", args[0])
+	case "logs":
+		rc, err := c.Logs(ctx, args[0], logOpts)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(stdout, rc)
+		return err
+	case "reboot", "shutdown":
+		do, status := c.Reboot, "rebooting"
+		if cmd == "shutdown" {
+			do, status = c.Shutdown, "shutting down"
+		}
+		if err := do(ctx); err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(stdout, api.ActionReply{Status: status})
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", strings.TrimPrefix(c.Server(), "https://"), status)
+	case "metrics":
+		m, err := c.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(m)
+		return err
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printStatus(w io.Writer, st *api.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	used := st.Memory.TotalBytes - min(st.Memory.AvailableBytes, st.Memory.TotalBytes)
+	var addrs []string
+	for _, a := range st.Addresses {
+		addrs = append(addrs, a.Interface+" "+a.Address)
+	}
+	if len(addrs) == 0 {
+		addrs = []string{"-"}
+	}
+	fmt.Fprintf(tw, "hostname\t%s\n", st.Hostname)
+	fmt.Fprintf(tw, "image\t%s %s (%s, %s)\n", st.Image, st.Version, st.Board, st.Arch)
+	fmt.Fprintf(tw, "slot\t%s\n", st.Slot)
+	fmt.Fprintf(tw, "kernel\t%s\n", st.Kernel)
+	fmt.Fprintf(tw, "uptime\t%s\n", st.Uptime().Round(time.Second))
+	fmt.Fprintf(tw, "memory\t%s used of %s (%s available)\n", bytesIEC(used), bytesIEC(st.Memory.TotalBytes), bytesIEC(st.Memory.AvailableBytes))
+	fmt.Fprintf(tw, "load\t%.2f %.2f %.2f\n", st.Load.One, st.Load.Five, st.Load.Fifteen)
+	fmt.Fprintf(tw, "addresses\t%s\n", strings.Join(addrs, ", "))
+	tw.Flush()
+	fmt.Fprintln(w)
+	printServices(w, st.Services, now)
+}
+
+func printServices(w io.Writer, svcs []api.Service, now time.Time) {
+	if len(svcs) == 0 {
+		fmt.Fprintln(w, "no services")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tRESTARTS\tPID\tSINCE\tLAST EXIT")
+	for _, s := range svcs {
+		pid, since, last := "-", "-", "-"
+		if s.PID > 0 {
+			pid = fmt.Sprint(s.PID)
+		}
+		if !s.Since.IsZero() {
+			since = now.Sub(s.Since).Round(time.Second).String() + " ago"
+		}
+		if s.LastExit != "" {
+			last = s.LastExit
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.State, s.Restarts, pid, since, last)
+	}
+	tw.Flush()
+}
+
+func bytesIEC(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// explainNodeError turns connection and TLS failures into what went wrong
+// and what to do about it.
+func explainNodeError(err error, addr string) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *api.Error
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var recordErr tls.RecordHeaderError
+	var opErr *net.OpError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &apiErr):
+		return err
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("the node at %s presents a certificate from another CA: it runs an image built with a different PKI directory; use the node.yaml written next to the image this node runs", addr)
+	case errors.As(err, &hostErr):
+		return fmt.Errorf("the node at %s presents a certificate that is not for the config's serverName (%v): check the address, and that serverName is %q", addr, hostErr, pki.ServerName)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Errorf("the node at %s presents an expired or not yet valid certificate (%v): check this machine's clock; otherwise update the node with an image built from a renewed PKI", addr, invalid)
+	case errors.As(err, &recordErr):
+		return fmt.Errorf("%s does not speak TLS: is that the node API's port (%d)?", addr, api.DefaultPort)
+	case strings.Contains(msg, "remote error: tls: expired certificate"):
+		return fmt.Errorf("the node at %s refused this client's certificate as expired: run cairn build again to renew it in node.yaml (nodes need no update)", addr)
+	case strings.Contains(msg, "remote error: tls:"):
+		return fmt.Errorf("the node at %s refused this client's certificate (%s): use the node.yaml written next to the image this node runs", addr, msg[strings.Index(msg, "remote error: tls:")+len("remote error: "):])
+	case strings.Contains(msg, "protocol version"):
+		return fmt.Errorf("%s does not offer TLS 1.3: is it a cairn node?", addr)
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return fmt.Errorf("cannot reach the node at %s (%v): is it up, and is the address right? (--server HOST overrides the config's)", addr, opErr.Err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the node at %s did not answer in time: is it up, and is the address right? (--server HOST overrides the config's)", addr)
+	}
+	return err
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/builder/pki"
+)
+
+type cliNode struct{}
+
+func (cliNode) Status(context.Context) (api.NodeStatus, error) {
+	return api.NodeStatus{Hostname: "edge-1", Image: "minimal", Version: "0.1.0", Board: "qemu-x86_64", Arch: "amd64", Kernel: "6.1.0", Slot: "a", UptimeSeconds: 3723,
+		Memory: api.Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20}, Load: api.Load{One: 0.25, Five: 0.5, Fifteen: 1},
+		Addresses: []api.Address{{Interface: "eth0", Address: "10.0.2.15/24"}}}, nil
+}
+func (cliNode) Reboot(context.Context) error   { return nil }
+func (cliNode) Shutdown(context.Context) error { return nil }
+
+type cliServices struct{}
+
+func (cliServices) List(context.Context) ([]api.Service, error) {
+	return []api.Service{{Name: "containerd", State: api.StateRunning, PID: 123, Since: time.Now().Add(-2 * time.Hour)}, {Name: "kubelet", State: api.StateBackoff, Restarts: 3, LastExit: "exit status 1"}}, nil
+}
+func (cliServices) Restart(_ context.Context, name string) error {
+	if name != "containerd" && name != "kubelet" {
+		return api.ErrUnknownService
+	}
+	return nil
+}
+func (cliServices) Logs(_ context.Context, name string, _ api.LogOptions) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(name + ": hello\n")), nil
+}
+
+// nodeFixture serves a fake node with the PKI in dir and writes node.yaml.
+func nodeFixture(t *testing.T, dir string) (config, addr string) {
+	p, err := pki.Ensure(filepath.Join(dir, "pki"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := api.ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go api.NewServer(cliNode{}, cliServices{}).Serve(ctx, ln, conf)
+	config = filepath.Join(dir, "node.yaml")
+	if err := pki.WriteClientConfig(config, "https://"+ln.Addr().String(), p); err != nil {
+		t.Fatal(err)
+	}
+	return config, ln.Addr().String()
+}
+
+func TestNodeCommand(t *testing.T) {
+	dir := t.TempDir()
+	config, addr := nodeFixture(t, dir)
+	otherConfig, _ := nodeFixture(t, t.TempDir())
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("server: http://x\n"), 0o600)
+	good, _ := pki.LoadClientConfig(config)
+	other, _ := pki.LoadClientConfig(otherConfig)
+	good.Cert, good.Key = other.Cert, other.Key
+	b, _ := good.Marshal()
+	os.WriteFile(filepath.Join(dir, "stranger.yaml"), b, 0o600)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	tests := []struct {
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{args: []string{"--config", config, "status"}, want: "memory     512 MiB used of 2.0 GiB (1.5 GiB available)"},
+		{args: []string{"--config", config, "status"}, want: "kubelet     backoff  3         -    -           exit status 1"},
+		{args: []string{"status", "--json", "--config", config}, want: `"hostname": "edge-1"`},
+		{args: []string{"--config", config, "services"}, want: "containerd  running  0         123  2h0m0s ago"},
+		{args: []string{"--config", config, "restart", "kubelet"}, want: "kubelet: restarting"},
+		{args: []string{"--config", config, "restart", "nginx", "--json"}, wantErr: `node answered 404 Not Found: unknown service "nginx" (services: containerd, kubelet)`},
+		{args: []string{"--config", config, "logs", "kubelet", "--tail", "5"}, want: "kubelet: hello"},
+		{args: []string{"--config", config, "reboot"}, want: addr + ": rebooting"},
+		{args: []string{"--config", config, "shutdown", "--json"}, want: `"status": "shutting down"`},
+		{args: []string{"--config", config, "metrics"}, want: `cairn_service_restarts_total{service="kubelet"} 3`},
+		{args: []string{"--config", config}, wantErr: "flag: help requested"},
+		{args: []string{"--config", config, "restart"}, wantErr: "needs a service name"},
+		{args: []string{"--config", config, "status", "-f"}, wantErr: "-f and --tail apply to logs only"},
+		{args: []string{"--config", config, "logs", "x", "--json"}, wantErr: "--json does not apply to logs"},
+		{args: []string{"--config", config, "upgrade"}, wantErr: `unknown node command "upgrade"`},
+		{args: []string{"status"}, wantErr: "no client config: pass --config FILE"},
+		{args: []string{"--config", filepath.Join(dir, "bad.yaml"), "status"}, wantErr: `is not https://HOST[:PORT]`},
+		{args: []string{"--config", otherConfig, "--server", addr, "status"}, wantErr: "presents a certificate from another CA"},
+		{args: []string{"--config", filepath.Join(dir, "stranger.yaml"), "status"}, wantErr: "refused this client's certificate (tls: unknown certificate authority): use the node.yaml written next to the image this node runs"},
+		{args: []string{"--config", config, "--server", closed, "status"}, wantErr: "cannot reach the node at https://" + closed},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"node"}, tt.args...), &out, &errOut)
+			t.Logf("out:\n%s\nerr: %v", out.String(), err)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("output lacks %q", tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,273 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fresh returns a PKI directory Ensure filled at t0, and its files' content.
+func fresh(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pki")
+	if _, err := Ensure(dir, Options{Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, readDir(t, dir)
+}
+
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	return files
+}
+
+func TestEnsureFresh(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	p, err := Ensure(dir, Options{Now: t0, ServerNames: []string{"10.0.0.7", "edge.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Issued, []string{"ca.crt", "server.crt", "client.crt"}; !slices.Equal(got, want) {
+		t.Errorf("Issued = %v, want %v", got, want)
+	}
+	if got, want := certNames(p.Server.Cert), []string{"10.0.0.7", "cairn-node", "edge.example"}; !slices.Equal(got, want) {
+		t.Errorf("server names = %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		name     string
+		cert     *x509.Certificate
+		validity time.Duration
+	}{
+		{"ca", p.CA.Cert, CAValidity},
+		{"server", p.Server.Cert, ServerValidity},
+		{"client", p.Client.Cert, ClientValidity},
+	} {
+		if got, want := c.cert.NotAfter, t0.Add(c.validity); !got.Equal(want) {
+			t.Errorf("%s NotAfter = %v, want %v", c.name, got, want)
+		}
+		if !c.cert.NotBefore.Before(t0) {
+			t.Errorf("%s NotBefore = %v, not before %v", c.name, c.cert.NotBefore, t0)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.CA.Cert)
+	if _, err := p.Client.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate: %v", err)
+	}
+	if _, err := p.Server.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, DNSName: ServerName}); err != nil {
+		t.Errorf("server certificate: %v", err)
+	}
+	// A server certificate lifted from a node's disk must not pass as a client.
+	if _, err := p.Server.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Error("the server certificate verifies as a client certificate")
+	}
+	for name, mode := range map[string]os.FileMode{"ca.key": 0o600, "server.key": 0o600, "client.key": 0o600, "ca.crt": 0o644} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != mode {
+			t.Errorf("%s mode = %v, want %v", name, st.Mode().Perm(), mode)
+		}
+	}
+	var paths []string
+	for _, f := range p.SlotFiles() {
+		paths = append(paths, f.Mode.String()+" "+f.Path)
+		if len(f.Data) == 0 {
+			t.Errorf("%s is empty", f.Path)
+		}
+	}
+	if got, want := strings.Join(paths, "|"), "-rw-r--r-- etc/cairn/api/ca.crt|-rw-r--r-- etc/cairn/api/server.crt|-rw------- etc/cairn/api/server.key"; got != want {
+		t.Errorf("SlotFiles = %s, want %s", got, want)
+	}
+}
+
+// TestEnsureReuse covers a PKI directory found on disk: what is reused,
+// what is reissued and what is refused.
+func TestEnsureReuse(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(t *testing.T, dir string) // what happened to the directory since t0
+		opts    Options
+		issued  []string // nil: nothing may change on disk
+		wantErr string
+		warn    string
+	}{
+		{name: "same directory, same inputs", opts: Options{Now: t0.Add(24 * time.Hour)}},
+		{
+			name:   "new server names reissue the server certificate only",
+			opts:   Options{Now: t0, ServerNames: []string{"192.168.1.10"}},
+			issued: []string{"server.crt"},
+		},
+		{
+			name:   "CA key kept offline",
+			change: func(t *testing.T, dir string) { rm(t, dir, "ca.key") },
+			opts:   Options{Now: t0},
+		},
+		{
+			name:    "CA key kept offline but a certificate must be issued",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "ca.key") },
+			opts:    Options{Now: t0, ServerNames: []string{"edge.example"}},
+			wantErr: "ca.key is missing",
+		},
+		{
+			name:   "client certificate near its end is renewed",
+			opts:   Options{Now: t0.Add(ClientValidity - 10*24*time.Hour)},
+			issued: []string{"client.crt"},
+		},
+		{
+			name: "server certificate near its end warns",
+			opts: Options{Now: t0.Add(ServerValidity - 30*24*time.Hour)},
+			// The client certificate expired long ago and is renewed.
+			issued: []string{"client.crt"},
+			warn:   "server.crt expires on",
+		},
+		{
+			name:    "expired server certificate",
+			opts:    Options{Now: t0.Add(ServerValidity + time.Hour)},
+			wantErr: "server.crt expired on",
+		},
+		{
+			name:    "expired CA",
+			opts:    Options{Now: t0.Add(CAValidity + time.Hour)},
+			wantErr: "ca.crt expired on",
+		},
+		{
+			name:    "server key without certificate",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "server.crt") },
+			opts:    Options{Now: t0},
+			wantErr: "server.key exists without",
+		},
+		{
+			name:    "server certificate without key",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "server.key") },
+			opts:    Options{Now: t0},
+			wantErr: "server.crt exists without",
+		},
+		{
+			name:    "keys swapped",
+			change:  func(t *testing.T, dir string) { cp(t, dir, "client.key", "server.key") },
+			opts:    Options{Now: t0},
+			wantErr: "server.key is not the key of",
+		},
+		{
+			name: "server certificate from another PKI",
+			change: func(t *testing.T, dir string) {
+				_, other := fresh(t)
+				os.WriteFile(filepath.Join(dir, "server.crt"), other["server.crt"], 0o644)
+				os.WriteFile(filepath.Join(dir, "server.key"), other["server.key"], 0o600)
+			},
+			opts:    Options{Now: t0},
+			wantErr: "server.crt does not fit",
+		},
+		{
+			name: "client certificate where the server's should be",
+			change: func(t *testing.T, dir string) {
+				cp(t, dir, "client.crt", "server.crt")
+				cp(t, dir, "client.key", "server.key")
+			},
+			opts:    Options{Now: t0},
+			wantErr: "server.crt does not fit",
+		},
+		{
+			name:    "CA lost",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "ca.crt"); rm(t, dir, "ca.key") },
+			opts:    Options{Now: t0},
+			wantErr: "no ca.crt",
+		},
+		{
+			name:    "garbage certificate",
+			change:  func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, "client.crt"), []byte("hello"), 0o644) },
+			opts:    Options{Now: t0},
+			wantErr: "client.crt: not a PEM CERTIFICATE",
+		},
+		{
+			name:    "bad server name",
+			opts:    Options{Now: t0, ServerNames: []string{"Edge_Box"}},
+			wantErr: `server name "Edge_Box"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, _ := fresh(t)
+			if tt.change != nil {
+				tt.change(t, dir)
+			}
+			before := readDir(t, dir)
+			p, err := Ensure(dir, tt.opts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				if after := readDir(t, dir); !sameFiles(before, after, nil) {
+					t.Error("a failed Ensure changed the directory")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.Issued, tt.issued) {
+				t.Errorf("Issued = %v, want %v", p.Issued, tt.issued)
+			}
+			if !sameFiles(before, readDir(t, dir), tt.issued) {
+				t.Errorf("files other than %v changed", tt.issued)
+			}
+			if got := strings.Join(p.Warnings, "\n"); (tt.warn == "") != (got == "") || !strings.Contains(got, tt.warn) {
+				t.Errorf("Warnings = %q, want %q", got, tt.warn)
+			}
+		})
+	}
+}
+
+// sameFiles reports whether a and b hold the same files with the same
+// content, except the pairs named in changed (which must differ).
+func sameFiles(a, b map[string][]byte, changed []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, data := range a {
+		pair := strings.TrimSuffix(strings.TrimSuffix(name, ".key"), ".crt") + ".crt"
+		if bytes.Equal(data, b[name]) == slices.Contains(changed, pair) {
+			return false
+		}
+	}
+	return true
+}
+
+func rm(t *testing.T, dir, name string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cp(t *testing.T, dir, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, to), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
