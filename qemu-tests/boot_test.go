@@ -38,7 +38,7 @@ type testBoard struct {
 // images maps a board to the image TestMain built for it.
 var images = map[string]string{}
 
-var root, binDir string
+var root, binDir, pkiDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -62,6 +62,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(tmp)
 		binDir = filepath.Join(tmp, "bin")
+		pkiDir = filepath.Join(tmp, "pki")
 		for _, arch := range []string{"amd64", "arm64"} {
 			if err := buildInit(arch); err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -118,7 +119,7 @@ func buildImage(board, out, cache string) (*build.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: binDir})
+	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: binDir, PKIDir: pkiDir})
 }
 
 // bootTimeout bounds one boot under TCG, firmware included.

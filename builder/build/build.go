@@ -18,12 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/builder/bmap"
 	"github.com/cairn-edge/cairn/builder/bootentry"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/initramfs"
 	"github.com/cairn-edge/cairn/builder/kmod"
+	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 	"github.com/cairn-edge/cairn/builder/squashfs"
@@ -41,11 +43,16 @@ type Options struct {
 	Cache *source.Cache
 	// BinDir holds our binaries per architecture: BinDir/linux-<arch>/cairn-init.
 	BinDir string
+	// PKIDir keeps the node API's CA and identities; missing ones are made.
+	// Builds from the same PKIDir are byte-identical; a new one makes new keys.
+	PKIDir string
 }
 
 // Result describes a finished build.
 type Result struct {
 	Image, Bmap, Inputs string
+	// NodeConfig is the client config for `cairn node` (holds a private key).
+	NodeConfig string
 	ImageSize           int64
 	SlotSize            int64
 	InitramfsSize       int64
@@ -135,8 +142,20 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("boot loader image %s has no %s (%s): fix bootloader.path in %s", img.Bootloader.Ref, img.Board.Bootloader.Path, loaderIn.Digest, img.Board.File())
 	}
 
+	step("node API credentials")
+	creds, err := pki.Ensure(opt.PKIDir, pki.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("node API credentials in %s: %w", opt.PKIDir, err)
+	}
+	for _, f := range creds.Issued {
+		log.Info("issued", "file", f, "dir", opt.PKIDir)
+	}
+	for _, w := range creds.Warnings {
+		log.Warn("node API credentials", "warning", w)
+	}
+
 	step("planning root slot and initramfs")
-	slotTree, err := planSlot(img, k, initBin)
+	slotTree, err := planSlot(img, k, initBin, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +207,10 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	if err := os.WriteFile(bmapTmp, m.Encode(), 0o644); err != nil {
 		return nil, err
 	}
+	nodeTmp := filepath.Join(work, "node.yaml")
+	if err := pki.WriteClientConfig(nodeTmp, fmt.Sprintf("https://%s:%d", pki.ServerName, api.DefaultPort), creds); err != nil {
+		return nil, err
+	}
 	rec := Record{Spec: img.Spec.Name, Board: img.Board.Name, Version: img.Spec.Version, KernelVersion: k.index.Version, Inputs: []InputRecord{
 		{Role: "kernel", Ref: kernelIn.Ref.Raw, Digest: kernelIn.Digest.String()},
 		{Role: "bootloader", Ref: loaderIn.Ref.Raw, Digest: loaderIn.Digest.String()},
@@ -202,6 +225,7 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 		Image:         filepath.Join(opt.OutDir, name+".img"),
 		Bmap:          filepath.Join(opt.OutDir, name+".bmap"),
 		Inputs:        filepath.Join(opt.OutDir, name+".inputs.json"),
+		NodeConfig:    filepath.Join(opt.OutDir, name+".node.yaml"),
 		ImageSize:     layout.Size,
 		SlotSize:      slotSize,
 		InitramfsSize: int64(initrd.Len()),
@@ -209,7 +233,7 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 		KernelVersion: k.index.Version,
 	}
 	// The image is renamed last: its presence means the build finished.
-	for _, mv := range [][2]string{{recTmp, res.Inputs}, {bmapTmp, res.Bmap}, {imgTmp, res.Image}} {
+	for _, mv := range [][2]string{{recTmp, res.Inputs}, {nodeTmp, res.NodeConfig}, {bmapTmp, res.Bmap}, {imgTmp, res.Image}} {
 		if err := os.Rename(mv[0], mv[1]); err != nil {
 			return nil, fmt.Errorf("output: %w", err)
 		}
@@ -294,7 +318,7 @@ func addModules(tree *fstree.Tree, k *kernel, names []string) error {
 }
 
 // planSlot is the root file system of a slot.
-func planSlot(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, error) {
+func planSlot(img *spec.Image, k *kernel, initBin string, creds *pki.PKI) (*fstree.Tree, error) {
 	t := fstree.New()
 	for _, d := range []string{"proc", "sys", "dev", "run", "var", "tmp", "boot", "etc"} {
 		if err := t.Dir(d, 0o755); err != nil {
@@ -312,6 +336,11 @@ func planSlot(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, error) 
 	mods := append(append([]string{}, img.BootModules...), img.Modules...)
 	if err := addModules(t, k, mods); err != nil {
 		return nil, err
+	}
+	for _, f := range creds.SlotFiles() {
+		if err := t.File(f.Path, f.Mode, f.Data); err != nil {
+			return nil, err
+		}
 	}
 	// /etc is read-only: the agent writes the resolver config under /run
 	// and bind-mounts it here. (A symlink would be neater, but go-diskfs

@@ -117,7 +117,7 @@ func (f *fixture) build(t *testing.T, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir})
+	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir, PKIDir: filepath.Join(f.dir, "pki")})
 }
 
 func TestBuildReproducible(t *testing.T) {
@@ -129,7 +129,7 @@ func TestBuildReproducible(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"test-test-board.img", "test-test-board.bmap", "test-test-board.inputs.json"} {
+	for _, name := range []string{"test-test-board.img", "test-test-board.bmap", "test-test-board.inputs.json", "test-test-board.node.yaml"} {
 		a, _ := os.ReadFile(filepath.Join(outs[0], name))
 		b, _ := os.ReadFile(filepath.Join(outs[1], name))
 		if len(a) == 0 || !bytes.Equal(a, b) {
@@ -184,7 +184,7 @@ func TestBuildChecksOut(t *testing.T) {
 	slot := filepath.Join(t.TempDir(), "slot.img")
 	run("dd", "if="+res.Image, "of="+slot, "bs=1M", "skip=65", "count=16", "status=none")
 	list := run("unsquashfs", "-lls", slot)
-	for _, want := range []string{"sbin/init", "etc/cairn/release", "etc/hostname", "lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko", "lib/modules/6.1.0-test/kernel/drivers/input/evdev.ko"} {
+	for _, want := range []string{"sbin/init", "etc/cairn/release", "etc/hostname", "etc/cairn/api/server.key", "lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko", "lib/modules/6.1.0-test/kernel/drivers/input/evdev.ko"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("slot lacks %s:\n%s", want, list)
 		}

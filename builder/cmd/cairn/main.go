@@ -140,6 +140,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("o", "out", "output directory")
 	cache := fs.String("cache", defaultCache(), "input cache directory ($CAIRN_CACHE)")
 	bin := fs.String("bin-dir", "out/bin", "directory of our binaries per arch (BIN/linux-<arch>/cairn-init)")
+	pkiDir := fs.String("pki", "", "directory of the node API's CA and keys, made if missing and reused after ($CAIRN_PKI; default ~/.config/cairn/pki/<spec name>)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -152,13 +153,28 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin})
+	if *pkiDir == "" {
+		*pkiDir = defaultPKI(img.Spec.Name)
+	}
+	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n%s\n%s\n",
-		res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion, res.Bmap, res.Inputs)
+	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n%s\n%s\n%s\t(cairn node --config %s --server HOST:PORT status)\n",
+		res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion, res.Bmap, res.Inputs, res.NodeConfig, res.NodeConfig)
 	return nil
+}
+
+// defaultPKI keeps an image's credentials with the user's configuration,
+// not in the output directory, so that `make clean` does not orphan nodes.
+func defaultPKI(specName string) string {
+	if d := os.Getenv("CAIRN_PKI"); d != "" {
+		return d
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "cairn", "pki", specName)
+	}
+	return filepath.Join(".cairn-pki", specName)
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {

@@ -67,7 +67,7 @@ func run(specFile, binDir string, runs int) error {
 					return err
 				}
 				start := time.Now()
-				if res, err = build.Build(context.Background(), img, build.Options{OutDir: filepath.Join(tmp, "out"), Cache: c, BinDir: binDir}); err != nil {
+				if res, err = build.Build(context.Background(), img, build.Options{OutDir: filepath.Join(tmp, "out"), Cache: c, BinDir: binDir, PKIDir: filepath.Join(tmp, "pki")}); err != nil {
 					return err
 				}
 				*list = append(*list, time.Since(start))
