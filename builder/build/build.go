@@ -52,13 +52,13 @@ type Options struct {
 type Result struct {
 	Image, Bmap, Inputs string
 	// NodeConfig is the client config for `cairn node` (holds a private key).
-	NodeConfig string
-	ImageSize           int64
-	SlotSize            int64
-	InitramfsSize       int64
-	MappedBytes         int64
-	KernelVersion       string
-	Took                time.Duration
+	NodeConfig    string
+	ImageSize     int64
+	SlotSize      int64
+	InitramfsSize int64
+	MappedBytes   int64
+	KernelVersion string
+	Took          time.Duration
 }
 
 // Record is the content of <output>.inputs.json: what the build was made of.
