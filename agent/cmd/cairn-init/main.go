@@ -21,12 +21,12 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
 	"github.com/cairn-edge/cairn/agent/boot/modules"
+	"github.com/cairn-edge/cairn/agent/console"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,18 +34,8 @@ import (
 // stage 1.
 const InitramfsMarker = "/etc/cairn/initramfs"
 
-// console receives the contract lines; PID 1's stdout is /dev/console.
-var console = os.Stdout
-
 // log is for details around the contract lines.
-var log = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
-	ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
-			return slog.Attr{} // the kernel console has its own clock
-		}
-		return a
-	},
-}))
+var log = console.Logger()
 
 // FatalDelay is how long a fatal error stays on the console before the
 // reboot that lets boot counting fall back to the other slot.
@@ -66,9 +56,7 @@ func main() {
 }
 
 // say prints a console contract line.
-func say(format string, args ...any) {
-	fmt.Fprintf(console, "cairn: "+format+"\n", args...)
-}
+var say = console.Say
 
 // fatal prints the reason, waits FatalDelay and reboots. It never returns:
 // PID 1 exiting would panic the kernel, and spinning silently would hide

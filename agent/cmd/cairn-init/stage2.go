@@ -6,6 +6,7 @@ import (
 	"os/signal"
 
 	"github.com/cairn-edge/cairn/agent/bootcount"
+	"github.com/cairn-edge/cairn/agent/console"
 	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/supervisor"
@@ -50,8 +51,7 @@ func stage2() {
 
 	reaper := supervisor.NewReaper()
 	go reaper.Run(context.Background()) // reaps until the very end
-	// Host services (containerd, cairn-agent) will run under a
-	// supervisor.Supervisor sharing this reaper.
+	stopHost := startHostServices(reaper)
 
 	action := power.Poweroff
 	select {
@@ -64,7 +64,8 @@ func stage2() {
 		}
 	}
 	cancel()
-	err = power.Shutdown(action, power.Options{Console: console, Unmount: []string{"/var"}})
+	stopHost()
+	err = power.Shutdown(action, power.Options{Console: console.Out, Unmount: []string{"/var"}})
 	fatal("%s failed: %v", action, err)
 }
 
@@ -90,4 +91,46 @@ func reportData() {
 		return
 	}
 	say("data ok boots=%d size=%dMiB", boots, sizeMiB)
+}
+
+// hostServices are the host processes PID 1 keeps running, in start order;
+// a slot without one of them (a minimal image) simply lacks it.
+var hostServices = []supervisor.Service{
+	{Name: "containerd", Path: "/usr/bin/containerd", Args: []string{"--config", "/etc/containerd/config.toml"}, Env: hostEnv},
+	{Name: "cairn-agent", Path: "/usr/bin/cairn-agent", Env: hostEnv},
+}
+
+// hostEnv is the host services' environment: the kernel starts PID 1
+// without a PATH, and containerd finds its shim and runc through it.
+var hostEnv = []string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin", "HOME=/root"}
+
+// startHostServices starts the host services under a supervisor and
+// returns a function that stops them in reverse order (the agent stops its
+// containers before containerd goes), each within the supervisor's grace.
+func startHostServices(reaper *supervisor.Reaper) (stop func()) {
+	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.DefaultBackoff}
+	type running struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var all []running
+	for _, svc := range hostServices {
+		if _, err := os.Stat(svc.Path); err != nil {
+			continue
+		}
+		svc.Output = console.Out
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sup.Run(ctx, svc)
+		}()
+		all = append(all, running{cancel, done})
+	}
+	return func() {
+		for i := len(all) - 1; i >= 0; i-- {
+			all[i].cancel()
+			<-all[i].done
+		}
+	}
 }
