@@ -14,7 +14,7 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries inputs image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime inputs image images run test test-full bench fuzz clean
 
 all: image
 
@@ -25,8 +25,14 @@ deps:
 binaries:
 	$(GO) build -o $(CAIRN) ./builder/cmd/cairn
 	for arch in amd64 arm64; do \
-	  CGO_ENABLED=0 GOARCH=$$arch $(GO) build $(BINFLAGS) -o $(OUT)/bin/linux-$$arch/cairn-init ./agent/cmd/cairn-init || exit 1; \
+	  for cmd in cairn-init cairn-agent; do \
+	    CGO_ENABLED=0 GOARCH=$$arch $(GO) build $(BINFLAGS) -o $(OUT)/bin/linux-$$arch/$$cmd ./agent/cmd/$$cmd || exit 1; \
+	  done; \
 	done
+
+# containerd, its runc shim and runc for both arches (pinned in agent/runtime/*/go.mod).
+runtime:
+	@bash agent/runtime/build.sh $(OUT)/bin
 
 # Debian's kernel and systemd-boot wrapped as OCI images in $(CACHE)/oci.
 inputs: deps binaries
@@ -44,15 +50,16 @@ run: image
 
 TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
            CAIRN_TEST_BIN=$(abspath $(OUT))/bin \
+           CAIRN_TEST_RUNTIME_BIN=$(abspath $(OUT))/bin/linux-amd64 \
            CAIRN_TEST_KERNEL_TREE=$(abspath $(CACHE))/debian/linux-amd64 \
            CAIRN_TEST_KERNEL_AMD64=$(abspath $(CACHE))/debian/linux-amd64/boot/vmlinuz \
            CAIRN_TEST_KERNEL_ARM64=$(abspath $(CACHE))/debian/linux-arm64/boot/vmlinuz
 
-test: inputs
+test: inputs runtime
 	$(GO) vet ./...
 	$(TEST_ENV) $(GO) test -timeout 40m ./...
 
-test-full: inputs
+test-full: inputs runtime
 	$(GO) vet ./...
 	$(TEST_ENV) CAIRN_TEST_FULL=1 $(GO) test -timeout 80m ./...
 	$(MAKE) fuzz FUZZTIME=60s
@@ -67,7 +74,7 @@ fuzz:
 	  done; \
 	done
 
-bench: inputs
+bench: inputs runtime
 	$(GO) run ./qemu-tests/cmd/cairn-bench -bin-dir $(OUT)/bin
 
 clean:

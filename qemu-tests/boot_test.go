@@ -69,6 +69,12 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
+		cli := exec.Command("go", "build", "-o", filepath.Join(binDir, "cairn"), "./builder/cmd/cairn")
+		cli.Dir = root
+		if b, err := cli.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building cairn: %v\n%s", err, b)
+			return 1
+		}
 		for _, b := range boards {
 			img, err := buildImage(b.name, filepath.Join(tmp, "out"), filepath.Join(tmp, "cache"))
 			if err != nil {
@@ -76,6 +82,15 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			images[b.name] = img.Image
+		}
+		if linkRuntime() {
+			if servicesImage, err = buildServicesImage(tmp); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		} else if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "qemu-tests: no container runtime in $CAIRN_TEST_BIN: `make test` builds it (make runtime)")
+			return 1
 		}
 		return m.Run()
 	}())
@@ -94,20 +109,48 @@ func repoRoot() (string, error) {
 	return "", fmt.Errorf("no go.mod above %s", dir)
 }
 
-// buildInit compiles cairn-init for arch as the Makefile does.
+// buildInit compiles cairn-init and cairn-agent for arch as the Makefile does.
 func buildInit(arch string) error {
-	out := filepath.Join(binDir, "linux-"+arch, "cairn-init")
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./agent/cmd/cairn-init")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building cairn-init for %s: %v\n%s", arch, err, b)
+	for _, name := range []string{"cairn-init", "cairn-agent"} {
+		out := filepath.Join(binDir, "linux-"+arch, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./agent/cmd/"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s for %s: %v\n%s", name, arch, err, b)
+		}
 	}
 	return nil
 }
 
+// linkRuntime puts the container runtime binaries that `make runtime` made
+// ($CAIRN_TEST_BIN/linux-<arch>/) next to the test's own binaries; it
+// reports whether they are all there.
+func linkRuntime() bool {
+	from := os.Getenv("CAIRN_TEST_BIN")
+	if from == "" {
+		return false
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, name := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+			src := filepath.Join(from, "linux-"+arch, name)
+			if _, err := os.Stat(src); err != nil {
+				return false
+			}
+			if err := os.Symlink(src, filepath.Join(binDir, "linux-"+arch, name)); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func buildImage(board, out, cache string) (*build.Result, error) {
-	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
+	return buildSpec(filepath.Join(root, "images", "minimal.yaml"), board, out, cache)
+}
+
+func buildSpec(specFile, board, out, cache string) (*build.Result, error) {
+	s, err := spec.LoadSpec(specFile)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +189,9 @@ func TestBootAndPersist(t *testing.T) {
 			}
 			t.Logf("%s: init ok %v after QEMU start (%s)", b.name, m.At, vm.Accel())
 			first := expectData(t, vm, 1)
+			if _, err := vm.Expect(time.Minute, `cairn: agent ready`); err != nil {
+				t.Fatal(err)
+			}
 			// 2 GiB less the GPT, ESP and two slots leaves 1406 MiB for CAIRN-DATA.
 			if first < 1250 {
 				t.Errorf("first boot: /var is %d MiB, want it grown to fill the 2 GiB disk (~1400 MiB)", first)

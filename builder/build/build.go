@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/runtime"
 	"github.com/cairn-edge/cairn/builder/bmap"
 	"github.com/cairn-edge/cairn/builder/bootentry"
 	"github.com/cairn-edge/cairn/builder/disk"
@@ -133,9 +134,17 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	initBin := filepath.Join(opt.BinDir, "linux-"+arch, "cairn-init")
-	if _, err := os.Stat(initBin); err != nil {
-		return nil, fmt.Errorf("no cairn-init for %s at %s: build it first with `make binaries` (or pass --bin-dir)", arch, initBin)
+	var svcIns []*source.Input
+	for _, r := range img.Services {
+		in, err := resolve(ctx, opt.Cache, r, arch)
+		if err != nil {
+			return nil, err
+		}
+		svcIns = append(svcIns, in)
+	}
+	bins, err := findBinaries(filepath.Join(opt.BinDir, "linux-"+arch), len(svcIns) > 0)
+	if err != nil {
+		return nil, err
 	}
 	efi := filepath.Join(loaderTree, filepath.FromSlash(img.Board.Bootloader.Path))
 	if _, err := os.Stat(efi); err != nil {
@@ -155,11 +164,11 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	}
 
 	step("planning root slot and initramfs")
-	slotTree, err := planSlot(img, k, initBin, creds)
+	slotTree, err := planSlot(img, k, bins, creds, svcIns, work)
 	if err != nil {
 		return nil, err
 	}
-	initrdTree, err := planInitramfs(img, k, initBin)
+	initrdTree, err := planInitramfs(img, k, bins["cairn-init"])
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +298,36 @@ func openKernel(in *source.Input, tree string) (*kernel, error) {
 	return &kernel{vmlinuz: vmlinuz, index: ix}, nil
 }
 
+// Binaries of ours that go into the slot, by name: required ones, and the
+// container runtime, which goes in exactly when the image runs services.
+var (
+	requiredBinaries = []string{"cairn-init", "cairn-agent"}
+	runtimeBinaries  = []string{"containerd", "containerd-shim-runc-v2", "runc"}
+)
+
+// findBinaries returns name → path of the binaries in dir that go into the slot.
+func findBinaries(dir string, services bool) (map[string]string, error) {
+	bins := map[string]string{}
+	for _, name := range requiredBinaries {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("no %s at %s: build it first with `make binaries` (or pass --bin-dir)", name, p)
+		}
+		bins[name] = p
+	}
+	if !services {
+		return bins, nil // no container runtime: what the spec asks for, not what BinDir happens to hold
+	}
+	for _, name := range runtimeBinaries {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("the image runs services but there is no %s at %s: build the container runtime first with `make runtime`", name, p)
+		}
+		bins[name] = p
+	}
+	return bins, nil
+}
+
 // addModules copies the named modules and their dependencies, a modules.dep
 // covering just them and modules.builtin into tree, and writes the list of
 // names to load at etc/cairn/modules.
@@ -318,15 +357,43 @@ func addModules(tree *fstree.Tree, k *kernel, names []string) error {
 }
 
 // planSlot is the root file system of a slot.
-func planSlot(img *spec.Image, k *kernel, initBin string, creds *pki.PKI) (*fstree.Tree, error) {
+func planSlot(img *spec.Image, k *kernel, bins map[string]string, creds *pki.PKI, svcIns []*source.Input, work string) (*fstree.Tree, error) {
 	t := fstree.New()
 	for _, d := range []string{"proc", "sys", "dev", "run", "var", "tmp", "boot", "etc"} {
 		if err := t.Dir(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := t.HostFile("sbin/init", 0o755, initBin); err != nil {
+	for name, path := range bins {
+		dst := "usr/bin/" + name
+		if name == "cairn-init" {
+			dst = "sbin/init"
+		}
+		if err := t.HostFile(dst, 0o755, path); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := bins["containerd"]; ok {
+		if err := t.File(strings.TrimPrefix(runtime.ConfigPath, "/"), 0o644, runtime.ContainerdConfig); err != nil {
+			return nil, err
+		}
+	}
+	agentConf, err := img.Spec.Agent.Marshal()
+	if err != nil {
 		return nil, err
+	}
+	if err := t.File("etc/cairn/agent.yaml", 0o644, agentConf); err != nil {
+		return nil, err
+	}
+	for i, in := range svcIns {
+		name := img.Spec.Agent.Services[i].Name
+		dir := filepath.Join(work, "images", name)
+		if err := in.WriteLayout(dir); err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		if err := t.CopyDir(dir, "usr/share/cairn/images/"+name); err != nil {
+			return nil, err
+		}
 	}
 	for _, dir := range img.Spec.OverlayDirs() {
 		if err := t.CopyDir(dir, ""); err != nil {

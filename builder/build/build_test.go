@@ -75,6 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	pack(t, f.layout, "no-modules", "amd64", map[string]string{"boot/vmlinuz": "k"})
 	pack(t, f.layout, "no-vmlinuz", "amd64", map[string]string{"lib/modules/6.1.0-test/modules.dep": fakeDep})
 	pack(t, f.layout, "systemd-boot", "amd64", map[string]string{"usr/lib/systemd/boot/efi/systemd-bootx64.efi": "MZ-efi"})
+	pack(t, f.layout, "web", "amd64", map[string]string{"bin/web": "#!fake web server"})
 	f.boards = filepath.Join(f.dir, "boards")
 	f.writeBoard(t, "oci-layout:../oci:linux-amd64", "[virtio_blk, squashfs, ext4]")
 	f.specFile = filepath.Join(f.dir, "images", "test.yaml")
@@ -82,6 +83,7 @@ func newFixture(t *testing.T) *fixture {
 		"images/test.yaml":            "name: test\nversion: 1.0.0\noverlay: [overlay]\ndisk:\n  espSize: 64MiB\n  slotSize: 16MiB\n  dataSize: 16MiB\n",
 		"images/overlay/etc/hostname": "cairn\n",
 		"bin/linux-amd64/cairn-init":  "#!fake init",
+		"bin/linux-amd64/cairn-agent": "#!fake agent",
 	})
 	f.binDir = filepath.Join(f.dir, "bin")
 	return f
@@ -259,5 +261,44 @@ func TestBuildUnwritableOutput(t *testing.T) {
 	os.WriteFile(out, nil, 0o644)
 	if _, err := f.build(t, out); err == nil || !strings.Contains(err.Error(), "pass -o with a writable directory") {
 		t.Fatalf("Build error = %v", err)
+	}
+}
+
+// TestBuildServices bakes a service's image into the slot as an OCI layout,
+// with the container runtime and the agent's configuration.
+func TestBuildServices(t *testing.T) {
+	f := newFixture(t)
+	writeFiles(t, f.dir, map[string]string{
+		"images/test.yaml": "name: test\nversion: 1.0.0\ndisk:\n  espSize: 64MiB\n  slotSize: 16MiB\n  dataSize: 16MiB\nnetwork:\n  hostname: edge-1\nservices:\n  - name: web\n    image: oci-layout:../oci:web\n    ready:\n      tcp: 8080\n",
+	})
+	if _, err := f.build(t, t.TempDir()); err == nil || !strings.Contains(err.Error(), "make runtime") {
+		t.Fatalf("build without the container runtime: %v", err)
+	}
+	writeFiles(t, f.binDir, map[string]string{
+		"linux-amd64/containerd": "#!fake", "linux-amd64/containerd-shim-runc-v2": "#!fake", "linux-amd64/runc": "#!fake",
+	})
+	res, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := filepath.Join(t.TempDir(), "slot.img")
+	if b, err := exec.Command("dd", "if="+res.Image, "of="+slot, "bs=1M", "skip=65", "count=16", "status=none").CombinedOutput(); err != nil {
+		t.Fatalf("dd: %v\n%s", err, b)
+	}
+	if _, err := exec.LookPath("unsquashfs"); err != nil {
+		t.Skip("unsquashfs is not installed (make deps installs it)")
+	}
+	list, err := exec.Command("unsquashfs", "-lls", slot).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, list)
+	}
+	for _, want := range []string{"usr/share/cairn/images/web/index.json", "usr/share/cairn/images/web/blobs/sha256/", "usr/bin/containerd", "usr/bin/runc", "usr/bin/cairn-agent", "etc/cairn/agent.yaml"} {
+		if !strings.Contains(string(list), want) {
+			t.Errorf("slot lacks %s", want)
+		}
+	}
+	conf, _ := exec.Command("unsquashfs", "-cat", slot, "etc/cairn/agent.yaml").Output()
+	if !strings.Contains(string(conf), "hostname: edge-1") || !strings.Contains(string(conf), "name: web") {
+		t.Errorf("agent.yaml:\n%s", conf)
 	}
 }

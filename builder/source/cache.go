@@ -257,3 +257,13 @@ func (p *progressReader) report(final bool) {
 	p.last = time.Now()
 	slog.Info("download", "what", p.name, "MiB", fmt.Sprintf("%.1f/%.1f", float64(p.done)/(1<<20), float64(p.total)/(1<<20)))
 }
+
+// WriteLayout writes the input as an OCI layout directory holding just this
+// image, named by its reference, as the node imports it at boot.
+func (in *Input) WriteLayout(dir string) error {
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(in.Image, layout.WithAnnotations(map[string]string{ociRefName: in.Ref.Raw}))
+}

@@ -1,6 +1,9 @@
 package spec
 
-import "path/filepath"
+import (
+	"fmt"
+	"path/filepath"
+)
 
 // Ref is an OCI reference together with the folder that relative
 // oci-layout and oci-archive paths in it are resolved against.
@@ -28,6 +31,8 @@ type Image struct {
 	BootModules []string
 	// Modules are loaded from the slot.
 	Modules []string
+	// Services are the system services' image references, in spec order.
+	Services []Ref
 }
 
 // Merge applies the spec to the board.
@@ -40,6 +45,9 @@ func Merge(s *Spec, b *Board) *Image {
 		Cmdline:     append(append([]string{}, b.Kernel.Cmdline...), s.Kernel.Cmdline...),
 		BootModules: append([]string{}, b.Kernel.BootModules...),
 		Modules:     append(append([]string{}, b.Kernel.Modules...), s.Kernel.Modules...),
+	}
+	for i, svc := range s.Agent.Services {
+		img.Services = append(img.Services, Ref{Ref: svc.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, fmt.Sprintf("services[%d].image", i))})
 	}
 	if s.Kernel.Image != "" {
 		img.Kernel = Ref{Ref: s.Kernel.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, "kernel.image")}

@@ -8,11 +8,14 @@ package spec
 
 import (
 	"fmt"
+
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/config"
 )
 
 // Spec is an image spec: what goes into an image, independent of the board.
@@ -29,6 +32,9 @@ type Spec struct {
 	Overlay []string `yaml:"overlay"`
 	// Disk sizes the partitions.
 	Disk Disk `yaml:"disk"`
+	// Agent is the node agent's configuration: network, ntp, services, api.
+	// The builder resolves each service's image and bakes it into the slot.
+	Agent config.Config `yaml:",inline"`
 
 	file  string
 	lines lines
@@ -166,6 +172,10 @@ func (s *Spec) validate() error {
 	}
 	if err := checkModules(s.file, s.lines, "kernel.modules", s.Kernel.Modules); err != nil {
 		return err
+	}
+	if err := s.Agent.Validate(); err != nil {
+		key := strings.SplitN(err.Error(), ":", 2)[0]
+		return fmt.Errorf("%s: %v", at(key), err)
 	}
 	for i, o := range s.Overlay {
 		if o == "" {

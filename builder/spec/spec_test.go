@@ -42,6 +42,10 @@ func TestParseSpec(t *testing.T) {
 		{"unaligned", "name: a\nversion: 1.0.0\ndisk:\n  dataSize: 20000000\n", "is not a whole number of MiB"},
 		{"bad module", "name: a\nversion: 1.0.0\nkernel:\n  modules: [ok, ../evil.ko]\n", "images/x.yaml:4: module \"../evil.ko\" is not a module name"},
 		{"syntax", "name: [a\n", "images/x.yaml:"},
+		{"service unknown key", "name: a\nversion: 1.0.0\nservices:\n  - name: web\n    image: x\n    colour: red\n", `images/x.yaml:6: unknown key "colour" in services[0]`},
+		{"service bad dependency", "name: a\nversion: 1.0.0\nservices:\n  - name: web\n    image: x\n    dependsOn: [db]\n", `images/x.yaml:3: services: service "web": depends on unknown service "db"`},
+		{"bad address", "name: a\nversion: 1.0.0\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.0.0.300/24]\n", "images/x.yaml:3: network:"},
+		{"agent keys", "name: a\nversion: 1.0.0\nntp: [time.example]\napi:\n  port: 8443\nnetwork:\n  hostname: edge-1\n", ""},
 		{"empty", "", "the file is empty"},
 		{"not a mapping", "- a\n", "must be a mapping"},
 	}
@@ -51,6 +55,12 @@ func TestParseSpec(t *testing.T) {
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("ParseSpec: %v", err)
+				}
+				if tt.name == "agent keys" {
+					if s.Agent.API.Port != 8443 || s.Agent.Network.Hostname != "edge-1" || s.Agent.Clock.NTP[0] != "time.example" {
+						t.Errorf("agent config = %+v", s.Agent)
+					}
+					return
 				}
 				if got, want := s.Disk.SlotSize, 256*MiB; got != want {
 					t.Errorf("SlotSize = %v, want %v", got, want)

@@ -73,6 +73,7 @@ type Option func(*config)
 
 type portForward struct {
 	host, guest int
+	guestAddr   string // empty: the address QEMU's DHCP server hands out
 }
 
 type config struct {
@@ -178,6 +179,16 @@ func WithPortForward(hostPort, guestPort int) Option {
 	return func(c *config) {
 		c.network = true
 		c.forwards = append(c.forwards, portForward{host: hostPort, guest: guestPort})
+	}
+}
+
+// WithPortForwardTo forwards TCP hostPort on 127.0.0.1 to guestPort at
+// guestAddr, for a guest with a static address in QEMU's user network
+// (10.0.2.0/24) other than the one its DHCP server hands out.
+func WithPortForwardTo(hostPort int, guestAddr string, guestPort int) Option {
+	return func(c *config) {
+		c.network = true
+		c.forwards = append(c.forwards, portForward{host: hostPort, guest: guestPort, guestAddr: guestAddr})
 	}
 }
 

@@ -264,7 +264,7 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 				host = p
 			}
 			v.hostPorts[f.guest] = host
-			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", host, f.guest)
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", host, f.guestAddr, f.guest)
 		}
 		// romfile= drops the NIC's iPXE option ROM: no network boot
 		// attempts, and a faster firmware start.

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/boot/blockdev"
+	"github.com/cairn-edge/cairn/agent/boot/cmdline"
+	"github.com/cairn-edge/cairn/agent/release"
+	"github.com/cairn-edge/cairn/agent/services"
+	"golang.org/x/sys/unix"
+)
+
+// resolvConf is where the network manager writes the resolver config; it
+// is bind-mounted over the read-only /etc/resolv.conf.
+const resolvConf = "/run/cairn/resolv.conf"
+
+// bootSlot is the slot named on the kernel command line ("" if none).
+func bootSlot() string {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return ""
+	}
+	cl, err := cmdline.Parse(string(raw))
+	if err != nil {
+		return ""
+	}
+	slot, _ := cl.Slot()
+	return slot
+}
+
+// buildTime is when the image was built: the builder stamps every file in
+// the slot with the build's epoch. The clock never starts earlier.
+func buildTime() time.Time {
+	st, err := os.Stat(release.Path)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
+
+// mountESP mounts the EFI system partition at /boot, where the per-node
+// file lives (and, later, the slots' boot files).
+func mountESP() error {
+	p, err := blockdev.FindPartition("ESP")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll("/boot", 0o755); err != nil {
+		return err
+	}
+	err = unix.Mount(p.Path, "/boot", "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "umask=0077,shortname=mixed,flush")
+	if errors.Is(err, unix.EBUSY) {
+		return nil // mounted by an earlier run of the agent
+	}
+	return err
+}
+
+// bindResolvConf makes /etc/resolv.conf show the file the network manager
+// writes under /run.
+func bindResolvConf() error {
+	if err := os.MkdirAll(filepath.Dir(resolvConf), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(resolvConf); os.IsNotExist(err) {
+		if err := os.WriteFile(resolvConf, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	var st unix.Stat_t
+	var run unix.Stat_t
+	if unix.Stat("/etc/resolv.conf", &st) == nil && unix.Stat(resolvConf, &run) == nil && st.Ino == run.Ino && st.Dev == run.Dev {
+		return nil // bound by an earlier run of the agent
+	}
+	return unix.Mount(resolvConf, "/etc/resolv.conf", "", unix.MS_BIND, "")
+}
+
+// serviceAdapter serves the services manager to the API.
+type serviceAdapter struct{ m *services.Manager }
+
+var stateNames = map[services.State]api.State{
+	services.StateWaiting:  api.StateStarting,
+	services.StateStarting: api.StateStarting,
+	services.StateRunning:  api.StateRunning,
+	services.StateBackoff:  api.StateBackoff,
+	services.StateExited:   api.StateFailed,
+	services.StateStopped:  api.StateStopped,
+}
+
+func (a serviceAdapter) List(ctx context.Context) ([]api.Service, error) {
+	if a.m == nil {
+		return nil, nil
+	}
+	var out []api.Service
+	for _, s := range a.m.List() {
+		svc := api.Service{Name: s.Name, State: stateNames[s.State], Restarts: s.Restarts, PID: int(s.PID), Since: s.Since}
+		if s.LastExit != nil {
+			svc.LastExit = fmt.Sprintf("exit status %d at %s", s.LastExit.Code, s.LastExit.At.Format(time.RFC3339))
+		}
+		out = append(out, svc)
+	}
+	return out, nil
+}
+
+// known reports an unknown service the way the API wants it.
+func (a serviceAdapter) known(name string) error {
+	if a.m != nil {
+		for _, s := range a.m.List() {
+			if s.Name == name {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: %q", api.ErrUnknownService, name)
+}
+
+func (a serviceAdapter) Restart(ctx context.Context, name string) error {
+	if err := a.known(name); err != nil {
+		return err
+	}
+	return a.m.Restart(name)
+}
+
+func (a serviceAdapter) Logs(ctx context.Context, name string, opt api.LogOptions) (io.ReadCloser, error) {
+	if err := a.known(name); err != nil {
+		return nil, err
+	}
+	rc, err := a.m.Logs(name, opt.Follow)
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); rc.Close() }()
+	return rc, nil
+}

@@ -1,0 +1,127 @@
+// Command cairn-agent is the node agent: a host process that cairn-init
+// starts and restarts. It mounts the ESP at /boot, configures the network
+// (with the per-node override file found there), keeps the clock sane,
+// runs the system services as containers in containerd and serves the
+// node API over mutual TLS. It prints `cairn: agent ready` on the console
+// once the API listens.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/clock"
+	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/console"
+	"github.com/cairn-edge/cairn/agent/network"
+	"github.com/cairn-edge/cairn/agent/release"
+	"github.com/cairn-edge/cairn/agent/services"
+	"golang.org/x/sys/unix"
+)
+
+var say = console.Say
+
+func main() {
+	log := console.Logger().With("svc", "agent")
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		say("warning: agent: %v", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	rel, err := release.Read(release.Path)
+	if err != nil {
+		return err
+	}
+	slot := bootSlot()
+	conf, err := config.Load(config.Path)
+	if err != nil {
+		// The image is broken, but a reachable node can still be fixed:
+		// go on with defaults (DHCP, no services).
+		say("warning: %v; using defaults", err)
+		conf = config.Config{}
+	}
+
+	// Clock first: TLS and signature checks need a sane time.
+	clk := clock.New(conf.Clock, clock.WithLogger(log), clock.WithBuildTime(buildTime()))
+	if moved, err := clk.EnsureFloor(); err != nil {
+		log.Warn("clock floor", "err", err)
+	} else if moved {
+		log.Info("clock set forward to the last known time")
+	}
+	go clk.Run(ctx)
+	defer clk.Save()
+
+	if err := mountESP(); err != nil {
+		log.Warn("ESP not mounted; no per-node settings", "err", err)
+	}
+	netConf, err := network.ApplyNodeFile(conf.Network, config.NodeFile, log)
+	if err != nil {
+		say("warning: %s ignored: %v", config.NodeFile, err)
+	}
+	if err := bindResolvConf(); err != nil {
+		log.Warn("resolv.conf", "err", err)
+	}
+	nm, err := network.New(netConf, network.WithLogger(log), network.WithResolvConf(resolvConf))
+	if err != nil {
+		say("warning: network settings invalid: %v; using DHCP", err)
+		if nm, err = network.New(network.Config{Hostname: netConf.Hostname}, network.WithLogger(log), network.WithResolvConf(resolvConf)); err != nil {
+			return err
+		}
+	}
+	go func() {
+		if err := nm.Run(ctx); err != nil && ctx.Err() == nil {
+			say("warning: network: %v", err)
+		}
+	}()
+
+	var svcs *services.Manager
+	if len(conf.Services) > 0 {
+		if svcs, err = services.NewManager(conf.Services, services.Options{Log: log}); err != nil {
+			say("warning: services: %v", err)
+		}
+	}
+	if svcs != nil {
+		go func() {
+			if err := svcs.Start(ctx); err != nil && ctx.Err() == nil {
+				say("warning: services: %v", err)
+				return
+			}
+			if ctx.Err() == nil {
+				say("services ready count=%d", len(conf.Services))
+			}
+		}()
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			svcs.Stop(stopCtx)
+		}()
+	}
+
+	tlsConf, err := api.LoadServerTLS(api.TLSDir)
+	if err != nil {
+		return fmt.Errorf("node API: %w", err)
+	}
+	port := conf.API.Port
+	if port == 0 {
+		port = api.DefaultPort
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return fmt.Errorf("node API: %w", err)
+	}
+	node := &api.LocalNode{Release: rel, Slot: slot}
+	srv := api.NewServer(node, serviceAdapter{svcs}, api.WithLogger(log))
+	say("agent ready api=:%d", port)
+	return srv.Serve(ctx, ln, tlsConf)
+}

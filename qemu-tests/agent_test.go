@@ -1,0 +1,247 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+)
+
+// servicesImage is an x86_64 image with one system service, the test
+// program in testdata/hello packed as an OCI image; made by TestMain when
+// the container runtime binaries are there.
+var servicesImage *build.Result
+
+// buildServicesImage packs testdata/hello for amd64 and builds an image
+// that runs it as a service.
+func buildServicesImage(tmp string) (*build.Result, error) {
+	dir := filepath.Join(tmp, "hello-root")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "hello"), "./qemu-tests/testdata/hello")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the test service: %v\n%s", err, b)
+	}
+	layout := filepath.Join(tmp, "hello-oci")
+	if _, err := source.PackDir(dir, "amd64", layout, "hello"); err != nil {
+		return nil, err
+	}
+	spec := filepath.Join(tmp, "services.yaml")
+	err := os.WriteFile(spec, []byte(fmt.Sprintf(`name: services
+version: 0.2.0
+disk:
+  slotSize: 256MiB
+services:
+  - name: hello
+    image: oci-layout:%s:hello
+    args: [/hello]
+`, layout)), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return buildSpec(spec, "qemu-x86_64", filepath.Join(tmp, "out-services"), filepath.Join(tmp, "cache"))
+}
+
+func needServices(t *testing.T) {
+	t.Helper()
+	if servicesImage == nil {
+		t.Skip("no container runtime binaries (make runtime, then make test sets CAIRN_TEST_BIN)")
+	}
+}
+
+// node runs `cairn node` against the VM's forwarded API port.
+func node(t *testing.T, vm *qemu.VM, config string, args ...string) (string, error) {
+	t.Helper()
+	full := append([]string{"node", "--config", config, "--server", fmt.Sprintf("127.0.0.1:%d", vm.HostPort(api.DefaultPort))}, args...)
+	out, err := exec.Command(filepath.Join(binDir, "cairn"), full...).CombinedOutput()
+	return string(out), err
+}
+
+func nodeJSON(t *testing.T, vm *qemu.VM, config string, v any, args ...string) {
+	t.Helper()
+	out, err := node(t, vm, config, append(args, "--json")...)
+	if err != nil {
+		t.Fatalf("cairn node %v: %v\n%s", args, err, out)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("cairn node %v: %v\n%s", args, err, out)
+	}
+}
+
+// TestAgentAPI boots a node on QEMU's user network: it takes a DHCP lease,
+// serves the API over mutual TLS, runs the test service, restarts it when
+// it exits, and hands its logs back. Clients without the image's
+// credentials are refused.
+func TestAgentAPI(t *testing.T) {
+	needServices(t)
+	disk := qemu.CopyImage(t, servicesImage.Image)
+	os.Truncate(disk, 2<<30)
+	vm := qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024), qemu.WithPortForward(0, api.DefaultPort))
+	m, err := vm.Expect(bootTimeout, `cairn: agent ready`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("agent ready %v after QEMU start", m.At)
+
+	var st api.Status
+	deadline := time.Now().Add(time.Minute)
+	for {
+		nodeJSON(t, vm, servicesImage.NodeConfig, &st, "status")
+		if hasAddress(st, "10.0.2.15/24") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if st.Slot != "a" || st.Version != "0.2.0" || !hasAddress(st, "10.0.2.15/24") {
+		t.Fatalf("status = %+v, want slot a, version 0.2.0 and the DHCP address 10.0.2.15/24", st)
+	}
+
+	// The service exits every ~3 s with status 3: it must come back.
+	var restarted api.Service
+	deadline = time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && restarted.Restarts == 0 {
+		var svcs []api.Service
+		nodeJSON(t, vm, servicesImage.NodeConfig, &svcs, "services")
+		for _, s := range svcs {
+			if s.Name == "hello" {
+				restarted = s
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if restarted.Restarts == 0 {
+		t.Fatalf("service hello = %+v, want it restarted after exiting", restarted)
+	}
+	logs, err := node(t, vm, servicesImage.NodeConfig, "logs", "hello")
+	if err != nil || !strings.Contains(logs, "hello from the test service") {
+		t.Fatalf("logs hello: %v\n%s", err, logs)
+	}
+	if out, err := node(t, vm, servicesImage.NodeConfig, "restart", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
+		t.Errorf("restart of an unknown service: %v\n%s", err, out)
+	}
+
+	// Credentials of another PKI, and an expired client certificate of
+	// the right CA, are refused.
+	other, err := pki.Ensure(filepath.Join(t.TempDir(), "other"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherConfig := filepath.Join(t.TempDir(), "other.yaml")
+	if err := pki.WriteClientConfig(otherConfig, "https://cairn-node:7443", other); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := node(t, vm, otherConfig, "status"); err == nil || !strings.Contains(out, "refused") {
+		t.Errorf("a client of another CA: %v\n%s", err, out)
+	}
+	expiredConfig := expiredClient(t)
+	if out, err := node(t, vm, expiredConfig, "status"); err == nil {
+		t.Errorf("an expired client certificate was accepted:\n%s", out)
+	}
+	if err := vm.PowerDown(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasAddress(st api.Status, addr string) bool {
+	for _, a := range st.Addresses {
+		if a.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// expiredClient writes a client config whose certificate, issued by the
+// image's own CA, expired yesterday.
+func expiredClient(t *testing.T) string {
+	t.Helper()
+	p, err := pki.Ensure(pkiDir, pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := pki.Issue(p.CA, pki.Request{CommonName: "cairn-admin", Usage: pki.ClientAuth, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := *p
+	expired.Client = old
+	path := filepath.Join(t.TempDir(), "expired.yaml")
+	if err := pki.WriteClientConfig(path, "https://cairn-node:7443", &expired); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestNoNetworkAndBadNodeFile boots the services image with no network
+// device and a malformed per-node file on the ESP: the file is ignored with
+// a console warning, and every baked service still starts.
+func TestNoNetworkAndBadNodeFile(t *testing.T) {
+	needServices(t)
+	disk := qemu.CopyImage(t, servicesImage.Image)
+	putOnESP(t, disk, "cairn-node.yaml", "hostname: [not, a, name\n")
+	vm := qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024))
+	if _, err := vm.Expect(bootTimeout, `cairn: warning: /boot/cairn-node.yaml ignored`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Expect(2*time.Minute, `cairn: services ready count=1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.PowerDown(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNodeFile gives one card its own hostname and static address through
+// the per-node file on the ESP.
+func TestNodeFile(t *testing.T) {
+	needServices(t)
+	disk := qemu.CopyImage(t, servicesImage.Image)
+	putOnESP(t, disk, "cairn-node.yaml", `hostname: edge-7
+interfaces:
+  - name: eth0
+    dhcp: false
+    addresses: [10.0.2.50/24]
+    gateway: 10.0.2.2
+dns: [10.0.2.3]
+`)
+	vm := qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024),
+		qemu.WithPortForwardTo(0, "10.0.2.50", api.DefaultPort))
+	if _, err := vm.Expect(bootTimeout, `cairn: agent ready`); err != nil {
+		t.Fatal(err)
+	}
+	var st api.Status
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := node(t, vm, servicesImage.NodeConfig, "status", "--json")
+		if err == nil && json.Unmarshal([]byte(out), &st) == nil && hasAddress(st, "10.0.2.50/24") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if st.Hostname != "edge-7" || !hasAddress(st, "10.0.2.50/24") {
+		t.Fatalf("status = %+v, want hostname edge-7 and address 10.0.2.50/24 from the node file", st)
+	}
+	if err := vm.PowerDown(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putOnESP writes a file into the image's ESP (the FAT at 1 MiB) with mtools.
+func putOnESP(t *testing.T, disk, name, content string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), name)
+	os.WriteFile(src, []byte(content), 0o644)
+	if b, err := exec.Command("mcopy", "-i", disk+"@@1M", src, "::/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, b)
+	}
+}
