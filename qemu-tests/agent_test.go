@@ -140,8 +140,21 @@ func TestAgentAPI(t *testing.T) {
 	if err := pki.WriteClientConfig(otherConfig, "https://cairn-node:7443", other); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := node(t, vm, otherConfig, "status"); err == nil || !strings.Contains(out, "refused") {
-		t.Errorf("a client of another CA: %v\n%s", err, out)
+	if out, err := node(t, vm, otherConfig, "status"); err == nil || !strings.Contains(out, "certificate from another CA") {
+		t.Errorf("a client trusting another CA must refuse the node: %v\n%s", err, out)
+	}
+	mine, err := pki.Ensure(pkiDir, pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := *mine
+	foreign.Client = other.Client // trusts the node, presents a stranger's certificate
+	foreignConfig := filepath.Join(t.TempDir(), "foreign.yaml")
+	if err := pki.WriteClientConfig(foreignConfig, "https://cairn-node:7443", &foreign); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := node(t, vm, foreignConfig, "status"); err == nil || !strings.Contains(out, "refused") {
+		t.Errorf("a client certificate of another CA: %v\n%s", err, out)
 	}
 	expiredConfig := expiredClient(t)
 	if out, err := node(t, vm, expiredConfig, "status"); err == nil {

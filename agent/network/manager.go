@@ -196,12 +196,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// handle opens a netlink handle in the Manager's namespace.
+// handle opens a route netlink handle in the Manager's namespace. Only
+// NETLINK_ROUTE: with no families named, netlink opens XFRM and netfilter
+// sockets too, which fail with EPROTONOSUPPORT on a kernel whose xfrm_user
+// and nfnetlink modules are not loaded (any Cairn node).
 func (m *Manager) handle() (*netlink.Handle, error) {
 	if m.ns == netns.None() {
-		return netlink.NewHandle()
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
-	return netlink.NewHandleAt(m.ns)
+	return netlink.NewHandleAt(m.ns, unix.NETLINK_ROUTE)
 }
 
 // inNS runs f on a thread inside the Manager's namespace, for the
