@@ -75,7 +75,7 @@ fuzz:
 	done
 
 bench: inputs runtime
-	$(GO) run ./qemu-tests/cmd/cairn-bench -bin-dir $(OUT)/bin
+	$(GO) run ./qemu-tests/cmd/cairn-bench -runtime $(OUT)/bin
 
 clean:
 	rm -rf $(OUT)

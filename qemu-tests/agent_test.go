@@ -13,7 +13,6 @@ import (
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/builder/pki"
-	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
@@ -21,36 +20,6 @@ import (
 // program in testdata/hello packed as an OCI image; made by TestMain when
 // the container runtime binaries are there.
 var servicesImage *build.Result
-
-// buildServicesImage packs testdata/hello for amd64 and builds an image
-// that runs it as a service.
-func buildServicesImage(tmp string) (*build.Result, error) {
-	dir := filepath.Join(tmp, "hello-root")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "hello"), "./qemu-tests/testdata/hello")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the test service: %v\n%s", err, b)
-	}
-	layout := filepath.Join(tmp, "hello-oci")
-	if _, err := source.PackDir(dir, "amd64", layout, "hello"); err != nil {
-		return nil, err
-	}
-	spec := filepath.Join(tmp, "services.yaml")
-	err := os.WriteFile(spec, []byte(fmt.Sprintf(`name: services
-version: 0.2.0
-disk:
-  slotSize: 256MiB
-services:
-  - name: hello
-    image: oci-layout:%s:hello
-    args: [/hello]
-`, layout)), 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return buildSpec(spec, "qemu-x86_64", filepath.Join(tmp, "out-services"), filepath.Join(tmp, "cache"))
-}
 
 func needServices(t *testing.T) {
 	t.Helper()

@@ -5,19 +5,15 @@ package qemutests
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/cairn-edge/cairn/builder/build"
-	"github.com/cairn-edge/cairn/builder/source"
-	"github.com/cairn-edge/cairn/builder/spec"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+	"github.com/cairn-edge/cairn/qemu-tests/testimage"
 )
 
 // boards are the boards booted under QEMU and the arch of each; the
@@ -38,12 +34,16 @@ type testBoard struct {
 // images maps a board to the image TestMain built for it.
 var images = map[string]string{}
 
-var root, binDir, pkiDir string
+// env holds what the run builds; binDir and pkiDir are shorthands.
+var (
+	env            *testimage.Env
+	binDir, pkiDir string
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		var err error
-		if root, err = repoRoot(); err != nil {
+		root, err := testimage.RepoRoot()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -61,30 +61,28 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(tmp)
-		binDir = filepath.Join(tmp, "bin")
-		pkiDir = filepath.Join(tmp, "pki")
+		env = &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cache: filepath.Join(tmp, "cache")}
+		binDir, pkiDir = env.BinDir, env.PKIDir
 		for _, arch := range []string{"amd64", "arm64"} {
-			if err := buildInit(arch); err != nil {
+			if err := env.Binaries(arch); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}
-		cli := exec.Command("go", "build", "-o", filepath.Join(binDir, "cairn"), "./builder/cmd/cairn")
-		cli.Dir = root
-		if b, err := cli.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building cairn: %v\n%s", err, b)
+		if _, err := env.CLI(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		for _, b := range boards {
-			img, err := buildImage(b.name, filepath.Join(tmp, "out"), filepath.Join(tmp, "cache"))
+			img, err := env.Minimal(b.name, filepath.Join(tmp, "out"))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 			images[b.name] = img.Image
 		}
-		if linkRuntime() {
-			if servicesImage, err = buildServicesImage(tmp); err != nil {
+		if env.LinkRuntime(os.Getenv("CAIRN_TEST_BIN")) {
+			if servicesImage, err = env.ServicesImage("qemu-x86_64", "amd64", tmp); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
@@ -94,75 +92,6 @@ func TestMain(m *testing.M) {
 		}
 		return m.Run()
 	}())
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("no go.mod above %s", dir)
-}
-
-// buildInit compiles cairn-init and cairn-agent for arch as the Makefile does.
-func buildInit(arch string) error {
-	for _, name := range []string{"cairn-init", "cairn-agent"} {
-		out := filepath.Join(binDir, "linux-"+arch, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./agent/cmd/"+name)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s for %s: %v\n%s", name, arch, err, b)
-		}
-	}
-	return nil
-}
-
-// linkRuntime puts the container runtime binaries that `make runtime` made
-// ($CAIRN_TEST_BIN/linux-<arch>/) next to the test's own binaries; it
-// reports whether they are all there.
-func linkRuntime() bool {
-	from := os.Getenv("CAIRN_TEST_BIN")
-	if from == "" {
-		return false
-	}
-	for _, arch := range []string{"amd64", "arm64"} {
-		for _, name := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
-			src := filepath.Join(from, "linux-"+arch, name)
-			if _, err := os.Stat(src); err != nil {
-				return false
-			}
-			if err := os.Symlink(src, filepath.Join(binDir, "linux-"+arch, name)); err != nil {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func buildImage(board, out, cache string) (*build.Result, error) {
-	return buildSpec(filepath.Join(root, "images", "minimal.yaml"), board, out, cache)
-}
-
-func buildSpec(specFile, board, out, cache string) (*build.Result, error) {
-	s, err := spec.LoadSpec(specFile)
-	if err != nil {
-		return nil, err
-	}
-	b, err := spec.LoadBoard(filepath.Join(root, "boards"), board)
-	if err != nil {
-		return nil, err
-	}
-	c, err := source.OpenCache(cache)
-	if err != nil {
-		return nil, err
-	}
-	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: binDir, PKIDir: pkiDir})
 }
 
 // bootTimeout bounds one boot under TCG, firmware included.
@@ -260,7 +189,9 @@ func TestCorruptSlot(t *testing.T) {
 // TestImageReproducible builds the real minimal image again, from a cold
 // cache, and compares it byte for byte with TestMain's build.
 func TestImageReproducible(t *testing.T) {
-	res, err := buildImage("qemu-x86_64", t.TempDir(), t.TempDir())
+	again := *env
+	again.Cache = t.TempDir()
+	res, err := again.Minimal("qemu-x86_64", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

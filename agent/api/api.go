@@ -118,6 +118,8 @@ type NodeStatus struct {
 	Memory        Memory    `json:"memory"`
 	Load          Load      `json:"load"`
 	Addresses     []Address `json:"addresses"`
+	// Processes are the userspace processes with their memory.
+	Processes []Process `json:"processes,omitempty"`
 }
 
 // Memory is the node's memory, from /proc/meminfo.

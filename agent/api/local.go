@@ -67,6 +67,9 @@ func (n *LocalNode) Status(ctx context.Context) (NodeStatus, error) {
 	if st.Addresses, err = interfaces(); err != nil {
 		return st, fmt.Errorf("network addresses: %w", err)
 	}
+	if st.Processes, err = readProcesses(); err != nil {
+		return st, fmt.Errorf("processes: %w", err)
+	}
 	return st, nil
 }
 

@@ -202,6 +202,11 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	fmt.Fprintf(tw, "uptime\t%s\n", st.Uptime().Round(time.Second))
 	fmt.Fprintf(tw, "memory\t%s used of %s (%s available)\n", bytesIEC(used), bytesIEC(st.Memory.TotalBytes), bytesIEC(st.Memory.AvailableBytes))
 	fmt.Fprintf(tw, "load\t%.2f %.2f %.2f\n", st.Load.One, st.Load.Five, st.Load.Fifteen)
+	var rss, pss uint64
+	for _, p := range st.Processes {
+		rss, pss = rss+p.RSSBytes, pss+p.PSSBytes
+	}
+	fmt.Fprintf(tw, "processes\t%d using %s PSS (%s RSS)\n", len(st.Processes), bytesIEC(pss), bytesIEC(rss))
 	fmt.Fprintf(tw, "addresses\t%s\n", strings.Join(addrs, ", "))
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -1,7 +1,9 @@
 // Command cairn-bench measures the figures README.md reports and prints
 // them as a Markdown table: build time (cold and warm cache), image, slot
-// and initramfs sizes, and boot time under QEMU to `cairn: init ok`.
-// Run it through `make bench`, which prepares the inputs and binaries.
+// and initramfs sizes, boot time under QEMU to `cairn: init ok` and
+// `cairn: agent ready`, the idle memory of the OS with a service running,
+// and the node API's status latency. Run it through `make bench`, which
+// prepares the inputs and the container runtime.
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,102 +20,232 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/builder/build"
-	"github.com/cairn-edge/cairn/builder/source"
-	"github.com/cairn-edge/cairn/builder/spec"
+	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+	"github.com/cairn-edge/cairn/qemu-tests/testimage"
 )
 
 func main() {
-	specFile := flag.String("f", "images/minimal.yaml", "image spec")
-	binDir := flag.String("bin-dir", "out/bin", "binaries (make binaries)")
+	runtimeDir := flag.String("runtime", "out/bin", "container runtime binaries (make runtime)")
 	runs := flag.Int("n", 3, "runs per timing")
+	idle := flag.Duration("idle", 30*time.Second, "how long a node idles before its memory is read")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := run(*specFile, *binDir, *runs); err != nil {
+	if err := run(*runtimeDir, *runs, *idle); err != nil {
 		fmt.Fprintf(os.Stderr, "cairn-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(specFile, binDir string, runs int) error {
+func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
+
+func run(runtimeDir string, runs int, idle time.Duration) error {
+	root, err := testimage.RepoRoot()
+	if err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "cairn-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki")}
+	for _, arch := range []string{"amd64", "arm64"} {
+		if err := env.Binaries(arch); err != nil {
+			return err
+		}
+	}
+	if !env.LinkRuntime(runtimeDir) {
+		return fmt.Errorf("no container runtime in %s (make runtime)", runtimeDir)
+	}
 	fmt.Printf("| figure | value |\n| --- | --- |\n")
-	row := func(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
-
 	for _, board := range []struct {
 		name string
 		arch qemu.Arch
 	}{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
-		s, err := spec.LoadSpec(specFile)
-		if err != nil {
+		if err := benchBoard(env, tmp, board.name, board.arch, runs, idle); err != nil {
 			return err
 		}
-		b, err := spec.LoadBoard("boards", board.name)
-		if err != nil {
-			return err
-		}
-		img := spec.Merge(s, b)
-		var cold, warm []time.Duration
-		var res *build.Result
-		for i := range runs {
-			cache := filepath.Join(tmp, fmt.Sprintf("cache-%s-%d", board.name, i))
-			for _, list := range []*[]time.Duration{&cold, &warm} { // the same cache: first cold, then warm
-				c, err := source.OpenCache(cache)
-				if err != nil {
-					return err
-				}
-				start := time.Now()
-				if res, err = build.Build(context.Background(), img, build.Options{OutDir: filepath.Join(tmp, "out"), Cache: c, BinDir: binDir, PKIDir: filepath.Join(tmp, "pki")}); err != nil {
-					return err
-				}
-				*list = append(*list, time.Since(start))
-			}
-		}
-		row(board.name+": build, cold cache (median of "+fmt.Sprint(runs)+")", "%s", median(cold))
-		row(board.name+": build, warm cache (median of "+fmt.Sprint(runs)+")", "%s", median(warm))
-		zst, err := zstdSize(res.Image)
-		if err != nil {
-			return err
-		}
-		row(board.name+": image raw / data blocks / zstd -19", "%d MiB / %.1f MiB / %.1f MiB", res.ImageSize>>20, mib(res.MappedBytes), mib(zst))
-		row(board.name+": slot squashfs / initramfs", "%.1f MiB / %.1f MiB", mib(res.SlotSize), mib(res.InitramfsSize))
-
-		var boots []time.Duration
-		accel := ""
-		for range runs {
-			disk := filepath.Join(tmp, "boot.img")
-			if err := qemu.CopySparse(disk, res.Image); err != nil {
-				return err
-			}
-			os.Truncate(disk, 2<<30)
-			vm, err := qemu.Start(context.Background(), qemu.WithArch(board.arch), qemu.WithDisk(disk))
-			if err != nil {
-				return err
-			}
-			m, err := vm.Expect(5*time.Minute, `cairn: init ok`)
-			accel = vm.Accel()
-			vm.Kill()
-			os.Remove(disk)
-			if err != nil {
-				return err
-			}
-			boots = append(boots, m.At)
-		}
-		row(board.name+": QEMU start → `cairn: init ok` ("+accel+", first boot, median of "+fmt.Sprint(runs)+")", "%s (min %s, max %s)", median(boots), slices.Min(boots).Round(10*time.Millisecond), slices.Max(boots).Round(10*time.Millisecond))
 	}
+	return benchAPI(tmp)
+}
+
+func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int, idle time.Duration) error {
+	var cold, warm []time.Duration
+	var res *build.Result
+	for i := range runs {
+		env.Cache = filepath.Join(tmp, fmt.Sprintf("cache-%s-%d", board, i))
+		for _, list := range []*[]time.Duration{&cold, &warm} { // the same cache: first cold, then warm
+			start := time.Now()
+			var err error
+			if res, err = env.Minimal(board, filepath.Join(tmp, "out")); err != nil {
+				return err
+			}
+			*list = append(*list, time.Since(start))
+		}
+	}
+	n := fmt.Sprint(runs)
+	row(board+": build minimal, cold cache (median of "+n+")", "%s", median(cold))
+	row(board+": build minimal, warm cache (median of "+n+")", "%s", median(warm))
+	zst, err := zstdSize(res.Image)
+	if err != nil {
+		return err
+	}
+	row(board+": image raw / data blocks / zstd -19", "%d MiB / %.1f MiB / %.1f MiB", res.ImageSize>>20, mib(res.MappedBytes), mib(zst))
+	row(board+": slot squashfs / initramfs", "%.1f MiB / %.1f MiB", mib(res.SlotSize), mib(res.InitramfsSize))
+
+	var inits, agents []time.Duration
+	accel := ""
+	for range runs {
+		vm, disk, err := boot(tmp, res.Image, arch)
+		if err != nil {
+			return err
+		}
+		accel = vm.Accel()
+		m1, err := vm.Expect(5*time.Minute, `cairn: init ok`)
+		var m2 *qemu.Match
+		if err == nil {
+			m2, err = vm.Expect(5*time.Minute, `cairn: agent ready`)
+		}
+		vm.Kill()
+		os.Remove(disk)
+		if err != nil {
+			return err
+		}
+		inits, agents = append(inits, m1.At), append(agents, m2.At)
+	}
+	row(board+": QEMU start → `cairn: init ok` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(inits), short(slices.Min(inits)), short(slices.Max(inits)))
+	row(board+": QEMU start → `cairn: agent ready` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(agents), short(slices.Min(agents)), short(slices.Max(agents)))
+
+	// Memory: an image with containerd and one idle service, left alone.
+	svc, err := env.ServicesImage(board, string(arch), tmp, "idle")
+	if err != nil {
+		return err
+	}
+	row(board+": slot squashfs with containerd, runc and one service", "%.1f MiB", mib(svc.SlotSize))
+	vm, disk, err := boot(tmp, svc.Image, arch, qemu.WithPortForward(0, api.DefaultPort), qemu.WithMemory(1024))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(disk)
+	defer vm.Kill()
+	if _, err := vm.Expect(5*time.Minute, `cairn: services ready`); err != nil {
+		return err
+	}
+	time.Sleep(idle)
+	cfg, err := pki.LoadClientConfig(svc.NodeConfig)
+	if err != nil {
+		return err
+	}
+	pool, cert, err := cfg.TLS()
+	if err != nil {
+		return err
+	}
+	c, err := api.NewClient(fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(api.DefaultPort)), api.ClientTLS(pool, cert, cfg.ServerName))
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		return err
+	}
+	var osRSS, osPSS, allRSS, allPSS uint64
+	var parts []string
+	for _, p := range st.Processes {
+		allRSS, allPSS = allRSS+p.RSSBytes, allPSS+p.PSSBytes
+		switch p.Name {
+		case "init", "containerd", "cairn-agent":
+			osRSS, osPSS = osRSS+p.RSSBytes, osPSS+p.PSSBytes
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes))))
+	}
+	row(board+": idle OS memory, init + containerd + agent (RSS / PSS, after "+idle.String()+")", "%.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)))
+	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
+	row(board+": memory available to workloads (of 1024 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
 	return nil
+}
+
+// boot starts a fresh 2 GiB copy of image.
+func boot(tmp, image string, arch qemu.Arch, opts ...qemu.Option) (*qemu.VM, string, error) {
+	disk := filepath.Join(tmp, "boot.img")
+	if err := qemu.CopySparse(disk, image); err != nil {
+		return nil, "", err
+	}
+	if err := os.Truncate(disk, 2<<30); err != nil {
+		return nil, "", err
+	}
+	vm, err := qemu.Start(context.Background(), append([]qemu.Option{qemu.WithArch(arch), qemu.WithDisk(disk)}, opts...)...)
+	return vm, disk, err
+}
+
+// benchAPI serves this machine's real status (LocalNode reading /proc) over
+// mutual TLS on loopback and times 1,000 calls from a keep-alive client.
+func benchAPI(tmp string) error {
+	p, err := pki.Ensure(filepath.Join(tmp, "api-pki"), pki.Options{})
+	if err != nil {
+		return err
+	}
+	srvTLS, err := api.ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := api.NewServer(&api.LocalNode{Release: release.Release{Name: "bench", Version: "0"}, Slot: "a"}, noServices{})
+	go srv.Serve(ctx, ln, srvTLS)
+	path := filepath.Join(tmp, "node.yaml")
+	if err := pki.WriteClientConfig(path, "https://"+ln.Addr().String(), p); err != nil {
+		return err
+	}
+	cfg, err := pki.LoadClientConfig(path)
+	if err != nil {
+		return err
+	}
+	pool, cert, err := cfg.TLS()
+	if err != nil {
+		return err
+	}
+	c, err := api.NewClient(cfg.Server, api.ClientTLS(pool, cert, cfg.ServerName))
+	if err != nil {
+		return err
+	}
+	var lat []time.Duration
+	for range 1000 {
+		start := time.Now()
+		if _, err := c.Status(ctx); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	row("node API `status` over mTLS on loopback, this machine's real /proc (1,000 calls, keep-alive)", "p50 %s, p99 %s", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
+	return nil
+}
+
+type noServices struct{}
+
+func (noServices) List(context.Context) ([]api.Service, error) { return nil, nil }
+func (noServices) Restart(_ context.Context, name string) error {
+	return fmt.Errorf("%w: %q", api.ErrUnknownService, name)
+}
+func (noServices) Logs(_ context.Context, name string, _ api.LogOptions) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("%w: %q", api.ErrUnknownService, name)
 }
 
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return s[len(s)/2].Round(10 * time.Millisecond)
+	return short(s[len(s)/2])
 }
+
+func short(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 

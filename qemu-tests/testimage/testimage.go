@@ -1,0 +1,154 @@
+// Package testimage builds the images end-to-end tests and benchmarks
+// boot: our binaries compiled as the Makefile compiles them, the test
+// service packed as an OCI image, and specs built into disk images.
+package testimage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/builder/spec"
+)
+
+// Env is where a run of tests or benchmarks keeps what it builds.
+type Env struct {
+	// Root is the repository (it holds go.mod, boards/ and images/).
+	Root string
+	// BinDir receives linux-<arch>/<binary> and the host's cairn CLI.
+	BinDir string
+	// PKIDir is the node API credentials every image of the run shares.
+	PKIDir string
+	// Cache is the input cache every build of the run shares.
+	Cache string
+}
+
+// RepoRoot finds the repository above the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no go.mod above %s", dir)
+}
+
+// goBuild compiles pkg (relative to the repository) for arch into out.
+func (e *Env) goBuild(pkg, arch, out string, flags ...string) error {
+	args := append([]string{"build", "-trimpath", "-buildvcs=false"}, flags...)
+	args = append(args, "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = e.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+arch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s for %s: %v\n%s", pkg, arch, err, b)
+	}
+	return nil
+}
+
+// Binaries compiles cairn-init and cairn-agent for arch, as `make binaries` does.
+func (e *Env) Binaries(arch string) error {
+	for _, name := range []string{"cairn-init", "cairn-agent"} {
+		if err := e.goBuild("./agent/cmd/"+name, arch, filepath.Join(e.BinDir, "linux-"+arch, name), "-ldflags", "-s -w"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CLI compiles the cairn CLI for this machine and returns its path.
+func (e *Env) CLI() (string, error) {
+	out := filepath.Join(e.BinDir, "cairn")
+	cmd := exec.Command("go", "build", "-o", out, "./builder/cmd/cairn")
+	cmd.Dir = e.Root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building cairn: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// LinkRuntime puts the container runtime binaries that `make runtime`
+// made (from/linux-<arch>/) next to ours; it reports whether all are there.
+func (e *Env) LinkRuntime(from string) bool {
+	if from == "" {
+		return false
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		for _, name := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+			src := filepath.Join(from, "linux-"+arch, name)
+			dst := filepath.Join(e.BinDir, "linux-"+arch, name)
+			if _, err := os.Stat(src); err != nil {
+				return false
+			}
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			if err := os.Symlink(src, dst); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Build builds specFile for board into out.
+func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
+	s, err := spec.LoadSpec(specFile)
+	if err != nil {
+		return nil, err
+	}
+	b, err := spec.LoadBoard(filepath.Join(e.Root, "boards"), board)
+	if err != nil {
+		return nil, err
+	}
+	c, err := source.OpenCache(e.Cache)
+	if err != nil {
+		return nil, err
+	}
+	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
+}
+
+// Minimal builds images/minimal.yaml for board into out.
+func (e *Env) Minimal(board, out string) (*build.Result, error) {
+	return e.Build(filepath.Join(e.Root, "images", "minimal.yaml"), board, out)
+}
+
+// ServicesImage builds an image for board whose one system service is the
+// test program qemu-tests/testdata/hello, run with args, in dir.
+func (e *Env) ServicesImage(board, arch, dir string, args ...string) (*build.Result, error) {
+	rootfs := filepath.Join(dir, "hello-root-"+arch)
+	if err := e.goBuild("./qemu-tests/testdata/hello", arch, filepath.Join(rootfs, "hello")); err != nil {
+		return nil, err
+	}
+	layout := filepath.Join(dir, "hello-oci-"+arch)
+	if _, err := source.PackDir(rootfs, arch, layout, "hello"); err != nil {
+		return nil, err
+	}
+	argList := "[/hello"
+	for _, a := range args {
+		argList += ", " + a
+	}
+	argList += "]"
+	specFile := filepath.Join(dir, "services-"+board+".yaml")
+	err := os.WriteFile(specFile, []byte(fmt.Sprintf(`name: services
+version: 0.2.0
+disk:
+  slotSize: 256MiB
+services:
+  - name: hello
+    image: oci-layout:%s:hello
+    args: %s
+`, layout, argList)), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return e.Build(specFile, board, filepath.Join(dir, "out-services-"+board))
+}
