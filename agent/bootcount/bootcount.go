@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/atomicfile"
 )
 
 // Path is the counter file on the data partition, mounted at /var.
@@ -41,39 +42,14 @@ func trunc(s string) string {
 // old or the new count. A missing or corrupt file starts again at 1; the
 // corruption is returned as a warning alongside the count.
 func Increment(path string) (n uint64, warn error, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return 0, nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, nil, fmt.Errorf("reading boot counter: %w", err)
 	}
 	n, warn = Parse(old)
 	n++
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return 0, warn, fmt.Errorf("writing boot counter: %w", err)
-	}
-	_, err = fmt.Fprintf(f, "%d\n", n)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(path, []byte(fmt.Sprintf("%d\n", n)), 0o644); err != nil {
 		return 0, warn, fmt.Errorf("writing boot counter %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return 0, warn, fmt.Errorf("syncing %s: %w", filepath.Dir(path), err)
-		}
 	}
 	return n, warn, nil
 }

@@ -21,11 +21,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-edge/cairn/agent/atomicfile"
 
 	"golang.org/x/sys/unix"
 )
@@ -232,7 +233,7 @@ func (s *Syncer) Save() error {
 			return fmt.Errorf("not saving %s: earlier than the saved %s and not synchronised", t.Format(time.RFC3339), saved.Format(time.RFC3339))
 		}
 	}
-	if err := writeAtomic(s.statePath, []byte(t.Format(time.RFC3339Nano)+"\n")); err != nil {
+	if err := atomicfile.WriteFile(s.statePath, []byte(t.Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("saving the time to %s: %w", s.statePath, err)
 	}
 	s.mu.Lock()
@@ -390,39 +391,3 @@ func slew(offset time.Duration) error {
 
 // setInt assigns to a Timex field that is 32 bits wide on 32-bit arches.
 func setInt[T ~int32 | ~int64](dst *T, v int64) { *dst = T(v) }
-
-// writeAtomic replaces path with data durably: a temporary file next to
-// it, fsync, rename, fsync of the directory (the state must survive a
-// power cut right after).
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -2,10 +2,10 @@ package network
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/atomicfile"
 )
 
 // Limits of the C resolvers (glibc's MAXNS and MAXDNSRCH; musl has the
@@ -62,41 +62,10 @@ func (m *Manager) writeResolvLocked() {
 	if text == m.resolvText {
 		return
 	}
-	if err := writeAtomic(m.resolvPath, []byte(text)); err != nil {
+	if err := atomicfile.WriteFile(m.resolvPath, []byte(text), 0o644); err != nil {
 		m.log.Warn("cannot write resolv.conf", "path", m.resolvPath, "err", err)
 		return
 	}
 	m.resolvText, m.resolvDNS = text, servers
 	m.log.Info("resolv.conf written", "path", m.resolvPath, "nameservers", servers)
-}
-
-// writeAtomic replaces path with data so that readers see the old or the
-// new file, never a part: write a temporary file next to it, sync, rename.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -274,6 +274,14 @@ func TestBuildServices(t *testing.T) {
 	if _, err := f.build(t, t.TempDir()); err == nil || !strings.Contains(err.Error(), "make runtime") {
 		t.Fatalf("build without the container runtime: %v", err)
 	}
+	writeFiles(t, f.dir, map[string]string{
+		"images/missing.yaml": "name: test\nversion: 1.0.0\nservices:\n  - name: web\n    image: oci-layout:../oci:no-such-service\n",
+	})
+	missing := *f
+	missing.specFile = filepath.Join(f.dir, "images", "missing.yaml")
+	if _, err := missing.build(t, t.TempDir()); err == nil || !strings.Contains(err.Error(), `missing.yaml:5: input oci-layout:../oci:no-such-service: no image tagged "no-such-service"`) {
+		t.Fatalf("build with a service image that is not there: %v", err)
+	}
 	writeFiles(t, f.binDir, map[string]string{
 		"linux-amd64/containerd": "#!fake", "linux-amd64/containerd-shim-runc-v2": "#!fake", "linux-amd64/runc": "#!fake",
 	})

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/atomicfile"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,7 +70,7 @@ func WriteClientConfig(path, server string, p *PKI) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return writeAtomic(path, data, 0o600)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // Marshal encodes c as YAML, PEM blocks as literal blocks.

@@ -42,6 +42,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-edge/cairn/agent/atomicfile"
 )
 
 // ServerName is the name every node's certificate is issued for. A node's
@@ -469,36 +471,12 @@ func matches(cert *x509.Certificate, key crypto.Signer) bool {
 
 // write stores a pair atomically: certificates 0644, keys 0600.
 func (p *PKI) write(name string, pair *Pair) error {
-	if err := writeAtomic(filepath.Join(p.Dir, name+".key"), pair.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(p.Dir, name+".key"), pair.KeyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(p.Dir, name+".crt"), pair.CertPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(p.Dir, name+".crt"), pair.CertPEM, 0o644); err != nil {
 		return err
 	}
 	p.Issued = append(p.Issued, name+".crt")
 	return nil
-}
-
-func writeAtomic(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
