@@ -81,6 +81,10 @@ func (e *Env) LinkRuntime(from string) bool {
 	if from == "" {
 		return false
 	}
+	from, err := filepath.Abs(from)
+	if err != nil {
+		return false
+	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		for _, name := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
 			src := filepath.Join(from, "linux-"+arch, name)
