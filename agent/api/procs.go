@@ -20,6 +20,10 @@ type Process struct {
 	// so PSS adds up across processes and RSS does not.
 	RSSBytes uint64 `json:"rssBytes"`
 	PSSBytes uint64 `json:"pssBytes"`
+	// AnonBytes is the resident memory no file backs (heap, stacks): what
+	// the kernel cannot drop under pressure; the rest of RSS is mostly the
+	// program's own text, which it can re-read from the slot.
+	AnonBytes uint64 `json:"anonBytes"`
 }
 
 // readProcesses lists the userspace processes (kernel threads map no
@@ -42,15 +46,15 @@ func readProcesses() ([]Process, error) {
 		}
 		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
 		p := Process{PID: pid, Name: strings.TrimSpace(string(comm))}
-		p.RSSBytes, p.PSSBytes = parseRollup(rollup)
+		p.RSSBytes, p.PSSBytes, p.AnonBytes = parseRollup(rollup)
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out, nil
 }
 
-// parseRollup reads the Rss: and Pss: lines (in kB) of smaps_rollup.
-func parseRollup(b []byte) (rss, pss uint64) {
+// parseRollup reads the Rss:, Pss: and Anonymous: lines (in kB) of smaps_rollup.
+func parseRollup(b []byte) (rss, pss, anon uint64) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -66,7 +70,9 @@ func parseRollup(b []byte) (rss, pss uint64) {
 			rss = n << 10
 		case "Pss:":
 			pss = n << 10
+		case "Anonymous:":
+			anon = n << 10
 		}
 	}
-	return rss, pss
+	return rss, pss, anon
 }

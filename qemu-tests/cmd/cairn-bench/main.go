@@ -152,18 +152,18 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int,
 	if err != nil {
 		return err
 	}
-	var osRSS, osPSS, allRSS, allPSS uint64
+	var osRSS, osPSS, osAnon, allRSS, allPSS uint64
 	var parts []string
 	for _, p := range st.Processes {
 		allRSS, allPSS = allRSS+p.RSSBytes, allPSS+p.PSSBytes
 		switch p.Name {
 		case "init", "containerd", "cairn-agent":
-			osRSS, osPSS = osRSS+p.RSSBytes, osPSS+p.PSSBytes
+			osRSS, osPSS, osAnon = osRSS+p.RSSBytes, osPSS+p.PSSBytes, osAnon+p.AnonBytes
 		}
-		parts = append(parts, fmt.Sprintf("%s %.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes))))
+		parts = append(parts, fmt.Sprintf("%s %.1f/%.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes)), mib(int64(p.AnonBytes))))
 	}
-	row(board+": idle OS memory, init + containerd + agent (RSS / PSS, after "+idle.String()+")", "%.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)))
-	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
+	row(board+": idle OS memory, init + containerd + agent (RSS / PSS / anonymous, after "+idle.String()+")", "%.1f MiB / %.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)), mib(int64(osAnon)))
+	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS; per process RSS/PSS/anon)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
 	row(board+": memory available to workloads (of 1024 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
 	return nil
 }
