@@ -14,7 +14,7 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries runtime inputs image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime addons kube inputs image images run test test-full bench fuzz clean
 
 all: image
 
@@ -33,6 +33,14 @@ binaries:
 # containerd, its runc shim and runc for both arches (pinned in agent/runtime/*/go.mod).
 runtime:
 	@bash agent/runtime/build.sh $(OUT)/bin
+
+# Cluster add-ons for both arches: CoreDNS (pinned in agent/addons/coredns/go.mod) and cairn-pause.
+addons:
+	@bash agent/addons/build.sh $(OUT)/bin
+
+# cairn-kube, the single-process Kubernetes, for both arches (pinned in agent/kube/go.mod).
+kube:
+	@bash agent/kube/build.sh $(OUT)/bin
 
 # Debian's kernel and systemd-boot wrapped as OCI images in $(CACHE)/oci.
 inputs: deps binaries

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # build.sh OUTDIR [ARCH...]: builds the container runtime that goes into the
-# image: static containerd, containerd-shim-runc-v2 and runc for each ARCH
-# (default: amd64 arm64), written to OUTDIR/linux-<arch>/.
+# image besides containerd's daemon (which cairn-agent carries): static
+# containerd-shim-runc-v2 and runc for each ARCH
+# (default: amd64 arm64), written to OUTDIR/linux-<arch>/, and the CNI
+# plugins CRI runs for pod networking (bridge, host-local, loopback,
+# portmap), written to OUTDIR/linux-<arch>/cni/.
 #
-# Versions are pinned by the nested modules beside this script
-# (containerd/go.mod, runc/go.mod, with their go.sum), so containerd's daemon
-# dependencies never enter the root module. Builds are reproducible:
+# Versions are pinned by the root module (containerd, which cairn-agent's
+# client and daemon use too) and by the nested modules beside this script
+# (runc/go.mod, cni/go.mod, with their go.sum), so runc's and the plugins'
+# dependencies stay out of the root module. Builds are reproducible:
 # -trimpath, -buildvcs=false, stripped, no build IDs, fixed versions.
 # A binary newer than the go.mod/go.sum it was built from and than this
 # script is kept (rebuild by deleting it). Installs the Debian packages it needs (as root).
@@ -19,8 +23,10 @@ archs=("$@")
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-containerd_version=$(sed -n 's|^\s*github.com/containerd/containerd/v2 \(v[^ ]*\).*|\1|p' "$here/containerd/go.mod")
+root=$(cd "$here/../.." && pwd)
+containerd_version=$(sed -n 's|^\s*github.com/containerd/containerd/v2 \(v[^ ]*\).*|\1|p' "$root/go.mod")
 runc_version=$(sed -n 's|^\s*github.com/opencontainers/runc \(v[^ ]*\).*|\1|p' "$here/runc/go.mod")
+cni_version=$(sed -n 's|^\s*github.com/containernetworking/plugins \(v[^ ]*\).*|\1|p' "$here/cni/go.mod")
 
 log() { printf 'runtime: %s\n' "$*" >&2; }
 
@@ -39,10 +45,10 @@ need_pkgs() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# up_to_date BIN MODDIR: BIN exists and is newer than MODDIR's go.mod and
-# go.sum and than this script (its flags).
+# up_to_date BIN MODDIR: BIN exists and is newer than every file of MODDIR
+# (go.mod, go.sum, our sources) and than this script (its flags).
 up_to_date() {
-	[ -s "$1" ] && [ "$1" -nt "$2/go.mod" ] && [ "$1" -nt "$2/go.sum" ] && [ "$1" -nt "$here/build.sh" ]
+	[ -s "$1" ] && [ "$1" -nt "$here/build.sh" ] && [ -z "$(find "$2" -type f -newer "$1" -print -quit)" ]
 }
 
 # Common flags: reproducible, stripped, static.
@@ -59,23 +65,44 @@ for arch in "${archs[@]}"; do
 	esac
 	if [ "$(go env GOHOSTARCH)" = arm64 ] && [ "$arch" = arm64 ]; then cc=gcc pkgs=(gcc libc6-dev libseccomp-dev pkgconf); fi
 
-	# containerd and its shim: pure Go (CGO_ENABLED=0), so static by
-	# construction. Tags as containerd's Makefile for a static build, minus
-	# the snapshotters we never use (btrfs, devmapper, zfs); CRI stays in.
+	# containerd's shim: pure Go (CGO_ENABLED=0), so static by
+	# construction; tags as containerd's Makefile for a static build. (The
+	# daemon itself is part of cairn-agent: see agent/containerd.)
 	ldf="-s -w -buildid= -X $cpkg/version.Version=${containerd_version#v} -X $cpkg/version.Revision=cairn -X $cpkg/version.Package=$cpkg"
-	for cmd in containerd containerd-shim-runc-v2; do
-		if up_to_date "$dir/$cmd" "$here/containerd"; then
+	for cmd in containerd-shim-runc-v2; do
+		if [ -s "$dir/$cmd" ] && [ "$dir/$cmd" -nt "$root/go.mod" ] && [ "$dir/$cmd" -nt "$here/build.sh" ]; then
 			log "linux-$arch/$cmd $containerd_version: up to date"
 			continue
 		fi
-		tags="urfave_cli_no_docs osusergo netgo static_build no_btrfs no_devmapper no_zfs"
-		[ "$cmd" = containerd-shim-runc-v2 ] && tags="$tags no_grpc"
 		log "building linux-$arch/$cmd $containerd_version"
 		start=$SECONDS
-		(cd "$here/containerd" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch \
-			go build "${goflags[@]}" -tags "$tags" -ldflags "$ldf" -o "$dir/$cmd.tmp" "$cpkg/cmd/$cmd")
+		(cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch \
+			go build "${goflags[@]}" -tags "urfave_cli_no_docs osusergo netgo static_build no_grpc" \
+			-ldflags "$ldf" -o "$dir/$cmd.tmp" "$cpkg/cmd/$cmd")
 		mv "$dir/$cmd.tmp" "$dir/$cmd"
 		log "built linux-$arch/$cmd: $(du -h "$dir/$cmd" | cut -f1) in $((SECONDS - start)) s"
+	done
+
+	# CNI plugins: pure Go, one binary each. Upstream's plugins are
+	# separate main packages, so they cannot be linked into one multi-call
+	# binary without rewriting them. bridge and portmap program netfilter
+	# by running the nft (or iptables) binary: see cni/10-cairn.conflist.
+	mkdir -p "$dir/cni"
+	cpath=github.com/containernetworking/plugins
+	for p in main/bridge ipam/host-local main/loopback meta/portmap; do
+		cmd=${p#*/}
+		if up_to_date "$dir/cni/$cmd" "$here/cni"; then
+			log "linux-$arch/cni/$cmd $cni_version: up to date"
+			continue
+		fi
+		log "building linux-$arch/cni/$cmd $cni_version"
+		start=$SECONDS
+		(cd "$here/cni" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch \
+			go build "${goflags[@]}" \
+			-ldflags "-s -w -buildid= -X $cpath/pkg/utils/buildversion.BuildVersion=$cni_version" \
+			-o "$dir/cni/$cmd.tmp" "$cpath/plugins/$p")
+		mv "$dir/cni/$cmd.tmp" "$dir/cni/$cmd"
+		log "built linux-$arch/cni/$cmd: $(du -h "$dir/cni/$cmd" | cut -f1) in $((SECONDS - start)) s"
 	done
 
 	# runc: cgo (nsexec is C) with libseccomp, linked statically. Seccomp
@@ -96,4 +123,4 @@ for arch in "${archs[@]}"; do
 	mv "$dir/runc.tmp" "$dir/runc"
 	log "built linux-$arch/runc: $(du -h "$dir/runc" | cut -f1) in $((SECONDS - start)) s"
 done
-log "done: $out/linux-{$(IFS=,; echo "${archs[*]}")}/{containerd,containerd-shim-runc-v2,runc}"
+log "done: $out/linux-{$(IFS=,; echo "${archs[*]}")}/{containerd-shim-runc-v2,runc,cni/{bridge,host-local,loopback,portmap}}"

@@ -27,8 +27,9 @@ import (
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
 
-// runtimeBin returns the directory holding containerd, its shim and runc
-// (CAIRN_TEST_RUNTIME_BIN), or skips the test saying why.
+// runtimeBin returns the directory holding cairn-agent (containerd's
+// daemon is part of it), containerd's shim and runc (CAIRN_TEST_RUNTIME_BIN),
+// or skips the test saying why.
 func runtimeBin(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -36,9 +37,9 @@ func runtimeBin(t *testing.T) string {
 	}
 	bin := os.Getenv("CAIRN_TEST_RUNTIME_BIN")
 	if bin == "" {
-		t.Skip("integration test: set CAIRN_TEST_RUNTIME_BIN to a directory with containerd, containerd-shim-runc-v2 and runc (agent/runtime/build.sh OUT amd64 writes OUT/linux-amd64)")
+		t.Skip("integration test: set CAIRN_TEST_RUNTIME_BIN to a directory with cairn-agent, containerd-shim-runc-v2 and runc (make binaries runtime writes out/bin/linux-amd64)")
 	}
-	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+	for _, b := range []string{"cairn-agent", "containerd-shim-runc-v2", "runc"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			t.Skipf("integration test: CAIRN_TEST_RUNTIME_BIN=%s lacks %s (%v)", bin, b, err)
 		}
@@ -46,7 +47,8 @@ func runtimeBin(t *testing.T) string {
 	return bin
 }
 
-// testContainerd runs the containerd from bin with Cairn's config.toml, moved
+// testContainerd runs containerd — bin's cairn-agent started through a
+// link named containerd, as in a slot — with Cairn's config.toml, moved
 // into dir. start (re)starts it, stop kills it (shims live on).
 type testContainerd struct {
 	t        *testing.T
@@ -84,7 +86,13 @@ func (c *testContainerd) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(filepath.Join(c.bin, "containerd"), "--config", path)
+	daemon := filepath.Join(c.dir, "containerd")
+	if _, err := os.Lstat(daemon); err != nil {
+		if err := os.Symlink(filepath.Join(c.bin, "cairn-agent"), daemon); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.cmd = exec.Command(daemon, "--config", path)
 	c.cmd.Env = append(os.Environ(), "PATH="+c.bin+":"+os.Getenv("PATH"))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {

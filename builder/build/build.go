@@ -298,12 +298,18 @@ func openKernel(in *source.Input, tree string) (*kernel, error) {
 	return &kernel{vmlinuz: vmlinuz, index: ix}, nil
 }
 
-// Binaries of ours that go into the slot, by name: required ones, and the
-// container runtime, which goes in exactly when the image runs services.
+// Binaries that go into the slot, by name: required ones, and the
+// container runtime (RuntimeBinaries, made by `make runtime`), which goes in
+// exactly when the image runs services.
+// containerd's daemon is part of cairn-agent (package agent/containerd):
+// /usr/bin/containerd is a link to it.
 var (
 	requiredBinaries = []string{"cairn-init", "cairn-agent"}
-	runtimeBinaries  = []string{"containerd", "containerd-shim-runc-v2", "runc"}
+	RuntimeBinaries  = []string{"containerd-shim-runc-v2", "runc"}
 )
+
+// containerdLink is where cairn-init starts containerd in a slot that runs services.
+const containerdLink = "usr/bin/containerd"
 
 // findBinaries returns name → path of the binaries in dir that go into the slot.
 func findBinaries(dir string, services bool) (map[string]string, error) {
@@ -318,7 +324,7 @@ func findBinaries(dir string, services bool) (map[string]string, error) {
 	if !services {
 		return bins, nil // no container runtime: what the spec asks for, not what BinDir happens to hold
 	}
-	for _, name := range runtimeBinaries {
+	for _, name := range RuntimeBinaries {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("the image runs services but there is no %s at %s: build the container runtime first with `make runtime`", name, p)
@@ -373,7 +379,10 @@ func planSlot(img *spec.Image, k *kernel, bins map[string]string, creds *pki.PKI
 			return nil, err
 		}
 	}
-	if _, ok := bins["containerd"]; ok {
+	if _, ok := bins["runc"]; ok {
+		if err := t.Symlink(containerdLink, "cairn-agent"); err != nil {
+			return nil, err
+		}
 		if err := t.File(strings.TrimPrefix(runtime.ConfigPath, "/"), 0o644, runtime.ContainerdConfig); err != nil {
 			return nil, err
 		}

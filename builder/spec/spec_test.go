@@ -115,7 +115,7 @@ func TestMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := Merge(s, b)
-	if got, want := strings.Join(img.Cmdline, " "), "console=ttyS0 quiet"; got != want {
+	if got, want := strings.Join(img.Cmdline, " "), "transparent_hugepage=madvise console=ttyS0 quiet"; got != want {
 		t.Errorf("Cmdline = %q, want %q", got, want)
 	}
 	if got, want := strings.Join(img.Modules, " "), "e1000e"; got != want {

@@ -86,7 +86,7 @@ func (e *Env) LinkRuntime(from string) bool {
 		return false
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
-		for _, name := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
+		for _, name := range build.RuntimeBinaries {
 			src := filepath.Join(from, "linux-"+arch, name)
 			dst := filepath.Join(e.BinDir, "linux-"+arch, name)
 			if _, err := os.Stat(src); err != nil {

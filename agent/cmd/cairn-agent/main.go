@@ -4,6 +4,9 @@
 // runs the system services as containers in containerd and serves the
 // node API over mutual TLS. It prints `cairn: agent ready` on the console
 // once the API listens.
+//
+// The same binary is containerd's daemon when started under that name
+// (/usr/bin/containerd links to it): see package agent/containerd.
 package main
 
 import (
@@ -13,12 +16,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
+	"github.com/cairn-edge/cairn/agent/containerd"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/services"
@@ -28,6 +34,9 @@ import (
 var say = console.Say
 
 func main() {
+	if filepath.Base(os.Args[0]) == containerd.Name {
+		os.Exit(containerd.Main(os.Args))
+	}
 	log := console.Logger().With("svc", "agent")
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
@@ -99,6 +108,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 			}
 			if ctx.Err() == nil {
 				say("services ready count=%d", len(conf.Services))
+				// Starting services (importing images, unpacking
+				// layers) is the agent's busiest moment; what it
+				// used goes back to the system now, not over minutes.
+				debug.FreeOSMemory()
 			}
 		}()
 		defer func() {

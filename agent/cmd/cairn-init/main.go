@@ -22,6 +22,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
@@ -33,6 +35,18 @@ import (
 // InitramfsMarker exists only in the initramfs; its presence selects
 // stage 1.
 const InitramfsMarker = "/etc/cairn/initramfs"
+
+// The Go runtime settings of the long-running processes of the OS (this
+// init, containerd, cairn-agent): they idle nearly all the time and share a
+// small box with the workloads, so they trade a little GC work for memory.
+// GOGC 25 keeps each heap within a quarter of its live data (and its
+// minimum at 1 MiB rather than 4 MiB); memory profiling, which nobody reads
+// on a node, is off (its bucket table alone is 1.4 MiB per process).
+const memoryGCPercent = 25
+
+var memoryEnv = []string{fmt.Sprintf("GOGC=%d", memoryGCPercent), "GODEBUG=memprofilerate=0"}
+
+func init() { runtime.MemProfileRate = 0 }
 
 // log is for details around the contract lines.
 var log = console.Logger()
@@ -51,6 +65,7 @@ func main() {
 		stage1()
 	} else {
 		log = log.With("stage", 2)
+		debug.SetGCPercent(memoryGCPercent)
 		stage2()
 	}
 }

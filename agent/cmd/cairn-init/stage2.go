@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 
 	"github.com/cairn-edge/cairn/agent/bootcount"
 	"github.com/cairn-edge/cairn/agent/console"
@@ -52,6 +53,9 @@ func stage2() {
 	reaper := supervisor.NewReaper()
 	go reaper.Run(context.Background()) // reaps until the very end
 	stopHost := startHostServices(reaper)
+	// From here on init only waits: hand back what loading the modules
+	// (whole .ko files read into memory) and the boot work used.
+	debug.FreeOSMemory()
 
 	action := power.Poweroff
 	select {
@@ -101,8 +105,9 @@ var hostServices = []supervisor.Service{
 }
 
 // hostEnv is the host services' environment: the kernel starts PID 1
-// without a PATH, and containerd finds its shim and runc through it.
-var hostEnv = []string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin", "HOME=/root"}
+// without a PATH, containerd finds its shim and runc through it, and the
+// Go runtime settings for memory (see memoryEnv).
+var hostEnv = append([]string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin", "HOME=/root"}, memoryEnv...)
 
 // startHostServices starts the host services under a supervisor and
 // returns a function that stops them in reverse order (the agent stops its

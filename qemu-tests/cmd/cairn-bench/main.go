@@ -32,9 +32,11 @@ func main() {
 	runtimeDir := flag.String("runtime", "out/bin", "container runtime binaries (make runtime)")
 	runs := flag.Int("n", 3, "runs per timing")
 	idle := flag.Duration("idle", 30*time.Second, "how long a node idles before its memory is read")
+	boards := flag.String("boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
+	memoryOnly := flag.Bool("memory", false, "measure only the idle memory (quick, for tuning)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := run(*runtimeDir, *runs, *idle); err != nil {
+	if err := run(*runtimeDir, strings.Split(*boards, ","), *runs, *idle, *memoryOnly); err != nil {
 		fmt.Fprintf(os.Stderr, "cairn-bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -42,7 +44,7 @@ func main() {
 
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
 
-func run(runtimeDir string, runs int, idle time.Duration) error {
+func run(runtimeDir string, boards []string, runs int, idle time.Duration, memoryOnly bool) error {
 	root, err := testimage.RepoRoot()
 	if err != nil {
 		return err
@@ -66,14 +68,26 @@ func run(runtimeDir string, runs int, idle time.Duration) error {
 		name string
 		arch qemu.Arch
 	}{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
-		if err := benchBoard(env, tmp, board.name, board.arch, runs, idle); err != nil {
+		if !slices.Contains(boards, board.name) {
+			continue
+		}
+		if !memoryOnly {
+			if err := benchBoard(env, tmp, board.name, board.arch, runs); err != nil {
+				return err
+			}
+		}
+		if err := benchMemory(env, tmp, board.name, board.arch, idle); err != nil {
 			return err
 		}
+	}
+	if memoryOnly {
+		return nil
 	}
 	return benchAPI(tmp)
 }
 
-func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int, idle time.Duration) error {
+// benchBoard measures the minimal image: build times, sizes and boot times.
+func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int) error {
 	var cold, warm []time.Duration
 	var res *build.Result
 	for i := range runs {
@@ -119,8 +133,15 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int,
 	}
 	row(board+": QEMU start → `cairn: init ok` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(inits), short(slices.Min(inits)), short(slices.Max(inits)))
 	row(board+": QEMU start → `cairn: agent ready` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(agents), short(slices.Min(agents)), short(slices.Max(agents)))
+	return nil
+}
 
-	// Memory: an image with containerd and one idle service, left alone.
+// benchMemory boots an image with containerd and one idle service, leaves
+// it alone for idle and reads every process's memory through the API.
+func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle time.Duration) error {
+	if env.Cache == "" {
+		env.Cache = filepath.Join(tmp, "cache")
+	}
 	svc, err := env.ServicesImage(board, string(arch), tmp, "idle")
 	if err != nil {
 		return err
