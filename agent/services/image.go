@@ -30,11 +30,11 @@ func layoutIndexDigest(dir string) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-// importImage makes the OCI layout in dir available as image name, unpacked
-// into snapshotter. It does nothing when the image already came from the
-// same layout and is unpacked, so every boot after the first is cheap and
-// none needs the network.
-func importImage(ctx context.Context, c *containerd.Client, name, dir, snapshotter string) (containerd.Image, error) {
+// ImportImage makes the OCI layout in dir available as image name (in the
+// namespace of ctx), unpacked into snapshotter. It does nothing when the
+// image already came from the same layout and is unpacked, so every boot
+// after the first is cheap and none needs the network.
+func ImportImage(ctx context.Context, c *containerd.Client, name, dir, snapshotter string) (containerd.Image, error) {
 	want, err := layoutIndexDigest(dir)
 	if err != nil {
 		return nil, err

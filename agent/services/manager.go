@@ -644,7 +644,7 @@ func (m *Manager) startTask(ctx context.Context, u *unit, notify *notifyListener
 		return nil, nil, err
 	}
 	name := u.svc.Name
-	img, err := importImage(ctx, m.client, u.svc.Image, filepath.Join(m.opts.ImagesDir, name), m.opts.Snapshotter)
+	img, err := ImportImage(ctx, m.client, u.svc.Image, filepath.Join(m.opts.ImagesDir, name), m.opts.Snapshotter)
 	if err != nil {
 		return nil, nil, err
 	}
