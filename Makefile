@@ -14,20 +14,23 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries runtime addons kube inputs image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs image images run test test-full bench fuzz clean
 
 all: image
 
 deps:
 	@bash builder/scripts/deps.sh
 
-# Our binaries: the cairn CLI for this machine, cairn-init for each target.
+# Our binaries: the cairn CLI for this machine; cairn-init, cairn-agent and
+# cairn-agent-cri (the agent with containerd's CRI, for images that run
+# Kubernetes) for each target.
 binaries:
 	$(GO) build -o $(CAIRN) ./builder/cmd/cairn
 	for arch in amd64 arm64; do \
 	  for cmd in cairn-init cairn-agent; do \
 	    CGO_ENABLED=0 GOARCH=$$arch $(GO) build $(BINFLAGS) -o $(OUT)/bin/linux-$$arch/$$cmd ./agent/cmd/$$cmd || exit 1; \
 	  done; \
+	  CGO_ENABLED=0 GOARCH=$$arch $(GO) build $(BINFLAGS) -tags cri -o $(OUT)/bin/linux-$$arch/cairn-agent-cri ./agent/cmd/cairn-agent || exit 1; \
 	done
 
 # containerd, its runc shim and runc for both arches (pinned in agent/runtime/*/go.mod).
@@ -42,14 +45,29 @@ addons:
 kube:
 	@bash agent/kube/build.sh $(OUT)/bin
 
-# Debian's kernel and systemd-boot wrapped as OCI images in $(CACHE)/oci.
+# cairn-kube for this machine's tests only (make test boots x86_64 nodes).
+kube-amd64:
+	@bash agent/kube/build.sh $(OUT)/bin amd64
+
+# Debian's kernel, systemd-boot and nft (with its libraries) wrapped as OCI
+# images in $(CACHE)/oci.
 inputs: deps binaries
 	@bash builder/scripts/debian-inputs.sh $(CAIRN) $(CACHE)
 
-image: inputs
+# The cluster's images the boards' kubernetes.images name (cairn-pause,
+# CoreDNS), packed into $(CACHE)/oci. Cold, CoreDNS takes minutes per arch;
+# after that both steps only check that nothing changed.
+kube-inputs: binaries addons
+	@bash agent/addons/images.sh $(OUT)/bin $(CACHE)/oci
+
+# A spec with a kubernetes section also needs the container runtime,
+# cairn-kube and the cluster's images.
+SPEC_NEEDS := $(if $(shell grep -qs '^kubernetes:' $(SPEC) && echo y),runtime kube kube-inputs)
+
+image: inputs $(SPEC_NEEDS)
 	$(CAIRN) build -f $(SPEC) --board $(BOARD) -o $(OUT)
 
-images: inputs
+images: inputs $(SPEC_NEEDS)
 	$(CAIRN) build -f $(SPEC) --board qemu-x86_64 -o $(OUT)
 	$(CAIRN) build -f $(SPEC) --board qemu-aarch64 -o $(OUT)
 
@@ -61,14 +79,17 @@ TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
            CAIRN_TEST_RUNTIME_BIN=$(abspath $(OUT))/bin/linux-amd64 \
            CAIRN_TEST_KERNEL_TREE=$(abspath $(CACHE))/debian/linux-amd64 \
            CAIRN_TEST_KERNEL_AMD64=$(abspath $(CACHE))/debian/linux-amd64/boot/vmlinuz \
-           CAIRN_TEST_KERNEL_ARM64=$(abspath $(CACHE))/debian/linux-arm64/boot/vmlinuz
+           CAIRN_TEST_KERNEL_ARM64=$(abspath $(CACHE))/debian/linux-arm64/boot/vmlinuz \
+           CAIRN_TEST_KUBE_BIN=$(abspath $(OUT))/bin/linux-amd64/cairn-kube
 
-test: inputs runtime
+test: inputs runtime kube-inputs kube-amd64
 	$(GO) vet ./...
+	cd agent/kube && $(GO) test ./config ./args
 	$(TEST_ENV) $(GO) test -timeout 40m ./...
 
-test-full: inputs runtime
+test-full: inputs runtime kube-inputs kube
 	$(GO) vet ./...
+	cd agent/kube && $(GO) vet ./... && $(GO) test ./...
 	$(TEST_ENV) CAIRN_TEST_FULL=1 $(GO) test -timeout 80m ./...
 	$(MAKE) fuzz FUZZTIME=60s
 

@@ -86,6 +86,15 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
+			if env.HasKube("amd64") {
+				if kubeImage, err = env.KubeImage("qemu-x86_64", "amd64", tmp); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+			} else if os.Getenv("CI") != "" {
+				fmt.Fprintln(os.Stderr, "qemu-tests: no cairn-kube in $CAIRN_TEST_BIN: `make test` builds it (make kube-amd64)")
+				return 1
+			}
 		} else if os.Getenv("CI") != "" {
 			fmt.Fprintln(os.Stderr, "qemu-tests: no container runtime in $CAIRN_TEST_BIN: `make test` builds it (make runtime)")
 			return 1

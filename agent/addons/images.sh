@@ -10,8 +10,6 @@
 # make binaries).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 bin=${1:?usage: images.sh BINDIR OCIDIR [ARCH...]}
 oci=${2:?usage: images.sh BINDIR OCIDIR [ARCH...]}
 shift 2
@@ -31,10 +29,8 @@ pack() {
 	[ -s "$src" ] || { echo "images: $src is missing (run agent/addons/build.sh $bin $arch)" >&2; exit 1; }
 	rm -rf "$work/$tag" && mkdir -p "$work/$tag"
 	install -m 0755 "$src" "$work/$tag/$name"
-	"$cairn" input pack --dir "$work/$tag" --arch "$arch" --layout "$oci" --tag "$tag" >/dev/null
-	# cairn input pack writes no entrypoint (it has no flag for one).
-	(cd "$root" && go run ./agent/addons/imageconfig -layout "$oci" -tag "$tag" -entrypoint "/$name")
-	echo "oci-layout:$oci:$tag"
+	# CRI refuses an image whose config has neither Entrypoint nor Cmd.
+	"$cairn" input pack --dir "$work/$tag" --arch "$arch" --layout "$oci" --tag "$tag" --entrypoint "/$name"
 }
 
 for arch in "${archs[@]}"; do

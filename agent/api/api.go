@@ -141,10 +141,43 @@ type Address struct {
 	Address   string `json:"address"` // e.g. "10.0.2.15/24"
 }
 
-// Status is GET /v1/status: the node and its services.
+// Status is GET /v1/status: the node, its services and, on a node that
+// runs it, the bundled Kubernetes.
 type Status struct {
 	NodeStatus
-	Services []Service `json:"services"`
+	Services   []Service         `json:"services"`
+	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+}
+
+// Kubernetes is the bundled Kubernetes of a node that runs it.
+type Kubernetes interface {
+	// Status reports the cluster's state.
+	Status(ctx context.Context) KubernetesStatus
+	// Kubeconfig is an administrator's kubeconfig for the API server at
+	// server (https://HOST:PORT, as the user reaches the node).
+	Kubeconfig(server string) ([]byte, error)
+}
+
+// KubernetesStatus is the bundled Kubernetes' state.
+type KubernetesStatus struct {
+	Mode      string `json:"mode"`  // server or agent
+	Phase     string `json:"phase"` // starting, ready, not ready
+	Version   string `json:"version,omitempty"`
+	NodeName  string `json:"nodeName"`
+	NodeReady bool   `json:"nodeReady"`
+	// Pods counts the pods on the node by phase.
+	Pods PodCount `json:"pods"`
+	// Problems are what the user should fix (a malformed manifest, an
+	// image that did not import), newest last.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// PodCount counts pods by phase.
+type PodCount struct {
+	Running int `json:"running"`
+	Pending int `json:"pending"`
+	Failed  int `json:"failed"`
+	Total   int `json:"total"`
 }
 
 // Uptime returns the uptime as a Duration.

@@ -132,11 +132,27 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return c.call(ctx, "POST", "/v1/shutdown", http.StatusAccepted, &r)
 }
 
+// Kubeconfig returns an administrator's kubeconfig of the node's
+// Kubernetes for the API server at server (empty: the node's host, port
+// 6443).
+func (c *Client) Kubeconfig(ctx context.Context, server string) ([]byte, error) {
+	q := url.Values{}
+	if server != "" {
+		q.Set("server", server)
+	}
+	return c.get(ctx, "/v1/kubeconfig", q)
+}
+
 // Metrics returns the node's metrics in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	return c.get(ctx, "/metrics", nil)
+}
+
+// get returns the body of a GET that answers 200.
+func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	resp, err := c.do(ctx, "GET", "/metrics", nil, http.StatusOK)
+	resp, err := c.do(ctx, "GET", path, q, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}

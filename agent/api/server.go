@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -23,6 +24,7 @@ import (
 type Server struct {
 	node     Node
 	services Services
+	kube     Kubernetes // nil on a node without Kubernetes
 	log      *slog.Logger
 	metrics  *requestMetrics
 	handler  http.Handler
@@ -34,6 +36,12 @@ type Option func(*Server)
 // WithLogger sets the logger for requests and errors (slog.Default() otherwise).
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Server) { s.log = l }
+}
+
+// WithKubernetes serves the bundled Kubernetes' state in status and its
+// kubeconfig.
+func WithKubernetes(k Kubernetes) Option {
+	return func(s *Server) { s.kube = k }
 }
 
 // route is one endpoint.
@@ -49,6 +57,7 @@ var routes = []route{
 	{"GET", "/v1/services/{name}/logs", (*Server).logs},
 	{"POST", "/v1/reboot", (*Server).reboot},
 	{"POST", "/v1/shutdown", (*Server).shutdown},
+	{"GET", "/v1/kubeconfig", (*Server).kubeconfig},
 	{"GET", "/metrics", (*Server).metricsHandler},
 }
 
@@ -73,7 +82,7 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /metrics)", r.Method, r.URL.Path)
+		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/kubeconfig, /metrics)", r.Method, r.URL.Path)
 	})
 	s.handler = s.observe(s.recover(requireClientCert(mux)))
 	return s
@@ -299,7 +308,44 @@ func (s *Server) gather(ctx context.Context) (*Status, error) {
 	if ns.Addresses == nil {
 		ns.Addresses = []Address{}
 	}
-	return &Status{NodeStatus: ns, Services: svcs}, nil
+	st := &Status{NodeStatus: ns, Services: svcs}
+	if s.kube != nil {
+		ks := s.kube.Status(ctx)
+		st.Kubernetes = &ks
+	}
+	return st, nil
+}
+
+// kubeconfig serves an administrator's kubeconfig; ?server= is the API
+// server's URL as the client reaches it (default: the host the client
+// used for this API, port 6443).
+func (s *Server) kubeconfig(w http.ResponseWriter, r *http.Request) {
+	if !query(w, r, "server") {
+		return
+	}
+	if s.kube == nil {
+		writeError(w, http.StatusNotFound, "this node runs no Kubernetes (its image spec has no kubernetes section)")
+		return
+	}
+	server := r.URL.Query().Get("server")
+	if server == "" {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		server = "https://" + net.JoinHostPort(host, "6443")
+	}
+	if u, err := url.Parse(server); err != nil || u.Scheme != "https" || u.Host == "" {
+		writeError(w, http.StatusBadRequest, "server %q is not an https://HOST:PORT URL", server)
+		return
+	}
+	data, err := s.kube.Kubeconfig(server)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "kubeconfig: %v (Kubernetes may still be starting)", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(data)
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {

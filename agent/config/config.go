@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/cairn-edge/cairn/agent/clock"
+	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/services"
 	"gopkg.in/yaml.v3"
@@ -32,6 +33,8 @@ type Config struct {
 	Services []services.Service `yaml:"services,omitempty"`
 	// API configures the node API.
 	API API `yaml:"api,omitempty"`
+	// Kubernetes, when set, runs the bundled Kubernetes (cairn-kube).
+	Kubernetes *kubeboot.Config `yaml:"kubernetes,omitempty"`
 }
 
 // API configures the node API.
@@ -50,6 +53,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Clock.Validate(); err != nil {
 		return fmt.Errorf("ntp: %w", err)
+	}
+	if c.Kubernetes != nil {
+		if err := c.Kubernetes.Validate(); err != nil {
+			return fmt.Errorf("kubernetes: %w", err)
+		}
 	}
 	if c.API.Port < 0 || c.API.Port > 65535 {
 		return fmt.Errorf("api.port %d is not a TCP port", c.API.Port)

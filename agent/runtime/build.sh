@@ -86,7 +86,7 @@ for arch in "${archs[@]}"; do
 	# CNI plugins: pure Go, one binary each. Upstream's plugins are
 	# separate main packages, so they cannot be linked into one multi-call
 	# binary without rewriting them. bridge and portmap program netfilter
-	# by running the nft (or iptables) binary: see cni/10-cairn.conflist.
+	# by running the nft (or iptables) binary: see 10-cairn.conflist.tmpl.
 	mkdir -p "$dir/cni"
 	cpath=github.com/containernetworking/plugins
 	for p in main/bridge ipam/host-local main/loopback meta/portmap; do

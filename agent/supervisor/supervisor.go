@@ -18,6 +18,9 @@ type Service struct {
 	Args   []string  // arguments after the program name
 	Env    []string  // environment; nil means PID 1's
 	Output io.Writer // stdout and stderr; nil discards
+	// Exited, when set, hears how each run ended (e.g. "exit 1"), before
+	// the restart delay.
+	Exited func(status string)
 }
 
 // Backoff bounds restart delays: they start at Min, double after each
@@ -72,6 +75,9 @@ func (s *Supervisor) Run(ctx context.Context, svc Service) {
 			}
 			_ = cmd.Process.Release()
 			s.Log.Warn("service exited", "service", svc.Name, "status", describe(ws), "ran", time.Since(started).Round(time.Millisecond))
+			if svc.Exited != nil {
+				svc.Exited(describe(ws))
+			}
 		}
 		delay = s.Backoff.Next(delay, time.Since(started))
 		select {

@@ -113,6 +113,11 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	defer os.RemoveAll(work)
 
 	step := stepper(log)
+	step("checking spec")
+	kubeSt, err := check(img)
+	if err != nil {
+		return nil, err
+	}
 	step("resolving inputs")
 	kernelIn, err := resolve(ctx, opt.Cache, img.Kernel, arch)
 	if err != nil {
@@ -142,7 +147,13 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 		}
 		svcIns = append(svcIns, in)
 	}
-	bins, err := findBinaries(filepath.Join(opt.BinDir, "linux-"+arch), len(svcIns) > 0)
+	var kube *kubePlan
+	if kubeSt != nil {
+		if kube, err = resolveKubernetes(ctx, opt.Cache, img, kubeSt); err != nil {
+			return nil, err
+		}
+	}
+	bins, err := findBinaries(filepath.Join(opt.BinDir, "linux-"+arch), len(img.Services) > 0, img.Kubernetes != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +175,11 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	}
 
 	step("planning root slot and initramfs")
-	slotTree, err := planSlot(img, k, bins, creds, svcIns, work)
+	slotTree, err := planSlot(img, k, bins, creds, svcIns, kube, work)
 	if err != nil {
 		return nil, err
 	}
-	initrdTree, err := planInitramfs(img, k, bins["cairn-init"])
+	initrdTree, err := planInitramfs(img, k, bins.init)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +235,17 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 		{Role: "kernel", Ref: kernelIn.Ref.Raw, Digest: kernelIn.Digest.String()},
 		{Role: "bootloader", Ref: loaderIn.Ref.Raw, Digest: loaderIn.Digest.String()},
 	}}
+	for i, in := range svcIns {
+		rec.Inputs = append(rec.Inputs, InputRecord{Role: "service " + img.Spec.Agent.Services[i].Name, Ref: in.Ref.Raw, Digest: in.Digest.String()})
+	}
+	if kube != nil {
+		for _, im := range kube.images {
+			rec.Inputs = append(rec.Inputs, InputRecord{Role: "kubernetes image " + im.name, Ref: im.in.Ref.Raw, Digest: im.in.Digest.String()})
+		}
+		for _, in := range kube.toolIns {
+			rec.Inputs = append(rec.Inputs, InputRecord{Role: "kubernetes tool", Ref: in.Ref.Raw, Digest: in.Digest.String()})
+		}
+	}
 	recJSON, _ := json.MarshalIndent(rec, "", "  ")
 	recTmp := filepath.Join(work, "inputs.json")
 	if err := os.WriteFile(recTmp, append(recJSON, '\n'), 0o644); err != nil {
@@ -298,40 +320,85 @@ func openKernel(in *source.Input, tree string) (*kernel, error) {
 	return &kernel{vmlinuz: vmlinuz, index: ix}, nil
 }
 
-// Binaries that go into the slot, by name: required ones, and the
-// container runtime (RuntimeBinaries, made by `make runtime`), which goes in
-// exactly when the image runs services.
+// Binaries that go into the slot. cairn-init and the agent always; the
+// container runtime (RuntimeBinaries, made by `make runtime`) exactly when
+// the image runs services or Kubernetes; for Kubernetes also the agent
+// built with containerd's CRI (`make binaries`), cairn-kube (`make kube`)
+// and the CNI plugins (`make runtime`, in BinDir/linux-<arch>/cni/).
 // containerd's daemon is part of cairn-agent (package agent/containerd):
 // /usr/bin/containerd is a link to it.
 var (
-	requiredBinaries = []string{"cairn-init", "cairn-agent"}
-	RuntimeBinaries  = []string{"containerd-shim-runc-v2", "runc"}
+	RuntimeBinaries = []string{"containerd-shim-runc-v2", "runc"}
+	KubeBinaries    = []string{"cairn-kube"}
+)
+
+// The agent's two builds: with containerd's CRI plugins (tag cri) for
+// images that run Kubernetes, without for the rest (smaller, less memory).
+const (
+	agentBinary    = "cairn-agent"
+	agentCRIBinary = "cairn-agent-cri"
 )
 
 // containerdLink is where cairn-init starts containerd in a slot that runs services.
 const containerdLink = "usr/bin/containerd"
 
-// findBinaries returns name → path of the binaries in dir that go into the slot.
-func findBinaries(dir string, services bool) (map[string]string, error) {
-	bins := map[string]string{}
-	for _, name := range requiredBinaries {
-		p := filepath.Join(dir, name)
+// binaries are the programs of a slot.
+type binaries struct {
+	// init is cairn-init: /sbin/init in the slot, /init in the initramfs.
+	init string
+	// slot maps a slot path to the host file that goes there.
+	slot map[string]string
+	// runtime tells whether the container runtime is in: then containerd's
+	// link and configuration are too.
+	runtime bool
+}
+
+// findBinaries finds in dir the binaries an image needs: what the spec asks
+// for, not what dir happens to hold.
+func findBinaries(dir string, services, kube bool) (*binaries, error) {
+	b := &binaries{slot: map[string]string{}, runtime: services || kube}
+	find := func(name, missing string) (string, error) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
 		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("no %s at %s: build it first with `make binaries` (or pass --bin-dir)", name, p)
+			return "", fmt.Errorf(missing, name, p)
 		}
-		bins[name] = p
+		return p, nil
 	}
-	if !services {
-		return bins, nil // no container runtime: what the spec asks for, not what BinDir happens to hold
+	var err error
+	if b.init, err = find("cairn-init", "no %s at %s: build it first with `make binaries` (or pass --bin-dir)"); err != nil {
+		return nil, err
+	}
+	b.slot["sbin/init"] = b.init
+	agent, missing := agentBinary, "no %s at %s: build it first with `make binaries` (or pass --bin-dir)"
+	if kube {
+		agent, missing = agentCRIBinary, "the image runs Kubernetes, whose kubelet needs containerd's CRI, but there is no %s at %s: build it first with `make binaries`"
+	}
+	if b.slot["usr/bin/"+agentBinary], err = find(agent, missing); err != nil {
+		return nil, err
+	}
+	if !b.runtime {
+		return b, nil
 	}
 	for _, name := range RuntimeBinaries {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("the image runs services but there is no %s at %s: build the container runtime first with `make runtime`", name, p)
+		if b.slot["usr/bin/"+name], err = find(name, "the image runs containers but there is no %s at %s: build the container runtime first with `make runtime`"); err != nil {
+			return nil, err
 		}
-		bins[name] = p
 	}
-	return bins, nil
+	if !kube {
+		return b, nil
+	}
+	for _, name := range KubeBinaries {
+		if b.slot["usr/bin/"+name], err = find(name, "the image runs Kubernetes but there is no %s at %s: build it first with `make kube`"); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range runtime.CNIPlugins {
+		dst := strings.TrimPrefix(runtime.CNIBinDir, "/") + "/" + name
+		if b.slot[dst], err = find("cni/"+name, "the image runs Kubernetes but there is no CNI plugin %s at %s: build the container runtime first with `make runtime`"); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // addModules copies the named modules and their dependencies, a modules.dep
@@ -363,27 +430,34 @@ func addModules(tree *fstree.Tree, k *kernel, names []string) error {
 }
 
 // planSlot is the root file system of a slot.
-func planSlot(img *spec.Image, k *kernel, bins map[string]string, creds *pki.PKI, svcIns []*source.Input, work string) (*fstree.Tree, error) {
+func planSlot(img *spec.Image, k *kernel, bins *binaries, creds *pki.PKI, svcIns []*source.Input, kube *kubePlan, work string) (*fstree.Tree, error) {
 	t := fstree.New()
 	for _, d := range []string{"proc", "sys", "dev", "run", "var", "tmp", "boot", "etc"} {
 		if err := t.Dir(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	for name, path := range bins {
-		dst := "usr/bin/" + name
-		if name == "cairn-init" {
-			dst = "sbin/init"
+	// Tools first: our files below replace any of theirs, the overlay all.
+	if kube != nil {
+		if err := planKubeTools(t, kube); err != nil {
+			return nil, err
 		}
+	}
+	for dst, path := range bins.slot {
 		if err := t.HostFile(dst, 0o755, path); err != nil {
 			return nil, err
 		}
 	}
-	if _, ok := bins["runc"]; ok {
-		if err := t.Symlink(containerdLink, "cairn-agent"); err != nil {
+	if bins.runtime {
+		if err := t.Symlink(containerdLink, agentBinary); err != nil {
 			return nil, err
 		}
 		if err := t.File(strings.TrimPrefix(runtime.ConfigPath, "/"), 0o644, runtime.ContainerdConfig); err != nil {
+			return nil, err
+		}
+	}
+	if kube != nil {
+		if err := planKubernetes(t, kube, work); err != nil {
 			return nil, err
 		}
 	}

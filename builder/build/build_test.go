@@ -27,6 +27,8 @@ kernel/fs/jbd2/jbd2.ko:
 kernel/drivers/block/virtio_blk.ko:
 kernel/fs/squashfs/squashfs.ko:
 kernel/drivers/input/evdev.ko:
+kernel/net/bridge/bridge.ko: kernel/net/802/stp.ko
+kernel/net/802/stp.ko:
 `
 
 func writeFiles(t *testing.T, root string, files map[string]string) {

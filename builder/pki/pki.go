@@ -396,7 +396,7 @@ func loadPair(dir, name string, keyOptional bool) (*Pair, error) {
 	if errK != nil {
 		return pair, nil
 	}
-	key, err := parseKey(keyPEM)
+	key, err := ParseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", keyPath, err)
 	}
@@ -433,8 +433,8 @@ func parseCert(data []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(b.Bytes)
 }
 
-// parseKey reads a PEM private key: PKCS#8 (what we write), SEC 1 EC or PKCS#1.
-func parseKey(data []byte) (crypto.Signer, error) {
+// ParseKey reads a PEM private key: PKCS#8 (what we write), SEC 1 EC or PKCS#1.
+func ParseKey(data []byte) (crypto.Signer, error) {
 	b, rest := pem.Decode(data)
 	if b == nil {
 		return nil, errors.New("not a PEM private key")

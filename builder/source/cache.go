@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -261,9 +262,26 @@ func (p *progressReader) report(final bool) {
 // WriteLayout writes the input as an OCI layout directory holding just this
 // image, named by its reference, as the node imports it at boot.
 func (in *Input) WriteLayout(dir string) error {
+	return in.WriteLayoutAs(dir, in.Ref.Raw)
+}
+
+// WriteLayoutAs writes the input as an OCI layout directory holding just
+// this image, whose index entry carries name as its
+// org.opencontainers.image.ref.name: the name the node imports it under
+// (e.g. the image name pods use, not where the builder took it from).
+func (in *Input) WriteLayoutAs(dir, name string) error {
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return err
 	}
-	return p.AppendImage(in.Image, layout.WithAnnotations(map[string]string{ociRefName: in.Ref.Raw}))
+	if err := p.AppendImage(in.Image, layout.WithAnnotations(map[string]string{ociRefName: name})); err != nil {
+		return err
+	}
+	// go-containerregistry writes blobs executable (0755): nothing here is a program.
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		return os.Chmod(p, 0o644)
+	})
 }

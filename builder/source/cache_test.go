@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,4 +116,114 @@ func TestPackDirReproducible(t *testing.T) {
 	if a != b {
 		t.Errorf("packing the same tree twice gave %s and %s", a, b)
 	}
+}
+
+func TestPackDirConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pause"), []byte("#!fake"), 0o755)
+	tests := []struct {
+		name            string
+		opts            []PackOption
+		entrypoint, cmd []string
+	}{
+		{"none", nil, nil, nil},
+		{"entrypoint", []PackOption{WithEntrypoint("/pause")}, []string{"/pause"}, nil},
+		{"entrypoint and cmd", []PackOption{WithEntrypoint("/coredns", "-conf"), WithCmd("/etc/Corefile", "a b,c")}, []string{"/coredns", "-conf"}, []string{"/etc/Corefile", "a b,c"}},
+		{"cmd only", []PackOption{WithCmd("/pause")}, nil, []string{"/pause"}},
+	}
+	digests := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lay := filepath.Join(t.TempDir(), "oci")
+			var hs [2]string
+			for i := range hs {
+				h, err := PackDir(dir, "arm64", lay, "x", tt.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hs[i] = h.String()
+			}
+			if hs[0] != hs[1] {
+				t.Errorf("packing twice gave %s and %s", hs[0], hs[1])
+			}
+			for other, d := range digests {
+				if d == hs[0] {
+					t.Errorf("same digest as %q: the config is not in the image", other)
+				}
+			}
+			digests[tt.name] = hs[0]
+			ref, _ := Parse("oci-layout:"+lay+":x", "")
+			in, err := mustCache(t).Resolve(context.Background(), ref, "arm64")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := in.Image.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.Config.Entrypoint, tt.entrypoint) || !slices.Equal(cfg.Config.Cmd, tt.cmd) {
+				t.Errorf("Entrypoint %q Cmd %q, want %q %q", cfg.Config.Entrypoint, cfg.Config.Cmd, tt.entrypoint, tt.cmd)
+			}
+			if cfg.Architecture != "arm64" || cfg.OS != "linux" {
+				t.Errorf("platform %s/%s", cfg.OS, cfg.Architecture)
+			}
+		})
+	}
+}
+
+// TestPackDirReplaces repacks a tag: the layout keeps one image of that tag
+// and no blob of the old one, and other tags keep theirs.
+func TestPackDirReplaces(t *testing.T) {
+	lay := filepath.Join(t.TempDir(), "oci")
+	dir := t.TempDir()
+	write := func(content string) {
+		os.WriteFile(filepath.Join(dir, "f"), []byte(content), 0o644)
+	}
+	write("other")
+	if _, err := PackDir(dir, "amd64", lay, "other"); err != nil {
+		t.Fatal(err)
+	}
+	blobs := func() int {
+		es, _ := os.ReadDir(filepath.Join(lay, "blobs", "sha256"))
+		return len(es)
+	}
+	base := blobs()
+	write("one")
+	if _, err := PackDir(dir, "amd64", lay, "x"); err != nil {
+		t.Fatal(err)
+	}
+	write("two")
+	if _, err := PackDir(dir, "amd64", lay, "x", WithEntrypoint("/f")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := blobs(), 2*base; got != want {
+		t.Errorf("%d blobs after repacking, want %d (manifest, config, layer per image)", got, want)
+	}
+	p, _ := layout.FromPath(lay)
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 2 {
+		t.Fatalf("%d images in the layout, want 2", len(im.Manifests))
+	}
+	for _, d := range im.Manifests {
+		img, err := p.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		for _, l := range ls {
+			if _, err := l.Compressed(); err != nil {
+				t.Errorf("image %s lost a layer: %v", d.Annotations[ociRefName], err)
+			}
+		}
+	}
+}
+
+func mustCache(t *testing.T) *Cache {
+	t.Helper()
+	c, err := OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

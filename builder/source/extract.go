@@ -14,12 +14,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
+// TreeMarker is the file Tree writes at the top of a finished tree; it is
+// not part of the input.
+const TreeMarker = ".complete"
+
 // Tree unpacks an input's flattened file system into the cache once and
 // returns the directory holding it. Later calls for the same digest return
 // at once: that is what makes warm builds fast.
 func (c *Cache) Tree(in *Input) (string, error) {
 	dir := filepath.Join(c.dir, "trees", in.Digest.Hex)
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, TreeMarker)); err == nil {
 		return dir, nil
 	}
 	start := time.Now()
@@ -38,7 +42,7 @@ func (c *Cache) Tree(in *Input) (string, error) {
 	if err := untar(rc, tmp); err != nil {
 		return "", fmt.Errorf("input %s: unpacking: %w", in.Ref.Raw, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, TreeMarker), nil, 0o644); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,10 +25,29 @@ import (
 // epoch stamps every packed file and config: packing is reproducible.
 var epoch = time.Unix(0, 0).UTC()
 
+// PackOption sets something of the image PackDir makes besides its files.
+type PackOption func(*v1.Config)
+
+// WithEntrypoint sets the image config's Entrypoint: the program and its
+// first arguments a container of the image runs. CRI refuses to run an
+// image (a pod sandbox in particular) whose config has neither Entrypoint
+// nor Cmd.
+func WithEntrypoint(args ...string) PackOption {
+	return func(c *v1.Config) { c.Entrypoint = append([]string(nil), args...) }
+}
+
+// WithCmd sets the image config's Cmd: the arguments after Entrypoint (or
+// the whole command line when there is no Entrypoint), which a container
+// may replace.
+func WithCmd(args ...string) PackOption {
+	return func(c *v1.Config) { c.Cmd = append([]string(nil), args...) }
+}
+
 // PackDir packs a directory tree into a single-layer linux/arch OCI image and
 // stores it in the OCI layout layoutDir under tag, replacing an older image
-// of that tag. The same tree always gives the same digest.
-func PackDir(dir, arch, layoutDir, tag string) (v1.Hash, error) {
+// of that tag (and deleting the blobs only that image used). The same tree
+// and options always give the same digest.
+func PackDir(dir, arch, layoutDir, tag string, opts ...PackOption) (v1.Hash, error) {
 	var buf bytes.Buffer
 	if err := tarDir(dir, &buf); err != nil {
 		return v1.Hash{}, fmt.Errorf("packing %s: %w", dir, err)
@@ -51,6 +71,9 @@ func PackDir(dir, arch, layoutDir, tag string) (v1.Hash, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture, cfg.Created = "linux", arch, v1.Time{Time: epoch}
+	for _, o := range opts {
+		o(&cfg.Config)
+	}
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return v1.Hash{}, err
 	}
@@ -60,10 +83,118 @@ func PackDir(dir, arch, layoutDir, tag string) (v1.Hash, error) {
 			return v1.Hash{}, fmt.Errorf("layout %s: %w", layoutDir, err)
 		}
 	}
+	old, err := taggedBlobs(p, tag)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("layout %s: %w", layoutDir, err)
+	}
 	if err := p.ReplaceImage(img, match.Annotation(ociRefName, tag), layout.WithAnnotations(map[string]string{ociRefName: tag})); err != nil {
 		return v1.Hash{}, fmt.Errorf("layout %s: %w", layoutDir, err)
 	}
+	if err := removeUnused(p, old); err != nil {
+		return v1.Hash{}, fmt.Errorf("layout %s: %w", layoutDir, err)
+	}
 	return img.Digest()
+}
+
+// taggedBlobs lists the blobs (manifest, config, layers) of the images
+// tagged tag in the layout p.
+func taggedBlobs(p layout.Path, tag string) ([]v1.Hash, error) {
+	im, err := indexManifest(p)
+	if err != nil {
+		return nil, err
+	}
+	var out []v1.Hash
+	for _, d := range im.Manifests {
+		if d.Annotations[ociRefName] != tag {
+			continue
+		}
+		hs, err := descriptorBlobs(p, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hs...)
+	}
+	return out, nil
+}
+
+// removeUnused deletes those of the blobs that nothing in the layout's
+// index refers to any more, so that repacking leaves no garbage behind.
+func removeUnused(p layout.Path, blobs []v1.Hash) error {
+	if len(blobs) == 0 {
+		return nil
+	}
+	im, err := indexManifest(p)
+	if err != nil {
+		return err
+	}
+	used := map[v1.Hash]bool{}
+	for _, d := range im.Manifests {
+		hs, err := descriptorBlobs(p, d)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			used[h] = true
+		}
+	}
+	for _, h := range blobs {
+		if !used[h] {
+			if err := p.RemoveBlob(h); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func indexManifest(p layout.Path) (*v1.IndexManifest, error) {
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	return idx.IndexManifest()
+}
+
+// descriptorBlobs lists the blob d names and every blob below it: an image's
+// config and layers, an index's children.
+func descriptorBlobs(p layout.Path, d v1.Descriptor) ([]v1.Hash, error) {
+	out := []v1.Hash{d.Digest}
+	switch {
+	case d.MediaType.IsImage():
+		img, err := p.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.Config.Digest)
+		for _, l := range m.Layers {
+			out = append(out, l.Digest)
+		}
+	case d.MediaType.IsIndex():
+		idx, err := p.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		im, err := child.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range im.Manifests {
+			hs, err := descriptorBlobs(p, c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, hs...)
+		}
+	}
+	return out, nil
 }
 
 // tarDir writes dir as a tar stream with sorted entries, root ownership and

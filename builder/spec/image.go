@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+
+	"github.com/cairn-edge/cairn/agent/kubeboot"
 )
 
 // Ref is an OCI reference together with the folder that relative
@@ -34,6 +36,44 @@ type Image struct {
 	Modules []string
 	// Services are the system services' image references, in spec order.
 	Services []Ref
+	// Kubernetes is what the build bakes for the bundled Kubernetes; nil
+	// when the spec has no kubernetes section.
+	Kubernetes *Kubernetes
+}
+
+// Kubernetes is the spec's kubernetes section merged with the board's.
+type Kubernetes struct {
+	// Config is the spec's section with every default applied.
+	Config kubeboot.Config
+	// Images are the board's cluster images, then the spec's; a spec image
+	// replaces the board's of the same name.
+	Images []KubeImage
+	// Tools are the board's tool images, copied over the slot's root.
+	Tools []Ref
+	// Manifests are the spec's manifest files and directories.
+	Manifests []Path
+	// JoinKubeconfig is the agent-mode kubeconfig; Path.Path is empty when
+	// the spec gives none.
+	JoinKubeconfig Path
+	// BoardHasKubernetes tells whether the board has a kubernetes section.
+	BoardHasKubernetes bool
+}
+
+// KubeImage is an image baked for the cluster.
+type KubeImage struct {
+	// Name is the name pods use; the node imports the image under it.
+	Name string
+	// Ref is where the builder takes it from.
+	Ref Ref
+}
+
+// Path is a file or directory a spec names, resolved against the spec's
+// folder.
+type Path struct {
+	// Path is the resolved path.
+	Path string
+	// From names the file and key for error messages.
+	From string
 }
 
 // OSCmdline starts every image's kernel command line, before the board's
@@ -58,10 +98,54 @@ func Merge(s *Spec, b *Board) *Image {
 	for i, svc := range s.Agent.Services {
 		img.Services = append(img.Services, Ref{Ref: svc.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, fmt.Sprintf("services[%d].image", i))})
 	}
+	if k := s.Agent.Kubernetes; k != nil {
+		img.Kubernetes = mergeKubernetes(s, b)
+		if b.Kubernetes != nil {
+			img.Modules = append(img.Modules, b.Kubernetes.Modules...)
+		}
+	}
 	if s.Kernel.Image != "" {
 		img.Kernel = Ref{Ref: s.Kernel.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, "kernel.image")}
 	}
 	return img
+}
+
+func mergeKubernetes(s *Spec, b *Board) *Kubernetes {
+	k := &Kubernetes{Config: s.Agent.Kubernetes.WithDefaults(), BoardHasKubernetes: b.Kubernetes != nil}
+	specDir, boardDir := filepath.Dir(s.file), filepath.Dir(b.file)
+	fromSpec := map[string]bool{}
+	for _, im := range s.Agent.Kubernetes.Images {
+		fromSpec[im.Name] = true
+	}
+	if b.Kubernetes != nil {
+		for i, im := range b.Kubernetes.Images {
+			if fromSpec[im.Name] {
+				continue // the spec's image of this name replaces it
+			}
+			key := fmt.Sprintf("kubernetes.images[%d]", i)
+			if im.Image != "" {
+				key += ".image"
+			}
+			k.Images = append(k.Images, KubeImage{Name: im.Name, Ref: Ref{Ref: im.Ref(), Dir: boardDir, From: b.lines.at(b.file, key)}})
+		}
+		for i, t := range b.Kubernetes.Tools {
+			k.Tools = append(k.Tools, Ref{Ref: t, Dir: boardDir, From: b.lines.at(b.file, fmt.Sprintf("kubernetes.tools[%d]", i))})
+		}
+	}
+	for i, im := range s.Agent.Kubernetes.Images {
+		key := fmt.Sprintf("kubernetes.images[%d]", i)
+		if im.Image != "" {
+			key += ".image"
+		}
+		k.Images = append(k.Images, KubeImage{Name: im.Name, Ref: Ref{Ref: im.Ref(), Dir: specDir, From: s.lines.at(s.file, key)}})
+	}
+	for i, m := range s.Agent.Kubernetes.Manifests {
+		k.Manifests = append(k.Manifests, Path{Path: resolvePath(s.file, m), From: s.lines.at(s.file, fmt.Sprintf("kubernetes.manifests[%d]", i))})
+	}
+	if j := s.Agent.Kubernetes.JoinKubeconfig; j != "" {
+		k.JoinKubeconfig = Path{Path: resolvePath(s.file, j), From: s.lines.at(s.file, "kubernetes.joinKubeconfig")}
+	}
+	return k
 }
 
 // OutputName is the base name of the build's files: <spec>-<board>.

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/kubeboot"
 )
 
 // Spec is an image spec: what goes into an image, independent of the board.
@@ -82,6 +83,9 @@ type Board struct {
 	Kernel BoardKernel `yaml:"kernel"`
 	// Bootloader is the UEFI boot loader.
 	Bootloader Bootloader `yaml:"bootloader"`
+	// Kubernetes is what the board brings to images that run the bundled
+	// Kubernetes (specs with a kubernetes section); other images ignore it.
+	Kubernetes *BoardKubernetes `yaml:"kubernetes"`
 
 	file  string
 	lines lines
@@ -107,11 +111,27 @@ type Bootloader struct {
 	Path string `yaml:"path"`
 }
 
+// BoardKubernetes is the cluster's part of a board: images and programs of
+// the board's architecture, and the kernel modules container networking
+// needs from the board's kernel.
+type BoardKubernetes struct {
+	// Images are the cluster's own images (the pod sandbox, the cluster
+	// DNS), baked like the spec's kubernetes.images; a spec image of the
+	// same name replaces one of these.
+	Images []kubeboot.Image `yaml:"images"`
+	// Tools are images whose files are copied over the slot's root: the
+	// programs cluster components run, such as nft with its libraries.
+	Tools []string `yaml:"tools"`
+	// Modules are loaded from the slot besides kernel.modules.
+	Modules []string `yaml:"modules"`
+}
+
 var (
 	nameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	boardNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	versionRE   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 	moduleRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	keyRE       = regexp.MustCompile(`^[A-Za-z]+(\[[0-9]+\])?`)
 )
 
 // Arches are the architectures a board may name.
@@ -135,6 +155,10 @@ func ParseSpec(file string, data []byte) (*Spec, error) {
 		return nil, err
 	}
 	s.file, s.lines = file, ls
+	if _, ok := ls["kubernetes"]; ok && s.Agent.Kubernetes == nil {
+		// A bare "kubernetes:" decodes as null; it asks for every default.
+		s.Agent.Kubernetes = &kubeboot.Config{}
+	}
 	if s.Disk.ESPSize == 0 {
 		s.Disk.ESPSize = DefaultESPSize
 	}
@@ -174,8 +198,19 @@ func (s *Spec) validate() error {
 		return err
 	}
 	if err := s.Agent.Validate(); err != nil {
-		key := strings.SplitN(err.Error(), ":", 2)[0]
+		key, rest, _ := strings.Cut(err.Error(), ":")
+		if key == "kubernetes" {
+			// Point at the key the message names first: "images[1] has no name".
+			key += "." + keyRE.FindString(strings.TrimSpace(rest))
+		}
 		return fmt.Errorf("%s: %v", at(key), err)
+	}
+	if k := s.Agent.Kubernetes; k != nil {
+		for i, m := range k.Manifests {
+			if strings.TrimSpace(m) == "" {
+				return fmt.Errorf("%s: kubernetes.manifests entry is empty: give a file or directory relative to the spec file", at(fmt.Sprintf("kubernetes.manifests[%d]", i)))
+			}
+		}
 	}
 	for i, o := range s.Overlay {
 		if o == "" {
@@ -268,7 +303,24 @@ func (b *Board) validate() error {
 	if err := checkModules(b.file, b.lines, "kernel.bootModules", b.Kernel.BootModules); err != nil {
 		return err
 	}
-	return checkModules(b.file, b.lines, "kernel.modules", b.Kernel.Modules)
+	if err := checkModules(b.file, b.lines, "kernel.modules", b.Kernel.Modules); err != nil {
+		return err
+	}
+	if k := b.Kubernetes; k != nil {
+		for i, img := range k.Images {
+			key := fmt.Sprintf("kubernetes.images[%d]", i)
+			if img.Name == "" {
+				return fmt.Errorf("%s: %s has no name: give the name pods use, e.g. cairn.local/pause:3.10", at(key), key)
+			}
+		}
+		for i, t := range k.Tools {
+			if strings.TrimSpace(t) == "" {
+				return fmt.Errorf("%s: kubernetes.tools entry is empty: give an OCI reference, e.g. oci-layout:../.cache/oci:debian-nftables-%s", at(fmt.Sprintf("kubernetes.tools[%d]", i)), b.Arch)
+			}
+		}
+		return checkModules(b.file, b.lines, "kubernetes.modules", k.Modules)
+	}
+	return nil
 }
 
 // File is the path the board was read from.

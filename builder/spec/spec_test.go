@@ -48,6 +48,14 @@ func TestParseSpec(t *testing.T) {
 		{"agent keys", "name: a\nversion: 1.0.0\nntp: [time.example]\napi:\n  port: 8443\nnetwork:\n  hostname: edge-1\n", ""},
 		{"empty", "", "the file is empty"},
 		{"not a mapping", "- a\n", "must be a mapping"},
+		{"kubernetes", "name: a\nversion: 1.0.0\nkubernetes:\n  clusterCIDR: 10.244.0.0/16\n  images: [{name: r.example/web:1}]\n  manifests: [m]\n", ""},
+		{"kubernetes bare", "name: a\nversion: 1.0.0\nkubernetes:\n", ""},
+		{"kubernetes unknown key", "name: a\nversion: 1.0.0\nkubernetes:\n  podCIDR: 10.0.0.0/16\n", `images/x.yaml:4: unknown key "podCIDR" in kubernetes`},
+		{"kubernetes image unknown key", "name: a\nversion: 1.0.0\nkubernetes:\n  images:\n    - name: a.example/b:1\n      ref: x\n", `images/x.yaml:6: unknown key "ref" in kubernetes.images[0]`},
+		{"kubernetes image without name", "name: a\nversion: 1.0.0\nkubernetes:\n  images:\n    - image: x\n", "images/x.yaml:5: kubernetes: images[0] has no name"},
+		{"kubernetes bad cidr", "name: a\nversion: 1.0.0\nkubernetes:\n  mode: server\n  clusterCIDR: 10.42.0.0/33\n", "images/x.yaml:5: kubernetes: clusterCIDR"},
+		{"kubernetes agent without server", "name: a\nversion: 1.0.0\nkubernetes:\n  mode: agent\n", "images/x.yaml:4: kubernetes: mode agent needs server"},
+		{"kubernetes empty manifest", "name: a\nversion: 1.0.0\nkubernetes:\n  manifests: [a.yaml, '']\n", "images/x.yaml:4: kubernetes.manifests entry is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +63,18 @@ func TestParseSpec(t *testing.T) {
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("ParseSpec: %v", err)
+				}
+				if tt.name == "kubernetes bare" {
+					if s.Agent.Kubernetes == nil {
+						t.Error("a bare kubernetes: key did not turn Kubernetes on")
+					}
+					return
+				}
+				if tt.name == "kubernetes" {
+					if k := s.Agent.Kubernetes; k == nil || k.ClusterCIDR != "10.244.0.0/16" || k.Images[0].Name != "r.example/web:1" {
+						t.Errorf("kubernetes = %+v", s.Agent.Kubernetes)
+					}
+					return
 				}
 				if tt.name == "agent keys" {
 					if s.Agent.API.Port != 8443 || s.Agent.Network.Hostname != "edge-1" || s.Agent.Clock.NTP[0] != "time.example" {
@@ -88,6 +108,11 @@ func TestParseBoard(t *testing.T) {
 		{"no kernel", "name: qemu-x86_64\narch: amd64\nfirmware: uefi\n", "missing required key \"kernel.image\""},
 		{"absolute efi path", strings.Replace(goodBoard, "path: usr/", "path: /usr/", 1), "bootloader.path"},
 		{"bad boot module", strings.Replace(goodBoard, "[virtio_blk, squashfs]", "[virtio_blk, 'a b']", 1), ":7: module \"a b\""},
+		{"kubernetes", goodBoard + kubeBoard, ""},
+		{"kubernetes unknown key", goodBoard + "kubernetes:\n  addons: []\n", `boards/qemu-x86_64.yaml:12: unknown key "addons" in kubernetes (known keys: images, modules, tools)`},
+		{"kubernetes image without name", goodBoard + "kubernetes:\n  images: [{image: oci-layout:x}]\n", "boards/qemu-x86_64.yaml:12: kubernetes.images[0] has no name"},
+		{"kubernetes empty tool", goodBoard + "kubernetes:\n  tools: ['']\n", "boards/qemu-x86_64.yaml:12: kubernetes.tools entry is empty"},
+		{"kubernetes bad module", goodBoard + "kubernetes:\n  modules: [bridge, nf_tables.ko]\n", `boards/qemu-x86_64.yaml:12: module "nf_tables.ko" is not a module name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +160,82 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+const kubeBoard = `kubernetes:
+  images:
+    - {name: cairn.local/pause:3.10, image: oci-layout:../.cache/oci:cairn-pause-amd64}
+    - name: cairn.local/coredns:1.15.0
+      image: oci-layout:../.cache/oci:cairn-coredns-amd64
+  tools: [oci-layout:../.cache/oci:debian-nftables-amd64]
+  modules: [bridge, nf_tables]
+`
+
+func TestMergeKubernetes(t *testing.T) {
+	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard+kubeBoard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := ParseSpec("images/plain.yaml", []byte(goodSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := Merge(plain, b); img.Kubernetes != nil || len(img.Modules) != 0 {
+		t.Errorf("a spec without kubernetes got %+v, modules %v", img.Kubernetes, img.Modules)
+	}
+	s, err := ParseSpec("images/k8s.yaml", []byte(`name: k8s
+version: 1.0.0
+kernel:
+  modules: [e1000e]
+kubernetes:
+  mode: agent
+  server: https://10.0.0.1:6443
+  joinKubeconfig: secrets/join.kubeconfig
+  manifests: [apps, ../shared/x.yaml]
+  images:
+    - name: cairn.local/coredns:1.15.0
+      image: oci-layout:oci:my-coredns
+    - name: registry.example.com/web:1.2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := Merge(s, b)
+	k := img.Kubernetes
+	if k == nil || !k.BoardHasKubernetes {
+		t.Fatalf("Kubernetes = %+v", k)
+	}
+	var got []string
+	for _, im := range k.Images {
+		got = append(got, im.Name+"="+im.Ref.Ref+"@"+im.Ref.Dir+"|"+im.Ref.From)
+	}
+	want := []string{
+		"cairn.local/pause:3.10=oci-layout:../.cache/oci:cairn-pause-amd64@boards|boards/qemu-x86_64.yaml:13",
+		"cairn.local/coredns:1.15.0=oci-layout:oci:my-coredns@images|images/k8s.yaml:12",
+		"registry.example.com/web:1.2=registry.example.com/web:1.2@images|images/k8s.yaml:13",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Images:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(k.Tools) != 1 || k.Tools[0].Dir != "boards" || k.Tools[0].From != "boards/qemu-x86_64.yaml:16" {
+		t.Errorf("Tools = %+v", k.Tools)
+	}
+	if got, want := strings.Join(img.Modules, " "), "e1000e bridge nf_tables"; got != want {
+		t.Errorf("Modules = %q, want %q", got, want)
+	}
+	if k.Manifests[0].Path != "images/apps" || k.Manifests[1].Path != "shared/x.yaml" || k.Manifests[1].From != "images/k8s.yaml:9" {
+		t.Errorf("Manifests = %+v", k.Manifests)
+	}
+	if k.JoinKubeconfig.Path != "images/secrets/join.kubeconfig" || k.JoinKubeconfig.From != "images/k8s.yaml:8" {
+		t.Errorf("JoinKubeconfig = %+v", k.JoinKubeconfig)
+	}
+	if k.Config.ClusterCIDR != "10.42.0.0/16" || k.Config.Mode != "agent" {
+		t.Errorf("Config defaults: %+v", k.Config)
+	}
+	noKube, _ := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard))
+	if k := Merge(s, noKube).Kubernetes; k == nil || k.BoardHasKubernetes || len(k.Images) != 2 {
+		t.Errorf("on a board without kubernetes: %+v", k)
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -166,6 +267,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte(goodSpec))
 	f.Add([]byte("name: a\nversion: 1.0.0\ndisk:\n  slotSize: 1GiB\nkernel:\n  modules: [a]\n"))
 	f.Add([]byte("name: [a\n"))
+	f.Add([]byte("name: a\nversion: 1.0.0\nkubernetes:\n  mode: agent\n  server: https://a:6443\n  images: [{name: x}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSpec("x.yaml", data)
 		if err == nil && (s.Name == "" || s.Disk.SlotSize < 16*MiB) {
@@ -176,6 +278,7 @@ func FuzzParseSpec(f *testing.F) {
 
 func FuzzParseBoard(f *testing.F) {
 	f.Add([]byte(goodBoard))
+	f.Add([]byte(goodBoard + kubeBoard))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := ParseBoard("boards/qemu-x86_64.yaml", data)
 		if err == nil && (b.Arch != "amd64" && b.Arch != "arm64") {

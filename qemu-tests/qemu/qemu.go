@@ -89,6 +89,7 @@ type config struct {
 	cmdline     string
 	guestReboot bool
 	network     bool
+	isolated    bool // network, cut off (restrict=on)
 	forwards    []portForward
 	extraArgs   []string
 	consoleLog  string
@@ -190,6 +191,13 @@ func WithPortForwardTo(hostPort int, guestAddr string, guestPort int) Option {
 		c.network = true
 		c.forwards = append(c.forwards, portForward{host: hostPort, guest: guestPort, guestAddr: guestAddr})
 	}
+}
+
+// WithIsolatedNetwork cuts the user-mode network off from the host and the
+// world (QEMU's restrict=on): only forwarded ports reach the guest, which
+// can reach nothing — a node on a site with no uplink.
+func WithIsolatedNetwork() Option {
+	return func(c *config) { c.network, c.isolated = true, true }
 }
 
 // WithExtraArgs appends arguments to QEMU's command line as they are.

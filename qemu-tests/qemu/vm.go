@@ -254,6 +254,9 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 	}
 	if c.network {
 		netdev := "user,id=net0"
+		if c.isolated {
+			netdev += ",restrict=on"
+		}
 		for _, f := range c.forwards {
 			host := f.host
 			if host == 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/builder/source"
@@ -54,14 +55,16 @@ func (e *Env) goBuild(pkg, arch, out string, flags ...string) error {
 	return nil
 }
 
-// Binaries compiles cairn-init and cairn-agent for arch, as `make binaries` does.
+// Binaries compiles cairn-init, cairn-agent and cairn-agent-cri (the agent
+// with containerd's CRI, for images that run Kubernetes) for arch, as
+// `make binaries` does.
 func (e *Env) Binaries(arch string) error {
 	for _, name := range []string{"cairn-init", "cairn-agent"} {
 		if err := e.goBuild("./agent/cmd/"+name, arch, filepath.Join(e.BinDir, "linux-"+arch, name), "-ldflags", "-s -w"); err != nil {
 			return err
 		}
 	}
-	return nil
+	return e.goBuild("./agent/cmd/cairn-agent", arch, filepath.Join(e.BinDir, "linux-"+arch, "cairn-agent-cri"), "-tags", "cri", "-ldflags", "-s -w")
 }
 
 // CLI compiles the cairn CLI for this machine and returns its path.
@@ -76,7 +79,8 @@ func (e *Env) CLI() (string, error) {
 }
 
 // LinkRuntime puts the container runtime binaries that `make runtime`
-// made (from/linux-<arch>/) next to ours; it reports whether all are there.
+// made (from/linux-<arch>/) next to ours, and cairn-kube where `make kube`
+// made one; it reports whether the runtime is complete for both arches.
 func (e *Env) LinkRuntime(from string) bool {
 	if from == "" {
 		return false
@@ -86,10 +90,13 @@ func (e *Env) LinkRuntime(from string) bool {
 		return false
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
-		for _, name := range build.RuntimeBinaries {
+		for _, name := range append(append([]string{"cni"}, build.RuntimeBinaries...), build.KubeBinaries...) {
 			src := filepath.Join(from, "linux-"+arch, name)
 			dst := filepath.Join(e.BinDir, "linux-"+arch, name)
 			if _, err := os.Stat(src); err != nil {
+				if slices.Contains(build.KubeBinaries, name) {
+					continue // optional: images without Kubernetes
+				}
 				return false
 			}
 			if _, err := os.Lstat(dst); err == nil {
@@ -120,6 +127,47 @@ func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
 	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
 }
 
+// HasKube reports whether cairn-kube for arch is among the binaries.
+func (e *Env) HasKube(arch string) bool {
+	_, err := os.Stat(filepath.Join(e.BinDir, "linux-"+arch, "cairn-kube"))
+	return err == nil
+}
+
+// KubeImage builds an image for board that runs the bundled Kubernetes,
+// with the test program (testdata/hello) baked as cairn.test/hello:1.
+func (e *Env) KubeImage(board, arch, dir string) (*build.Result, error) {
+	layout, err := e.helloLayout(arch, dir)
+	if err != nil {
+		return nil, err
+	}
+	specFile := filepath.Join(dir, "kube-"+board+".yaml")
+	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: kube
+version: 0.3.0
+overlay: [%s]
+disk:
+  slotSize: 512MiB
+kubernetes:
+  images:
+    - {name: cairn.test/hello:1, image: "oci-layout:%s:hello"}
+`, filepath.Join(e.Root, "overlay"), layout)), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return e.Build(specFile, board, filepath.Join(dir, "out-kube-"+board))
+}
+
+// helloLayout packs the test program for arch as an OCI layout (tag hello)
+// and returns the layout's directory.
+func (e *Env) helloLayout(arch, dir string) (string, error) {
+	rootfs := filepath.Join(dir, "hello-root-"+arch)
+	if err := e.goBuild("./qemu-tests/testdata/hello", arch, filepath.Join(rootfs, "hello")); err != nil {
+		return "", err
+	}
+	layout := filepath.Join(dir, "hello-oci-"+arch)
+	_, err := source.PackDir(rootfs, arch, layout, "hello", source.WithEntrypoint("/hello"))
+	return layout, err
+}
+
 // Minimal builds images/minimal.yaml for board into out.
 func (e *Env) Minimal(board, out string) (*build.Result, error) {
 	return e.Build(filepath.Join(e.Root, "images", "minimal.yaml"), board, out)
@@ -128,12 +176,8 @@ func (e *Env) Minimal(board, out string) (*build.Result, error) {
 // ServicesImage builds an image for board whose one system service is the
 // test program qemu-tests/testdata/hello, run with args, in dir.
 func (e *Env) ServicesImage(board, arch, dir string, args ...string) (*build.Result, error) {
-	rootfs := filepath.Join(dir, "hello-root-"+arch)
-	if err := e.goBuild("./qemu-tests/testdata/hello", arch, filepath.Join(rootfs, "hello")); err != nil {
-		return nil, err
-	}
-	layout := filepath.Join(dir, "hello-oci-"+arch)
-	if _, err := source.PackDir(rootfs, arch, layout, "hello"); err != nil {
+	layout, err := e.helloLayout(arch, dir)
+	if err != nil {
 		return nil, err
 	}
 	argList := "[/hello"
@@ -142,7 +186,7 @@ func (e *Env) ServicesImage(board, arch, dir string, args ...string) (*build.Res
 	}
 	argList += "]"
 	specFile := filepath.Join(dir, "services-"+board+".yaml")
-	err := os.WriteFile(specFile, []byte(fmt.Sprintf(`name: services
+	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: services
 version: 0.2.0
 disk:
   slotSize: 256MiB

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/atomicfile"
 	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
 	"github.com/cairn-edge/cairn/agent/release"
@@ -137,4 +141,29 @@ func (a serviceAdapter) Logs(ctx context.Context, name string, opt api.LogOption
 	}
 	go func() { <-ctx.Done(); rc.Close() }()
 	return rc, nil
+}
+
+// nodeIDPath keeps the node's random identity on CAIRN-DATA.
+const nodeIDPath = "/var/lib/cairn/node-id"
+
+// defaultHostname is the host name of a node whose spec and node file name
+// none: "cairn-" and six hex digits drawn once, on first boot, and kept on
+// CAIRN-DATA, so every box of a fleet built from one image has its own,
+// stable name (Kubernetes names the node after it).
+func defaultHostname() (string, error) {
+	if b, err := os.ReadFile(nodeIDPath); err == nil && len(strings.TrimSpace(string(b))) >= 6 {
+		return "cairn-" + strings.TrimSpace(string(b))[:6], nil
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(id[:])
+	if err := os.MkdirAll(filepath.Dir(nodeIDPath), 0o755); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(nodeIDPath, []byte(s+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return "cairn-" + s[:6], nil
 }

@@ -78,6 +78,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		say("warning: %s ignored: %v", config.NodeFile, err)
 	}
+	if netConf.Hostname == "" {
+		if netConf.Hostname, err = defaultHostname(); err != nil {
+			log.Warn("no host name", "err", err)
+		}
+	}
 	if err := bindResolvConf(); err != nil {
 		log.Warn("resolv.conf", "err", err)
 	}
@@ -121,6 +126,16 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}()
 	}
 
+	var apiOpts []api.Option
+	if conf.Kubernetes != nil {
+		kube, err := startKubernetes(ctx, *conf.Kubernetes, netConf.Hostname, log)
+		if err != nil {
+			say("warning: kubernetes: %v", err)
+		} else {
+			apiOpts = append(apiOpts, api.WithKubernetes(kube))
+		}
+	}
+
 	tlsConf, err := api.LoadServerTLS(api.TLSDir)
 	if err != nil {
 		return fmt.Errorf("node API: %w", err)
@@ -134,7 +149,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("node API: %w", err)
 	}
 	node := &api.LocalNode{Release: rel, Slot: slot}
-	srv := api.NewServer(node, serviceAdapter{svcs}, api.WithLogger(log))
+	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithLogger(log))...)
 	say("agent ready api=:%d", port)
 	return srv.Serve(ctx, ln, tlsConf)
 }

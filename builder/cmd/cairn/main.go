@@ -3,6 +3,7 @@
 //	cairn build -f images/minimal.yaml --board qemu-x86_64
 //	cairn validate -f images/minimal.yaml --board qemu-aarch64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
+//	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
@@ -26,7 +28,7 @@ const usage = `usage: cairn <command> [flags]
 
 commands:
   build       build a disk image from an image spec and a board
-  validate    check an image spec and a board without building
+  validate    check an image spec and a board without building (references, Kubernetes manifests)
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
 
@@ -188,10 +190,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range []spec.Ref{img.Kernel, img.Bootloader} {
-		if _, err := source.Parse(r.Ref, r.Dir); err != nil {
-			return fmt.Errorf("%s: %w", r.From, err)
-		}
+	if err := build.Check(img); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "%s on %s: ok (%s %s, %s)\n", img.Spec.File(), img.Board.Name, img.Spec.Name, img.Spec.Version, img.Board.Arch)
 	return nil
@@ -203,19 +203,46 @@ func cmdPack(args []string, stdout, stderr io.Writer) error {
 	arch := fs.String("arch", "", "architecture of the content: amd64 or arm64")
 	layoutDir := fs.String("layout", "", "OCI layout directory to store the image in (created if missing)")
 	tag := fs.String("tag", "", "tag of the image in the layout")
+	var entrypoint, cmd argList
+	fs.Var(&entrypoint, "entrypoint", "the image config's Entrypoint, one argument per flag, in order (repeat it: --entrypoint /coredns --entrypoint -conf --entrypoint /Corefile); not split at spaces or commas")
+	fs.Var(&cmd, "cmd", "the image config's Cmd (arguments after the entrypoint), one argument per flag, in order, like --entrypoint")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *arch == "" || *layoutDir == "" || *tag == "" {
 		return errors.New("cairn input pack needs --dir, --arch, --layout and --tag")
 	}
+	if !slices.Contains(spec.Arches, *arch) {
+		return fmt.Errorf("--arch %q is not supported: use one of %s (Go names, not x86_64/aarch64)", *arch, strings.Join(spec.Arches, ", "))
+	}
 	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--dir %s is not a directory", *dir)
 	}
-	h, err := source.PackDir(*dir, *arch, *layoutDir, *tag)
+	var opts []source.PackOption
+	if entrypoint != nil {
+		opts = append(opts, source.WithEntrypoint(entrypoint...))
+	}
+	if cmd != nil {
+		opts = append(opts, source.WithCmd(cmd...))
+	}
+	h, err := source.PackDir(*dir, *arch, *layoutDir, *tag, opts...)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "oci-layout:%s:%s@%s\n", *layoutDir, *tag, h)
+	return nil
+}
+
+// argList is a flag given once per argument: each use appends one,
+// verbatim, so arguments may hold spaces and commas.
+type argList []string
+
+func (a *argList) String() string { return strings.Join(*a, " ") }
+
+func (a *argList) Set(v string) error {
+	if v == "" {
+		return errors.New("an empty argument (give one argument per flag)")
+	}
+	*a = append(*a, v)
 	return nil
 }

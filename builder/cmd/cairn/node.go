@@ -29,6 +29,8 @@ commands:
   reboot            reboot the node
   shutdown          power the node off
   metrics           the node's Prometheus metrics
+  kubeconfig        an admin kubeconfig of the node's Kubernetes (--kube-server
+                    https://HOST:PORT sets its server; default the node's host, port 6443)
 
 --config is the node.yaml cairn build writes next to the image ($CAIRN_NODE_CONFIG).
 --server overrides the address in it: one config serves every node built from the image.
@@ -43,6 +45,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	follow := fs.Bool("f", false, "logs: follow the output")
 	tail := fs.Int("tail", 0, "logs: only the last N lines")
+	kubeServer := fs.String("kube-server", "", "kubeconfig: the Kubernetes API server's URL as you reach it")
 	// Flags may come before or after the command and its argument.
 	var pos []string
 	for {
@@ -60,11 +63,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flag.ErrHelp
 	}
 	cmd, rest := pos[0], pos[1:]
-	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0}
+	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0}
 	n, ok := wantArgs[cmd]
 	switch {
 	case !ok:
-		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics)", cmd)
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig)", cmd)
 	case len(rest) < n:
 		return fmt.Errorf("cairn node %s needs a service name, e.g. cairn node %s containerd", cmd, cmd)
 	case len(rest) > n:
@@ -73,7 +76,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("-f and --tail apply to logs only, not %s", cmd)
 	case *tail < 0:
 		return fmt.Errorf("--tail %d: give a line count of 0 or more", *tail)
-	case *asJSON && (cmd == "logs" || cmd == "metrics"):
+	case *kubeServer != "" && cmd != "kubeconfig":
+		return fmt.Errorf("--kube-server applies to kubeconfig only, not %s", cmd)
+	case *asJSON && (cmd == "logs" || cmd == "metrics" || cmd == "kubeconfig"):
 		return fmt.Errorf("--json does not apply to %s: its output is text", cmd)
 	}
 
@@ -82,6 +87,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer c.CloseIdleConnections()
+	if cmd == "kubeconfig" {
+		rest = []string{*kubeServer}
+	}
 	err = runNode(ctx, c, cmd, rest, *asJSON, api.LogOptions{Follow: *follow, Tail: *tail}, stdout)
 	if err != nil && ctx.Err() != nil && cmd == "logs" {
 		return nil // Ctrl-C while following
@@ -168,8 +176,12 @@ func runNode(ctx context.Context, c *api.Client, cmd string, args []string, asJS
 			return printJSON(stdout, api.ActionReply{Status: status})
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", strings.TrimPrefix(c.Server(), "https://"), status)
-	case "metrics":
-		m, err := c.Metrics(ctx)
+	case "metrics", "kubeconfig":
+		get := c.Metrics
+		if cmd == "kubeconfig" {
+			get = func(ctx context.Context) ([]byte, error) { return c.Kubeconfig(ctx, args[0]) }
+		}
+		m, err := get(ctx)
 		if err != nil {
 			return err
 		}
@@ -211,6 +223,20 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	printServices(w, st.Services, now)
+	if k := st.Kubernetes; k != nil {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		ready := "not ready"
+		if k.NodeReady {
+			ready = "Ready"
+		}
+		fmt.Fprintf(tw, "kubernetes\t%s %s, %s (%s)\n", k.Mode, k.Version, k.Phase, k.NodeName+" "+ready)
+		fmt.Fprintf(tw, "pods\t%d running, %d pending, %d failed of %d\n", k.Pods.Running, k.Pods.Pending, k.Pods.Failed, k.Pods.Total)
+		for _, p := range k.Problems {
+			fmt.Fprintf(tw, "problem\t%s\n", p)
+		}
+		tw.Flush()
+	}
 }
 
 func printServices(w io.Writer, svcs []api.Service, now time.Time) {

@@ -1,0 +1,70 @@
+package kubeboot
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/kubenative"
+)
+
+// TestApplyRealAPIServer applies manifests to a real cairn-kube control
+// plane started on this host (CAIRN_TEST_KUBE_BIN).
+func TestApplyRealAPIServer(t *testing.T) {
+	bin := os.Getenv("CAIRN_TEST_KUBE_BIN")
+	if bin == "" {
+		t.Skip("set CAIRN_TEST_KUBE_BIN to a linux-amd64 cairn-kube (make kube)")
+	}
+	n, err := kubenative.New(bin, t.TempDir(), kubenative.Tuning{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Kill()
+	if _, err := n.WaitReady(3 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	api := &API{URL: n.URL, Client: n.Client}
+	ctx := context.Background()
+
+	// The ConfigMap comes before its namespace: the second pass applies it.
+	objs, err := ParseManifest([]byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: edge}
+data: {mode: "1"}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: edge}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: nope}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := api.ApplyAll(ctx, objs)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "Gadget nope") || !strings.Contains(errs[0].Error(), "example.com/v1") {
+		t.Fatalf("errors = %v, want one about Gadget nope", errs)
+	}
+	// Applying again changes the data in place.
+	objs[0].Doc["data"] = map[string]any{"mode": "2"}
+	if err := api.Apply(ctx, objs[0]); err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := api.Do(ctx, http.MethodGet, "/api/v1/namespaces/edge/configmaps/settings", "", nil, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["mode"] != "2" {
+		t.Errorf("configmap data = %v, want mode 2", cm.Data)
+	}
+}

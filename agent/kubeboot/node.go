@@ -1,0 +1,372 @@
+package kubeboot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/atomicfile"
+	"github.com/cairn-edge/cairn/agent/kubepki"
+	"github.com/cairn-edge/cairn/agent/services"
+	"github.com/cairn-edge/cairn/agent/supervisor"
+)
+
+// Binary is cairn-kube in a slot.
+const Binary = "/usr/bin/cairn-kube"
+
+// criNamespace is containerd's namespace for the kubelet's containers.
+const criNamespace = "k8s.io"
+
+// Options are what a node needs from the agent.
+type Options struct {
+	Config Config
+	// NodeName is the Kubernetes node name (the host name).
+	NodeName string
+	// NodeIP is the node's address in the cluster (stable: it is in
+	// certificates and in the node object).
+	NodeIP string
+	// Containerd is containerd's socket.
+	Containerd string
+	// Log receives details; Say prints console contract lines.
+	Log *slog.Logger
+	Say func(format string, args ...any)
+	// Output receives cairn-kube's own log.
+	Output io.Writer
+}
+
+// Node runs the bundled Kubernetes of a server node.
+type Node struct {
+	opts Options
+	kube *API
+
+	mu       sync.Mutex
+	phase    string
+	problems []string
+}
+
+// Start prepares the node (PKI, cairn-kube's configuration), then, in the
+// background, imports the baked images and runs cairn-kube under sup until
+// ctx ends. It returns the Node that reports the cluster's state.
+func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node, error) {
+	c := opts.Config.WithDefaults()
+	opts.Config = c
+	n := &Node{opts: opts, phase: "starting"}
+	if c.Mode != ModeServer {
+		return nil, fmt.Errorf("mode %s: only server nodes are supported by this agent yet", c.Mode)
+	}
+	pkiDir := filepath.Join(DataDir, "pki")
+	_, svc, _ := net.ParseCIDR(c.ServiceCIDR)
+	svcIP := append(net.IP{}, svc.IP.To4()...)
+	svcIP[3]++
+	err := kubepki.Ensure(pkiDir, kubepki.Options{
+		NodeName: opts.NodeName, NodeIPs: []string{opts.NodeIP}, ServiceIP: svcIP.String(), ClusterDomain: c.ClusterDomain,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster PKI in %s: %w", pkiDir, err)
+	}
+	confPath := filepath.Join(DataDir, "cairn-kube.json")
+	if err := writeKubeConfig(confPath, opts, pkiDir); err != nil {
+		return nil, err
+	}
+	client, err := kubepki.HTTPClient(pkiDir, "admin")
+	if err != nil {
+		return nil, err
+	}
+	n.kube = &API{URL: "https://127.0.0.1:6443", Client: client}
+
+	go func() {
+		// containerd may still be starting: the images wait for it, and
+		// cairn-kube waits for the images (its pods need the pause image).
+		if err := importImages(ctx, opts.Containerd); err != nil {
+			n.problem("images: %v", err) // the pods using them will say so; the cluster still comes up
+		}
+		go n.watch(ctx)
+		last := &lastLines{}
+		sup.Run(ctx, supervisor.Service{
+			Name: "cairn-kube", Path: Binary, Args: []string{"server", "--config", confPath},
+			Env: os.Environ(), Output: io.MultiWriter(opts.Output, last),
+			Exited: func(status string) { n.problem("cairn-kube exited (%s), restarting; it said: %s", status, last) },
+		})
+	}()
+	return n, nil
+}
+
+// lastLines keeps the last lines written to it, to tell why a process
+// ended.
+type lastLines struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lastLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > 2048 {
+		l.buf = l.buf[len(l.buf)-2048:]
+	}
+	return len(p), nil
+}
+
+// String is the last two lines.
+func (l *lastLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(l.buf)), "\n")
+	if len(lines) > 2 {
+		lines = lines[len(lines)-2:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// writeKubeConfig writes cairn-kube's config file (agent/kube/README.md).
+func writeKubeConfig(path string, opts Options, pkiDir string) error {
+	c := opts.Config
+	conf := map[string]any{
+		"dataDir": DataDir, "certDir": pkiDir, "nodeName": opts.NodeName, "nodeIP": opts.NodeIP,
+		"clusterCIDR": c.ClusterCIDR, "serviceCIDR": c.ServiceCIDR, "clusterDNS": c.ClusterDNS,
+		"clusterDomain": c.ClusterDomain, "containerdSocket": opts.Containerd,
+		"gcPercent": 25, "extraArgs": c.ExtraArgs,
+	}
+	data, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o600)
+}
+
+// importImages imports every baked image into the kubelet's namespace.
+func importImages(ctx context.Context, socket string) error {
+	dirs, err := os.ReadDir(ImagesDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c *containerd.Client
+	for {
+		if c, err = containerd.New(socket, containerd.WithTimeout(10*time.Second)); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	defer c.Close()
+	ctx = namespaces.WithNamespace(ctx, criNamespace)
+	var errs []error
+	for _, d := range dirs {
+		dir := filepath.Join(ImagesDir, d.Name())
+		name, err := LayoutName(dir)
+		if err == nil {
+			_, err = services.ImportImage(ctx, c, name, dir, "overlayfs")
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// LayoutName is the image name an OCI layout's index gives its manifest
+// (annotation org.opencontainers.image.ref.name).
+func LayoutName(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return "", err
+	}
+	var idx struct {
+		Manifests []struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return "", fmt.Errorf("%s/index.json: %w", dir, err)
+	}
+	for _, m := range idx.Manifests {
+		if name := m.Annotations["org.opencontainers.image.ref.name"]; strings.Contains(name, ":") || strings.Contains(name, "/") {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%s/index.json names no image (org.opencontainers.image.ref.name)", dir)
+}
+
+// watch waits for the cluster, says so once, applies the manifests and
+// then keeps the phase current.
+func (n *Node) watch(ctx context.Context) {
+	announced := false
+	for ctx.Err() == nil {
+		ready := n.ready(ctx)
+		n.mu.Lock()
+		switch {
+		case ready:
+			n.phase = "ready"
+		case announced:
+			n.phase = "not ready"
+		}
+		n.mu.Unlock()
+		if ready && !announced {
+			announced = true
+			n.opts.Say("kubernetes ready node=%s", n.opts.NodeName)
+			n.applyManifests(ctx)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pollEvery(announced)):
+		}
+	}
+}
+
+func pollEvery(announced bool) time.Duration {
+	if announced {
+		return 15 * time.Second
+	}
+	return time.Second
+}
+
+// ready reports whether the API server is ready and the node Ready.
+func (n *Node) ready(ctx context.Context) bool {
+	if err := n.kube.Do(ctx, http.MethodGet, "/readyz", "", nil, nil); err != nil {
+		return false
+	}
+	ok, _ := n.nodeReady(ctx)
+	return ok
+}
+
+func (n *Node) nodeReady(ctx context.Context) (bool, error) {
+	var node struct {
+		Status struct {
+			Conditions []struct{ Type, Status string } `json:"conditions"`
+		} `json:"status"`
+	}
+	if err := n.kube.Do(ctx, http.MethodGet, "/api/v1/nodes/"+n.opts.NodeName, "", nil, &node); err != nil {
+		return false, err
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True", nil
+		}
+	}
+	return false, nil
+}
+
+// applyManifests applies the cluster DNS, the baked manifests and the
+// user's drop-in manifests; problems are logged with the file name and
+// kept for status, the rest is still applied.
+func (n *Node) applyManifests(ctx context.Context) {
+	type file struct {
+		name string
+		data []byte
+	}
+	files := []file{{"coredns (built in)", CoreDNS(n.opts.Config)}}
+	for _, dir := range []string{ManifestsDir, UserManifestsDir} {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
+				names = append(names, filepath.Join(dir, e.Name()))
+			}
+		}
+		sort.Strings(names)
+		for _, p := range names {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				n.problem("manifest %s: %v", p, err)
+				continue
+			}
+			files = append(files, file{p, data})
+		}
+	}
+	applied := 0
+	for _, f := range files {
+		objs, err := ParseManifest(f.data)
+		if err != nil {
+			n.problem("manifest %s: %v (fix the file; the other manifests are applied)", f.name, err)
+			continue
+		}
+		for _, err := range n.kube.ApplyAll(ctx, objs) {
+			n.problem("manifest %s: %v", f.name, err)
+		}
+		applied++
+	}
+	n.opts.Log.Info("manifests applied", "files", applied, "of", len(files))
+}
+
+// maxProblems is how many problems status keeps, the newest.
+const maxProblems = 10
+
+// problem records and shows something the user should fix.
+func (n *Node) problem(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	n.opts.Say("warning: kubernetes: %s", msg)
+	n.mu.Lock()
+	n.problems = append(n.problems, msg)
+	if len(n.problems) > maxProblems {
+		n.problems = n.problems[len(n.problems)-maxProblems:]
+	}
+	n.mu.Unlock()
+}
+
+// Status reports the cluster's state for the node API.
+func (n *Node) Status(ctx context.Context) api.KubernetesStatus {
+	n.mu.Lock()
+	st := api.KubernetesStatus{Mode: n.opts.Config.Mode, Phase: n.phase, NodeName: n.opts.NodeName, Problems: append([]string(nil), n.problems...)}
+	n.mu.Unlock()
+	var v struct {
+		GitVersion string `json:"gitVersion"`
+	}
+	if err := n.kube.Do(ctx, http.MethodGet, "/version", "", nil, &v); err == nil {
+		st.Version = v.GitVersion
+	}
+	st.NodeReady, _ = n.nodeReady(ctx)
+	var pods struct {
+		Items []struct {
+			Status struct{ Phase string } `json:"status"`
+		} `json:"items"`
+	}
+	if err := n.kube.Do(ctx, http.MethodGet, "/api/v1/pods?fieldSelector=spec.nodeName%3D"+n.opts.NodeName, "", nil, &pods); err == nil {
+		for _, p := range pods.Items {
+			st.Pods.Total++
+			switch p.Status.Phase {
+			case "Running":
+				st.Pods.Running++
+			case "Pending":
+				st.Pods.Pending++
+			case "Failed":
+				st.Pods.Failed++
+			}
+		}
+	}
+	return st
+}
+
+// Kubeconfig is an administrator's kubeconfig for the API server at
+// server (https://HOST:PORT, as the user reaches the node).
+func (n *Node) Kubeconfig(server string) ([]byte, error) {
+	f, err := os.CreateTemp("", "kubeconfig-")
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	if err := kubepki.WriteKubeconfig(f.Name(), server, filepath.Join(DataDir, "pki"), "admin"); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(f.Name())
+}

@@ -1,0 +1,175 @@
+package qemutests
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/kubeboot"
+	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+)
+
+// kubeImage is an x86_64 image running the bundled Kubernetes with the
+// test program baked as image cairn.test/hello:1; made by TestMain when
+// cairn-kube and the cluster images are there.
+var kubeImage *build.Result
+
+// kubeTimeout bounds a Kubernetes milestone under TCG.
+const kubeTimeout = 6 * time.Minute
+
+// kubeAPIPort is the API server's port in the guest.
+const kubeAPIPort = 6443
+
+// TestKubernetes boots a node on an isolated network (nothing reachable
+// but the forwarded ports), waits for `cairn: kubernetes ready`, sees the
+// node Ready through the kubeconfig from `cairn node kubeconfig`, and the
+// cluster's state in `cairn node status`.
+func TestKubernetes(t *testing.T) {
+	if kubeImage == nil {
+		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
+	}
+	disk := qemu.CopyImage(t, kubeImage.Image)
+	os.Truncate(disk, 4<<30)
+	opts := []qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
+		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}
+	vm := qemu.StartT(t, opts...)
+	m, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubernetes ready %s after QEMU start", m.At.Round(time.Second))
+
+	kc, err := node(t, vm, kubeImage.NodeConfig, "kubeconfig", "--kube-server", fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(kubeAPIPort)))
+	if err != nil {
+		t.Fatalf("cairn node kubeconfig: %v\n%s", err, kc)
+	}
+	k := kubeClient(t, []byte(kc))
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if t.Failed() {
+			logEvents(t, k)
+		}
+	})
+	waitFor(t, "node Ready", kubeTimeout, func() (bool, string) { return nodeReady(ctx, k) })
+
+	// The agent applied the cluster DNS, after the node was ready.
+	waitFor(t, "the coredns Deployment applied", time.Minute, func() (bool, string) {
+		err := k.Do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/kube-system/deployments/coredns", "", nil, nil)
+		return err == nil, fmt.Sprint(err)
+	})
+
+	var st api.Status
+	nodeJSON(t, vm, kubeImage.NodeConfig, &st, "status")
+	if k := st.Kubernetes; k == nil || !k.NodeReady || k.Version != "v1.36.3" || k.Mode != "server" || k.NodeName != st.Hostname {
+		t.Errorf("status.kubernetes = %+v, want a ready v1.36.3 server node named %s", st.Kubernetes, st.Hostname)
+	} else if len(k.Problems) > 0 {
+		t.Errorf("status.kubernetes.problems = %q, want none (images imported, manifests applied)", k.Problems)
+	}
+	if !regexp.MustCompile(`^cairn-[0-9a-f]{6}$`).MatchString(st.Hostname) {
+		t.Errorf("hostname %q, want cairn- and six hex digits (the default)", st.Hostname)
+	}
+}
+
+// kubeClient makes an API client from a kubeconfig (its first cluster and user).
+func kubeClient(t *testing.T, data []byte) *kubeboot.API {
+	t.Helper()
+	var kc struct {
+		Clusters []struct {
+			Cluster struct {
+				Server string `yaml:"server"`
+				CA     string `yaml:"certificate-authority-data"`
+			} `yaml:"cluster"`
+		} `yaml:"clusters"`
+		Users []struct {
+			User struct {
+				Cert string `yaml:"client-certificate-data"`
+				Key  string `yaml:"client-key-data"`
+			} `yaml:"user"`
+		} `yaml:"users"`
+	}
+	if err := yaml.Unmarshal(data, &kc); err != nil || len(kc.Clusters) == 0 || len(kc.Users) == 0 {
+		t.Fatalf("kubeconfig (%v):\n%s", err, data)
+	}
+	dec := func(s string) []byte {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatalf("kubeconfig: %v", err)
+		}
+		return b
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(dec(kc.Clusters[0].Cluster.CA))
+	cert, err := tls.X509KeyPair(dec(kc.Users[0].User.Cert), dec(kc.Users[0].User.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kubeboot.API{URL: kc.Clusters[0].Cluster.Server, Client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost"},
+	}}}
+}
+
+// waitFor polls cond every 3 s until it holds or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < timeout {
+		var ok bool
+		if ok, last = cond(); ok {
+			t.Logf("%s after %s", what, time.Since(start).Round(time.Second))
+			return
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Fatalf("no %s within %s; last: %s", what, timeout, last)
+}
+
+func nodeReady(ctx context.Context, k *kubeboot.API) (bool, string) {
+	var nodes struct {
+		Items []struct {
+			Status struct {
+				Conditions []struct{ Type, Status, Message string } `json:"conditions"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := k.Do(ctx, http.MethodGet, "/api/v1/nodes", "", nil, &nodes); err != nil {
+		return false, err.Error()
+	}
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == "Ready" {
+				return c.Status == "True", c.Message
+			}
+		}
+	}
+	return false, fmt.Sprintf("%d nodes", len(nodes.Items))
+}
+
+// logEvents logs the cluster's events, to tell why a test waited in vain.
+func logEvents(t *testing.T, k *kubeboot.API) {
+	var events struct {
+		Items []struct {
+			InvolvedObject  struct{ Kind, Namespace, Name string } `json:"involvedObject"`
+			Reason, Message string
+			Count           int
+		} `json:"items"`
+	}
+	if err := k.Do(context.Background(), http.MethodGet, "/api/v1/events", "", nil, &events); err != nil {
+		t.Logf("events: %v", err)
+		return
+	}
+	for _, e := range events.Items {
+		t.Logf("event: %s %s/%s: %s: %s (x%d)", e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+	}
+}
