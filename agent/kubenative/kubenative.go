@@ -90,7 +90,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-
 // Start starts the process, its output appended to Dir/cairn-kube.log.
 func (n *Node) Start() error {
 	logf, err := os.OpenFile(filepath.Join(n.Dir, "cairn-kube.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
