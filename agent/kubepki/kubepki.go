@@ -171,7 +171,7 @@ func Ensure(dir string, opts Options) error {
 }
 
 func ensureCA(dir string, o Options) (*pki.Pair, error) {
-	ca, err := loadPair(dir, "ca")
+	ca, err := pki.LoadPair(dir, "ca", false)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func ensureCA(dir string, o Options) (*pki.Pair, error) {
 func ensureLeaf(dir string, ca *pki.Pair, l leaf, o Options) error {
 	// A leaf that cannot be read (half written, a lone key) is simply
 	// issued again: only the CA and sa.key are precious.
-	cur, err := loadPair(dir, l.name)
+	cur, err := pki.LoadPair(dir, l.name, false)
 	if err == nil && cur != nil && fits(cur.Cert, ca, l, o) {
 		return nil
 	}
@@ -388,42 +388,6 @@ current-context: cairn
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
-}
-
-// loadPair reads NAME.crt and NAME.key; nil when both are absent.
-func loadPair(dir, name string) (*pki.Pair, error) {
-	crtPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	certPEM, errC := os.ReadFile(crtPath)
-	keyPEM, errK := os.ReadFile(keyPath)
-	switch {
-	case errC != nil && !errors.Is(errC, fs.ErrNotExist):
-		return nil, errC
-	case errK != nil && !errors.Is(errK, fs.ErrNotExist):
-		return nil, errK
-	case errC != nil && errK != nil:
-		return nil, nil
-	case errC != nil:
-		return nil, fmt.Errorf("kubepki: %s exists without %s: restore it or remove %s.key", keyPath, crtPath, name)
-	case errK != nil:
-		return nil, fmt.Errorf("kubepki: %s exists without %s: restore it or remove %s.crt", crtPath, keyPath, name)
-	}
-	b, _ := pem.Decode(certPEM)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("kubepki: %s is not a PEM certificate: restore it or remove %s.crt and %s.key", crtPath, name, name)
-	}
-	cert, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("kubepki: %s: %w", crtPath, err)
-	}
-	key, err := pki.ParseKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("kubepki: %s: %w", keyPath, err)
-	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("kubepki: %s is not the key of %s: restore the right pair or remove both", keyPath, crtPath)
-	}
-	return &pki.Pair{Cert: cert, Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // writePair stores a pair, each file atomically, the key first: a crash

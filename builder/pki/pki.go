@@ -280,7 +280,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 	p := &PKI{Dir: dir}
 
 	// The CA.
-	ca, err := loadPair(dir, "ca", true)
+	ca, err := LoadPair(dir, "ca", true)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +319,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 	}
 
 	// The server.
-	server, err := loadPair(dir, "server", false)
+	server, err := LoadPair(dir, "server", false)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +343,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 	p.Server = server
 
 	// The client: not part of any image, so renewing it costs nothing.
-	client, err := loadPair(dir, "client", false)
+	client, err := LoadPair(dir, "client", false)
 	if err != nil {
 		return nil, err
 	}
@@ -369,10 +369,10 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// loadPair reads NAME.crt and NAME.key from dir. It returns nil when both
+// LoadPair reads NAME.crt and NAME.key from dir. It returns nil when both
 // are absent; a lone key is an error, and so is a lone certificate unless
 // keyOptional (the CA key may be kept offline).
-func loadPair(dir, name string, keyOptional bool) (*Pair, error) {
+func LoadPair(dir, name string, keyOptional bool) (*Pair, error) {
 	crtPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	certPEM, errC := os.ReadFile(crtPath)
 	keyPEM, errK := os.ReadFile(keyPath)
