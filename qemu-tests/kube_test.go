@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +36,10 @@ const kubeAPIPort = 6443
 // TestKubernetes boots a node on an isolated network (nothing reachable
 // but the forwarded ports), waits for `cairn: kubernetes ready`, sees the
 // node Ready through the kubeconfig from `cairn node kubeconfig`, and the
-// cluster's state in `cairn node status`.
+// cluster's state in `cairn node status`; runs a Deployment of the baked
+// test image behind a Service that a pod reaches by DNS name; kills
+// cairn-kube from a pod and sees the node Ready again; reboots and finds the
+// Deployment back.
 func TestKubernetes(t *testing.T) {
 	if kubeImage == nil {
 		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
@@ -69,6 +74,16 @@ func TestKubernetes(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 
+	// A Deployment of the baked test image behind a Service, which a pod
+	// reaches by its DNS name.
+	apply(t, k, webManifest)
+	waitFor(t, "the client pod to fetch from the web Service by name", kubeTimeout, func() (bool, string) {
+		return podSucceeded(ctx, k, "client")
+	})
+	if logs, err := kubeGetText(ctx, k, "/api/v1/namespaces/default/pods/client/log"); err != nil || !strings.Contains(logs, "hello from cairn") {
+		t.Fatalf("client log (%v):\n%s", err, logs)
+	}
+
 	var st api.Status
 	nodeJSON(t, vm, kubeImage.NodeConfig, &st, "status")
 	if k := st.Kubernetes; k == nil || !k.NodeReady || k.Version != "v1.36.3" || k.Mode != "server" || k.NodeName != st.Hostname {
@@ -79,6 +94,125 @@ func TestKubernetes(t *testing.T) {
 	if !regexp.MustCompile(`^cairn-[0-9a-f]{6}$`).MatchString(st.Hostname) {
 		t.Errorf("hostname %q, want cairn- and six hex digits (the default)", st.Hostname)
 	}
+
+	// Killed from a privileged pod in the host's PID namespace, cairn-kube
+	// is restarted and the node comes back Ready.
+	apply(t, k, killManifest)
+	if _, err := vm.Expect(kubeTimeout, `cairn-kube exited \(signal: killed\)`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node Ready after cairn-kube was killed", kubeTimeout, func() (bool, string) { return nodeReady(ctx, k) })
+
+	// The cluster's state survives a reboot.
+	if out, err := node(t, vm, kubeImage.NodeConfig, "reboot"); err != nil {
+		t.Fatalf("reboot: %v\n%s", err, out)
+	}
+	if err := vm.Wait(bootTimeout); err != nil {
+		t.Logf("QEMU after the reboot: %v", err)
+	}
+	vm = qemu.StartT(t, opts...)
+	if _, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`); err != nil {
+		t.Fatal(err)
+	}
+	kc, err = node(t, vm, kubeImage.NodeConfig, "kubeconfig", "--kube-server", fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(kubeAPIPort)))
+	if err != nil {
+		t.Fatalf("cairn node kubeconfig: %v\n%s", err, kc)
+	}
+	k2 := kubeClient(t, []byte(kc))
+	var dep struct {
+		Status struct {
+			ReadyReplicas int `json:"readyReplicas"`
+		} `json:"status"`
+	}
+	waitFor(t, "the web Deployment still there, with its ready replica, after the reboot", kubeTimeout, func() (bool, string) {
+		err := k2.Do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/web", "", nil, &dep)
+		return err == nil && dep.Status.ReadyReplicas == 1, fmt.Sprintf("%+v %v", dep.Status, err)
+	})
+}
+
+const webManifest = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: cairn.test/hello:1, imagePullPolicy: Never, args: [serve], ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - {name: client, image: cairn.test/hello:1, imagePullPolicy: Never, args: [fetch, "http://web.default.svc.cluster.local/"]}
+`
+
+const killManifest = `
+apiVersion: v1
+kind: Pod
+metadata: {name: killer, namespace: default}
+spec:
+  hostPID: true
+  restartPolicy: Never
+  containers:
+  - name: killer
+    image: cairn.test/hello:1
+    imagePullPolicy: Never
+    args: [kill, cairn-kube]
+    securityContext: {privileged: true}
+`
+
+func apply(t *testing.T, k *kubeboot.API, manifest string) {
+	t.Helper()
+	objs, err := kubeboot.ParseManifest([]byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := k.ApplyAll(context.Background(), objs); len(errs) > 0 {
+		t.Fatalf("apply: %v", errs)
+	}
+}
+
+func podSucceeded(ctx context.Context, k *kubeboot.API, name string) (bool, string) {
+	var pod struct {
+		Status struct {
+			Phase string `json:"phase"`
+		} `json:"status"`
+	}
+	if err := k.Do(ctx, http.MethodGet, "/api/v1/namespaces/default/pods/"+name, "", nil, &pod); err != nil {
+		return false, err.Error()
+	}
+	return pod.Status.Phase == "Succeeded", pod.Status.Phase
+}
+
+// kubeGetText GETs a text resource (a pod's log).
+func kubeGetText(ctx context.Context, k *kubeboot.API, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.URL+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := k.Client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return string(b), err
 }
 
 // kubeClient makes an API client from a kubeconfig (its first cluster and user).
@@ -171,5 +305,10 @@ func logEvents(t *testing.T, k *kubeboot.API) {
 	}
 	for _, e := range events.Items {
 		t.Logf("event: %s %s/%s: %s: %s (x%d)", e.InvolvedObject.Kind, e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+		if e.InvolvedObject.Kind == "Pod" && e.Reason == "BackOff" {
+			path := fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/log?previous=true&tailLines=5", e.InvolvedObject.Namespace, e.InvolvedObject.Name)
+			logs, err := kubeGetText(context.Background(), k, path)
+			t.Logf("last words of %s/%s (%v):\n%s", e.InvolvedObject.Namespace, e.InvolvedObject.Name, err, logs)
+		}
 	}
 }

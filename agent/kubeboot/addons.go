@@ -3,6 +3,8 @@ package kubeboot
 import (
 	"bytes"
 	_ "embed"
+	"os"
+	"strings"
 	"text/template"
 )
 
@@ -15,13 +17,35 @@ var corednsManifest string
 
 var corednsTemplate = template.Must(template.New("coredns").Parse(corednsManifest))
 
-// CoreDNS is the cluster DNS manifest for c (its domain and address).
-func CoreDNS(c Config) []byte {
+// CoreDNS is the cluster DNS manifest for c (its domain and address);
+// forward sends other names to the node's resolvers.
+func CoreDNS(c Config, forward bool) []byte {
 	c = c.WithDefaults()
 	var b bytes.Buffer
-	err := corednsTemplate.Execute(&b, struct{ Image, Domain, ClusterDNS string }{CoreDNSImage, c.ClusterDomain, c.ClusterDNS})
+	err := corednsTemplate.Execute(&b, struct {
+		Image, Domain, ClusterDNS string
+		Forward                   bool
+	}{CoreDNSImage, c.ClusterDomain, c.ClusterDNS, forward})
 	if err != nil {
 		panic(err) // the template is ours and its inputs are strings
 	}
 	return b.Bytes()
+}
+
+// resolvConf is the node's resolver configuration, which pods with
+// dnsPolicy Default (CoreDNS) get.
+var resolvConf = "/etc/resolv.conf"
+
+// hasResolvers reports whether the node's resolv.conf names a nameserver.
+func hasResolvers() bool {
+	data, err := os.ReadFile(resolvConf)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			return true
+		}
+	}
+	return false
 }

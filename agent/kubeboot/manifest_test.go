@@ -62,7 +62,10 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 func TestCoreDNSManifest(t *testing.T) {
-	objs, err := ParseManifest(CoreDNS(Config{ClusterDNS: "10.43.0.53", ClusterDomain: "edge.local"}))
+	if strings.Contains(string(CoreDNS(Config{}, false)), "forward .") {
+		t.Error("a node without resolvers gets a forward")
+	}
+	objs, err := ParseManifest(CoreDNS(Config{ClusterDNS: "10.43.0.53", ClusterDomain: "edge.local"}, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func TestCoreDNSManifest(t *testing.T) {
 	if svc["clusterIP"] != "10.43.0.53" {
 		t.Errorf("clusterIP = %v", svc["clusterIP"])
 	}
-	if cf := objs[3].Doc["data"].(map[string]any)["Corefile"].(string); !strings.Contains(cf, "kubernetes edge.local in-addr.arpa") {
+	if cf := objs[3].Doc["data"].(map[string]any)["Corefile"].(string); !strings.Contains(cf, "kubernetes edge.local in-addr.arpa") || !strings.Contains(cf, "forward . /etc/resolv.conf") {
 		t.Errorf("Corefile:\n%s", cf)
 	}
 }

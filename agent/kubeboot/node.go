@@ -54,6 +54,10 @@ type Node struct {
 	opts Options
 	kube *API
 
+	// forward is whether the applied cluster DNS forwards to the node's
+	// resolvers (it cannot when there are none); watch keeps it current.
+	forward bool
+
 	mu       sync.Mutex
 	phase    string
 	problems []string
@@ -225,6 +229,13 @@ func (n *Node) watch(ctx context.Context) {
 			announced = true
 			n.opts.Say("kubernetes ready node=%s", n.opts.NodeName)
 			n.applyManifests(ctx)
+		} else if ready && hasResolvers() != n.forward {
+			n.forward = !n.forward
+			n.opts.Log.Info("node resolvers changed; cluster DNS follows", "forward", n.forward)
+			objs, _ := ParseManifest(CoreDNS(n.opts.Config, n.forward))
+			for _, err := range n.kube.ApplyAll(ctx, objs) {
+				n.problem("coredns: %v", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -274,7 +285,8 @@ func (n *Node) applyManifests(ctx context.Context) {
 		name string
 		data []byte
 	}
-	files := []file{{"coredns (built in)", CoreDNS(n.opts.Config)}}
+	n.forward = hasResolvers()
+	files := []file{{"coredns (built in)", CoreDNS(n.opts.Config, n.forward)}}
 	for _, dir := range []string{ManifestsDir, UserManifestsDir} {
 		entries, _ := os.ReadDir(dir)
 		var names []string

@@ -109,7 +109,7 @@ func (s *Supervisor) stop(pid int, exited <-chan unix.WaitStatus) {
 
 func describe(ws unix.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return "signal: " + ws.Signal().String()
 	}
 	return "exit " + itoa(ws.ExitStatus())
 }

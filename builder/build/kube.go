@@ -51,6 +51,10 @@ type kubeImage struct {
 // kubeDirs are empty directories the cluster's components want in the
 // read-only root. The kubelet creates its FlexVolume plugin directory at
 // start and complains every probe when it cannot.
+// mountLinks are the links to cairn-agent that stand for util-linux's
+// mount and umount in a Kubernetes slot.
+var mountLinks = []string{"usr/bin/mount", "usr/bin/umount"}
+
 var kubeDirs = []string{"usr/libexec/kubernetes/kubelet-plugins/volume/exec"}
 
 // Check checks an image without building it: references parse, and for
@@ -211,6 +215,13 @@ func planKubeTools(t *fstree.Tree, kp *kubePlan) error {
 // planKubernetes adds the cluster's images, manifests, join kubeconfig,
 // pod network configuration and directories to the slot.
 func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
+	// The kubelet runs mount and umount for pod volumes: cairn-agent
+	// answers to both names (agent/mountcmd).
+	for _, link := range mountLinks {
+		if err := t.Symlink(link, agentBinary); err != nil {
+			return err
+		}
+	}
 	images := strings.TrimPrefix(kubeboot.ImagesDir, "/")
 	for _, im := range kp.images {
 		dir := filepath.Join(work, "kube-images", im.dir)

@@ -162,8 +162,10 @@ func TestBuildKubernetes(t *testing.T) {
 			t.Errorf("%s holds %q, want %q", p, got, want)
 		}
 	}
-	if l := lines["usr/bin/containerd"]; !strings.HasSuffix(l, "-> cairn-agent") {
-		t.Errorf("usr/bin/containerd: %s", l)
+	for _, link := range []string{"usr/bin/containerd", "usr/bin/mount", "usr/bin/umount"} {
+		if l := lines[link]; !strings.HasSuffix(l, "-> cairn-agent") {
+			t.Errorf("%s: %s", link, l)
+		}
 	}
 
 	// The pod network follows clusterCIDR: its first /24, masqueraded by nft.

@@ -6,7 +6,9 @@
 // once the API listens.
 //
 // The same binary is containerd's daemon when started under that name
-// (/usr/bin/containerd links to it): see package agent/containerd.
+// (/usr/bin/containerd links to it; see package agent/containerd), and, in
+// a slot that runs Kubernetes, the kubelet's mount and umount (package
+// agent/mountcmd).
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
 	"github.com/cairn-edge/cairn/agent/containerd"
+	"github.com/cairn-edge/cairn/agent/mountcmd"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/services"
@@ -34,8 +37,13 @@ import (
 var say = console.Say
 
 func main() {
-	if filepath.Base(os.Args[0]) == containerd.Name {
+	switch filepath.Base(os.Args[0]) {
+	case containerd.Name:
 		os.Exit(containerd.Main(os.Args))
+	case "mount":
+		os.Exit(mountcmd.Mount(os.Args, os.Stderr))
+	case "umount":
+		os.Exit(mountcmd.Umount(os.Args, os.Stderr))
 	}
 	log := console.Logger().With("svc", "agent")
 	slog.SetDefault(log)
