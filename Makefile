@@ -103,7 +103,7 @@ fuzz:
 	  done; \
 	done
 
-bench: inputs runtime
+bench: inputs runtime kube-inputs kube-amd64
 	$(GO) run ./qemu-tests/cmd/cairn-bench -runtime $(OUT)/bin
 
 clean:

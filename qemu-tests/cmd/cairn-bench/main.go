@@ -34,9 +34,10 @@ func main() {
 	idle := flag.Duration("idle", 30*time.Second, "how long a node idles before its memory is read")
 	boards := flag.String("boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
 	memoryOnly := flag.Bool("memory", false, "measure only the idle memory (quick, for tuning)")
+	kubeOnly := flag.Bool("kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := run(*runtimeDir, strings.Split(*boards, ","), *runs, *idle, *memoryOnly); err != nil {
+	if err := run(*runtimeDir, strings.Split(*boards, ","), *runs, *idle, *memoryOnly, *kubeOnly); err != nil {
 		fmt.Fprintf(os.Stderr, "cairn-bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -44,7 +45,7 @@ func main() {
 
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
 
-func run(runtimeDir string, boards []string, runs int, idle time.Duration, memoryOnly bool) error {
+func run(runtimeDir string, boards []string, runs int, idle time.Duration, memoryOnly, kubeOnly bool) error {
 	root, err := testimage.RepoRoot()
 	if err != nil {
 		return err
@@ -64,6 +65,9 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 		return fmt.Errorf("no container runtime in %s (make runtime)", runtimeDir)
 	}
 	fmt.Printf("| figure | value |\n| --- | --- |\n")
+	if kubeOnly {
+		return benchKube(env, tmp)
+	}
 	for _, board := range []struct {
 		name string
 		arch qemu.Arch
@@ -82,6 +86,9 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 	}
 	if memoryOnly {
 		return nil
+	}
+	if err := benchKube(env, tmp); err != nil {
+		return err
 	}
 	return benchAPI(tmp)
 }
@@ -147,29 +154,7 @@ func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle tim
 		return err
 	}
 	row(board+": slot squashfs with containerd, runc and one service", "%.1f MiB", mib(svc.SlotSize))
-	vm, disk, err := boot(tmp, svc.Image, arch, qemu.WithPortForward(0, api.DefaultPort), qemu.WithMemory(1024))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(disk)
-	defer vm.Kill()
-	if _, err := vm.Expect(5*time.Minute, `cairn: services ready`); err != nil {
-		return err
-	}
-	time.Sleep(idle)
-	cfg, err := pki.LoadClientConfig(svc.NodeConfig)
-	if err != nil {
-		return err
-	}
-	pool, cert, err := cfg.TLS()
-	if err != nil {
-		return err
-	}
-	c, err := api.NewClient(fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(api.DefaultPort)), api.ClientTLS(pool, cert, cfg.ServerName))
-	if err != nil {
-		return err
-	}
-	st, err := c.Status(context.Background())
+	st, _, err := idleStatus(tmp, svc, arch, 1024, `cairn: services ready`, idle)
 	if err != nil {
 		return err
 	}
@@ -186,6 +171,66 @@ func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle tim
 	row(board+": idle OS memory, init + containerd + agent (RSS / PSS / anonymous, after "+idle.String()+")", "%.1f MiB / %.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)), mib(int64(osAnon)))
 	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS; per process RSS/PSS/anon)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
 	row(board+": memory available to workloads (of 1024 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
+	return nil
+}
+
+// idleStatus boots res with memMiB of RAM, waits for the console line
+// milestone (and returns when it came), lets the node idle, and reads its
+// status through the API.
+func idleStatus(tmp string, res *build.Result, arch qemu.Arch, memMiB int, milestone string, idle time.Duration) (*api.Status, time.Duration, error) {
+	vm, disk, err := boot(tmp, res.Image, arch, qemu.WithPortForward(0, api.DefaultPort), qemu.WithMemory(memMiB))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.Remove(disk)
+	defer vm.Kill()
+	m, err := vm.Expect(10*time.Minute, milestone)
+	if err != nil {
+		return nil, 0, err
+	}
+	time.Sleep(idle)
+	cfg, err := pki.LoadClientConfig(res.NodeConfig)
+	if err != nil {
+		return nil, 0, err
+	}
+	pool, cert, err := cfg.TLS()
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := api.NewClient(fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(api.DefaultPort)), api.ClientTLS(pool, cert, cfg.ServerName))
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := c.Status(context.Background())
+	return st, m.At, err
+}
+
+// benchKube boots an x86_64 node running the bundled Kubernetes (with
+// CoreDNS, no workload), and reports the time to Ready and, after a
+// minute idle, every process's memory.
+func benchKube(env *testimage.Env, tmp string) error {
+	if env.Cache == "" {
+		env.Cache = filepath.Join(tmp, "cache")
+	}
+	const board = "qemu-x86_64"
+	res, err := env.KubeImage(board, "amd64", tmp)
+	if err != nil {
+		return err
+	}
+	row(board+": slot squashfs with Kubernetes", "%.1f MiB", mib(res.SlotSize))
+	st, ready, err := idleStatus(tmp, res, qemu.AMD64, 2048, `cairn: kubernetes ready`, time.Minute)
+	if err != nil {
+		return err
+	}
+	row(board+": QEMU start → `cairn: kubernetes ready` (tcg, first boot)", "%s", short(ready))
+	var rss, pss uint64
+	var parts []string
+	for _, p := range st.Processes {
+		rss, pss = rss+p.RSSBytes, pss+p.PSSBytes
+		parts = append(parts, fmt.Sprintf("%s %.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes))))
+	}
+	row(board+": idle Kubernetes node, all "+fmt.Sprint(len(st.Processes))+" processes, 60 s after ready (RSS / PSS; per process RSS/PSS)", "%.1f MiB / %.1f MiB (%s)", mib(int64(rss)), mib(int64(pss)), strings.Join(parts, ", "))
+	row(board+": memory available to workloads (of 2048 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
 	return nil
 }
 
