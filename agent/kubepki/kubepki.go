@@ -233,7 +233,7 @@ func fits(c *x509.Certificate, ca *pki.Pair, l leaf, o Options) bool {
 	if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{want}) {
 		return false
 	}
-	return slices.Equal(certNames(c), names(l.sans))
+	return slices.Equal(pki.CertNames(c), names(l.sans))
 }
 
 func names(sans []string) []string {
@@ -243,15 +243,6 @@ func names(sans []string) []string {
 			n = ip.String()
 		}
 		out = append(out, n)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func certNames(c *x509.Certificate) []string {
-	out := slices.Clone(c.DNSNames)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"github.com/cairn-edge/cairn/builder/pki"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,7 +103,7 @@ func TestEnsureLayout(t *testing.T) {
 			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{tt.usage}, DNSName: tt.verify}); err != nil {
 				t.Errorf("does not verify: %v", err)
 			}
-			got := certNames(c)
+			got := pki.CertNames(c)
 			for _, n := range tt.sans {
 				if !slices.Contains(got, n) {
 					t.Errorf("names %v lack %s", got, n)

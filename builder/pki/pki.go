@@ -245,7 +245,9 @@ func serverNames(extra []string) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-func certNames(c *x509.Certificate) []string {
+// CertNames are the DNS names and IP addresses a certificate is for,
+// sorted, without repeats.
+func CertNames(c *x509.Certificate) []string {
 	names := slices.Clone(c.DNSNames)
 	for _, ip := range c.IPAddresses {
 		names = append(names, ip.String())
@@ -327,7 +329,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		if err := checkIssued(dir, "server", server, ca, x509.ExtKeyUsageServerAuth); err != nil {
 			return nil, err
 		}
-		if !slices.Equal(certNames(server.Cert), names) {
+		if !slices.Equal(CertNames(server.Cert), names) {
 			server = nil // the requested names changed: a new input, a new certificate
 		} else if now.After(server.Cert.NotAfter) {
 			return nil, fmt.Errorf("%s expired on %s: remove server.crt and server.key from %s to issue a new one (nodes get it with the next update)", filepath.Join(dir, "server.crt"), server.Cert.NotAfter.Format(time.DateOnly), dir)

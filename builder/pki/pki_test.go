@@ -49,7 +49,7 @@ func TestEnsureFresh(t *testing.T) {
 	if got, want := p.Issued, []string{"ca.crt", "server.crt", "client.crt"}; !slices.Equal(got, want) {
 		t.Errorf("Issued = %v, want %v", got, want)
 	}
-	if got, want := certNames(p.Server.Cert), []string{"10.0.0.7", "cairn-node", "edge.example"}; !slices.Equal(got, want) {
+	if got, want := CertNames(p.Server.Cert), []string{"10.0.0.7", "cairn-node", "edge.example"}; !slices.Equal(got, want) {
 		t.Errorf("server names = %v, want %v", got, want)
 	}
 	for _, c := range []struct {
