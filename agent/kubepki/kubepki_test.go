@@ -5,13 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"github.com/cairn-edge/cairn/builder/pki"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-edge/cairn/builder/pki"
 )
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
