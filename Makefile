@@ -84,7 +84,7 @@ TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
 
 test: inputs runtime kube-inputs kube-amd64
 	$(GO) vet ./...
-	cd agent/kube && $(GO) test ./config ./args
+	cd agent/kube && $(GO) test ./config ./args ./datastore ./memtrim
 	$(TEST_ENV) $(GO) test -timeout 40m ./...
 
 test-full: inputs runtime kube-inputs kube
@@ -103,7 +103,7 @@ fuzz:
 	  done; \
 	done
 
-bench: inputs runtime kube-inputs kube-amd64
+bench: inputs runtime kube-inputs kube
 	$(GO) run ./qemu-tests/cmd/cairn-bench -runtime $(OUT)/bin
 
 clean:

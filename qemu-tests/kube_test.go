@@ -27,6 +27,16 @@ import (
 // cairn-kube and the cluster images are there.
 var kubeImage *build.Result
 
+// kubeNodeOptions are the QEMU options of a Kubernetes test node: a copy
+// of kubeImage grown to 4 GiB, 2 GiB of memory, 2 CPUs, an isolated
+// network with the node API and the API server forwarded.
+func kubeNodeOptions(t *testing.T) []qemu.Option {
+	disk := qemu.CopyImage(t, kubeImage.Image)
+	os.Truncate(disk, 4<<30)
+	return []qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
+		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}
+}
+
 // kubeTimeout bounds a Kubernetes milestone under TCG.
 const kubeTimeout = 6 * time.Minute
 
@@ -44,10 +54,7 @@ func TestKubernetes(t *testing.T) {
 	if kubeImage == nil {
 		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
 	}
-	disk := qemu.CopyImage(t, kubeImage.Image)
-	os.Truncate(disk, 4<<30)
-	opts := []qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
-		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}
+	opts := kubeNodeOptions(t)
 	vm := qemu.StartT(t, opts...)
 	m, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`)
 	if err != nil {

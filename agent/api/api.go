@@ -18,6 +18,8 @@
 //	GET  /v1/services/{name}/logs       text/plain; ?follow=1 streams, ?tail=N last N lines
 //	POST /v1/reboot                     202, {"status": "rebooting"}
 //	POST /v1/shutdown                   202, {"status": "shutting down"}
+//	GET  /v1/kubeconfig                 application/yaml: an admin kubeconfig (?server=URL); 409 on an agent-mode node
+//	GET  /v1/join-kubeconfig            application/yaml: a node's join kubeconfig (?node=NAME, ?server=URL); server nodes only
 //	GET  /metrics                       Prometheus text exposition
 //
 // The handlers reach the system through two small interfaces, Node and
@@ -42,6 +44,11 @@ const TLSDir = "/etc/cairn/api"
 // ErrUnknownService is what Services methods return, wrapped, for a name
 // that is not a service; the API answers 404.
 var ErrUnknownService = errors.New("unknown service")
+
+// ErrNoClusterAdmin is what Kubernetes methods return, wrapped, on a node
+// that holds no cluster credentials to give (an agent-mode node, which
+// joined a control plane elsewhere); the API answers 409.
+var ErrNoClusterAdmin = errors.New("this node runs Kubernetes in agent mode and holds no cluster credentials")
 
 // Node is the machine as the API sees it.
 type Node interface {
@@ -156,12 +163,18 @@ type Kubernetes interface {
 	// Kubeconfig is an administrator's kubeconfig for the API server at
 	// server (https://HOST:PORT, as the user reaches the node).
 	Kubeconfig(server string) ([]byte, error)
+	// JoinKubeconfig is a kubeconfig for the API server at server with
+	// new credentials for the node called node (a client certificate for
+	// system:node:NODE), which an agent-mode node joins the cluster with.
+	JoinKubeconfig(node, server string) ([]byte, error)
 }
 
 // KubernetesStatus is the bundled Kubernetes' state.
 type KubernetesStatus struct {
-	Mode      string `json:"mode"`  // server or agent
-	Phase     string `json:"phase"` // starting, ready, not ready
+	Mode string `json:"mode"` // server or agent
+	// Server is the API server an agent-mode node joined.
+	Server    string `json:"server,omitempty"`
+	Phase     string `json:"phase"` // starting, ready, not ready, failed (cannot start: see Problems)
 	Version   string `json:"version,omitempty"`
 	NodeName  string `json:"nodeName"`
 	NodeReady bool   `json:"nodeReady"`

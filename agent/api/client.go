@@ -143,6 +143,17 @@ func (c *Client) Kubeconfig(ctx context.Context, server string) ([]byte, error) 
 	return c.get(ctx, "/v1/kubeconfig", q)
 }
 
+// JoinKubeconfig returns a kubeconfig with new credentials for the
+// Kubernetes node called node, for the API server at server (empty: the
+// node's host, port 6443): what an agent-mode node joins the cluster with.
+func (c *Client) JoinKubeconfig(ctx context.Context, node, server string) ([]byte, error) {
+	q := url.Values{"node": {node}}
+	if server != "" {
+		q.Set("server", server)
+	}
+	return c.get(ctx, "/v1/join-kubeconfig", q)
+}
+
 // Metrics returns the node's metrics in the Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	return c.get(ctx, "/metrics", nil)

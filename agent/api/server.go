@@ -58,6 +58,7 @@ var routes = []route{
 	{"POST", "/v1/reboot", (*Server).reboot},
 	{"POST", "/v1/shutdown", (*Server).shutdown},
 	{"GET", "/v1/kubeconfig", (*Server).kubeconfig},
+	{"GET", "/v1/join-kubeconfig", (*Server).joinKubeconfig},
 	{"GET", "/metrics", (*Server).metricsHandler},
 }
 
@@ -82,7 +83,7 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/kubeconfig, /metrics)", r.Method, r.URL.Path)
+		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/kubeconfig, /v1/join-kubeconfig, /metrics)", r.Method, r.URL.Path)
 	})
 	s.handler = s.observe(s.recover(requireClientCert(mux)))
 	return s
@@ -323,9 +324,42 @@ func (s *Server) kubeconfig(w http.ResponseWriter, r *http.Request) {
 	if !query(w, r, "server") {
 		return
 	}
+	server, ok := s.kubeServer(w, r)
+	if !ok {
+		return
+	}
+	s.writeKubeconfig(w, "kubeconfig", func() ([]byte, error) { return s.kube.Kubeconfig(server) })
+}
+
+// nodeName is what a Kubernetes node name may look like (a DNS-1123
+// subdomain).
+var nodeName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// joinKubeconfig serves a kubeconfig with new credentials for the node
+// ?node= names, for the API server at ?server= (default as kubeconfig's).
+func (s *Server) joinKubeconfig(w http.ResponseWriter, r *http.Request) {
+	if !query(w, r, "node", "server") {
+		return
+	}
+	node := r.URL.Query().Get("node")
+	if len(node) > 253 || !nodeName.MatchString(node) {
+		writeError(w, http.StatusBadRequest, "node %q is not a Kubernetes node name: lowercase letters, digits, '-' and '.', e.g. ?node=edge-2", node)
+		return
+	}
+	server, ok := s.kubeServer(w, r)
+	if !ok {
+		return
+	}
+	s.writeKubeconfig(w, "join kubeconfig", func() ([]byte, error) { return s.kube.JoinKubeconfig(node, server) })
+}
+
+// kubeServer is the API server URL of ?server=, by default the host the
+// client used for this API with port 6443; it replies 404 on a node
+// without Kubernetes and 400 for a bad URL.
+func (s *Server) kubeServer(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if s.kube == nil {
 		writeError(w, http.StatusNotFound, "this node runs no Kubernetes (its image spec has no kubernetes section)")
-		return
+		return "", false
 	}
 	server := r.URL.Query().Get("server")
 	if server == "" {
@@ -337,11 +371,21 @@ func (s *Server) kubeconfig(w http.ResponseWriter, r *http.Request) {
 	}
 	if u, err := url.Parse(server); err != nil || u.Scheme != "https" || u.Host == "" {
 		writeError(w, http.StatusBadRequest, "server %q is not an https://HOST:PORT URL", server)
-		return
+		return "", false
 	}
-	data, err := s.kube.Kubeconfig(server)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "kubeconfig: %v (Kubernetes may still be starting)", err)
+	return server, true
+}
+
+// writeKubeconfig replies with the kubeconfig mk returns: 409 on a
+// node that holds no cluster credentials, 503 for other errors.
+func (s *Server) writeKubeconfig(w http.ResponseWriter, what string, mk func() ([]byte, error)) {
+	data, err := mk()
+	switch {
+	case errors.Is(err, ErrNoClusterAdmin):
+		writeError(w, http.StatusConflict, "%s: %v", what, err)
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "%s: %v (Kubernetes may still be starting)", what, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/yaml")

@@ -2,6 +2,9 @@
 // cluster's PKI on CAIRN-DATA, writes cairn-kube's configuration, imports
 // the baked images into containerd, runs cairn-kube, waits until the API
 // server is ready and the node Ready, and applies the auto-deploy manifests.
+// A node in agent mode (agent.go) instead joins a control plane elsewhere
+// with a join kubeconfig and runs only the kubelet and kube-proxy; a
+// server mints join kubeconfigs for such nodes (join.go).
 package kubeboot
 
 import (

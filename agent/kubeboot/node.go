@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -54,9 +52,11 @@ type Node struct {
 	opts Options
 	kube *API
 
-	// forward is whether the applied cluster DNS forwards to the node's
-	// resolvers (it cannot when there are none); watch keeps it current.
-	forward bool
+	// health holds the lasting problems and cairn-kube's runs (health.go).
+	health health
+
+	// agent is set in agent mode (agent.go).
+	agent *agentState
 
 	mu       sync.Mutex
 	phase    string
@@ -70,18 +70,14 @@ func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node
 	c := opts.Config.WithDefaults()
 	opts.Config = c
 	n := &Node{opts: opts, phase: "starting"}
-	if c.Mode != ModeServer {
-		return nil, fmt.Errorf("mode %s: only server nodes are supported by this agent yet", c.Mode)
+	if c.Mode == ModeAgent {
+		return n.startAgent(ctx, sup), nil
 	}
 	pkiDir := filepath.Join(DataDir, "pki")
-	_, svc, _ := net.ParseCIDR(c.ServiceCIDR)
-	svcIP := append(net.IP{}, svc.IP.To4()...)
-	svcIP[3]++
-	err := kubepki.Ensure(pkiDir, kubepki.Options{
-		NodeName: opts.NodeName, NodeIPs: []string{opts.NodeIP}, ServiceIP: svcIP.String(), ClusterDomain: c.ClusterDomain,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster PKI in %s: %w", pkiDir, err)
+	if _, err := n.renewPKI(pkiDir); err != nil {
+		// Reported in status (phase failed) and on the console.
+		n.fail("cluster PKI in %s: %v", pkiDir, err)
+		return n, nil
 	}
 	confPath := filepath.Join(DataDir, "cairn-kube.json")
 	if err := writeKubeConfig(confPath, opts, pkiDir); err != nil {
@@ -100,11 +96,13 @@ func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node
 			n.problem("images: %v", err) // the pods using them will say so; the cluster still comes up
 		}
 		go n.watch(ctx)
+		go n.watchDisk(ctx, DataDir)
+		go n.watchPKI(ctx, pkiDir)
 		last := &lastLines{}
-		sup.Run(ctx, supervisor.Service{
+		n.runKube(ctx, sup, supervisor.Service{
 			Name: "cairn-kube", Path: Binary, Args: []string{"server", "--config", confPath},
-			Env: os.Environ(), Output: io.MultiWriter(opts.Output, last),
-			Exited: func(status string) { n.problem("cairn-kube exited (%s), restarting; it said: %s", status, last) },
+			Env: os.Environ(), Output: io.MultiWriter(&logSink{w: opts.Output, log: opts.Log}, last),
+			Exited: func(status string) { n.exited(status, last) },
 		})
 	}()
 	return n, nil
@@ -211,32 +209,28 @@ func LayoutName(dir string) (string, error) {
 	return "", fmt.Errorf("%s/index.json names no image (org.opencontainers.image.ref.name)", dir)
 }
 
-// watch waits for the cluster, says so once, applies the manifests and
-// then keeps the phase current.
+// watch waits for the cluster, says so once, applies the manifests (see
+// deploy.go: all of them whenever the cluster may have lost them, new and
+// changed ones on every poll), shows the datastore's records of a corrupt
+// database it moved aside, and keeps the phase current.
 func (n *Node) watch(ctx context.Context) {
-	announced := false
+	announced, wasReady := false, false
+	d := &deployer{n: n}
+	var deployedRun int64 = -1 // the cairn-kube run d last applied everything to
 	for ctx.Err() == nil {
 		ready := n.ready(ctx)
-		n.mu.Lock()
-		switch {
-		case ready:
-			n.phase = "ready"
-		case announced:
-			n.phase = "not ready"
-		}
-		n.mu.Unlock()
+		n.setPhase(ready, announced)
 		if ready && !announced {
 			announced = true
 			n.opts.Say("kubernetes ready node=%s", n.opts.NodeName)
-			n.applyManifests(ctx)
-		} else if ready && hasResolvers() != n.forward {
-			n.forward = !n.forward
-			n.opts.Log.Info("node resolvers changed; cluster DNS follows", "forward", n.forward)
-			objs, _ := ParseManifest(CoreDNS(n.opts.Config, n.forward))
-			for _, err := range n.kube.ApplyAll(ctx, objs) {
-				n.problem("coredns: %v", err)
-			}
 		}
+		if ready {
+			run := n.health.runs.Load()
+			d.deploy(ctx, !wasReady || run != deployedRun)
+			deployedRun = run
+		}
+		wasReady = ready
+		n.datastoreRecords(filepath.Join(DataDir, "db"))
 		select {
 		case <-ctx.Done():
 		case <-time.After(pollEvery(announced)):
@@ -277,47 +271,17 @@ func (n *Node) nodeReady(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// applyManifests applies the cluster DNS, the baked manifests and the
-// user's drop-in manifests; problems are logged with the file name and
-// kept for status, the rest is still applied.
-func (n *Node) applyManifests(ctx context.Context) {
-	type file struct {
-		name string
-		data []byte
+// setPhase keeps the phase current: ready, or not ready once the node
+// has been ready (before that it stays "starting").
+func (n *Node) setPhase(ready, announced bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case ready:
+		n.phase = "ready"
+	case announced:
+		n.phase = "not ready"
 	}
-	n.forward = hasResolvers()
-	files := []file{{"coredns (built in)", CoreDNS(n.opts.Config, n.forward)}}
-	for _, dir := range []string{ManifestsDir, UserManifestsDir} {
-		entries, _ := os.ReadDir(dir)
-		var names []string
-		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml" || ext == ".json") {
-				names = append(names, filepath.Join(dir, e.Name()))
-			}
-		}
-		sort.Strings(names)
-		for _, p := range names {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				n.problem("manifest %s: %v", p, err)
-				continue
-			}
-			files = append(files, file{p, data})
-		}
-	}
-	applied := 0
-	for _, f := range files {
-		objs, err := ParseManifest(f.data)
-		if err != nil {
-			n.problem("manifest %s: %v (fix the file; the other manifests are applied)", f.name, err)
-			continue
-		}
-		for _, err := range n.kube.ApplyAll(ctx, objs) {
-			n.problem("manifest %s: %v", f.name, err)
-		}
-		applied++
-	}
-	n.opts.Log.Info("manifests applied", "files", applied, "of", len(files))
 }
 
 // maxProblems is how many problems status keeps, the newest.
@@ -340,6 +304,13 @@ func (n *Node) Status(ctx context.Context) api.KubernetesStatus {
 	n.mu.Lock()
 	st := api.KubernetesStatus{Mode: n.opts.Config.Mode, Phase: n.phase, NodeName: n.opts.NodeName, Problems: append([]string(nil), n.problems...)}
 	n.mu.Unlock()
+	st.Problems = append(st.Problems, n.health.cond.list()...)
+	if n.agent != nil {
+		st.Server = n.agent.server
+	}
+	if n.kube == nil {
+		return st // an agent without usable join credentials: the problems say why
+	}
 	var v struct {
 		GitVersion string `json:"gitVersion"`
 	}
@@ -371,6 +342,9 @@ func (n *Node) Status(ctx context.Context) api.KubernetesStatus {
 // Kubeconfig is an administrator's kubeconfig for the API server at
 // server (https://HOST:PORT, as the user reaches the node).
 func (n *Node) Kubeconfig(server string) ([]byte, error) {
+	if n.agent != nil {
+		return nil, fmt.Errorf("%w: it joined %s with a node's credentials; get a kubeconfig from the control plane (cairn node --server SERVER-NODE kubeconfig)", api.ErrNoClusterAdmin, n.agent.server)
+	}
 	f, err := os.CreateTemp("", "kubeconfig-")
 	if err != nil {
 		return nil, err

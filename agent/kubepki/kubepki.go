@@ -2,9 +2,11 @@
 // certificate directory: the cluster CA, the API server's serving
 // certificate, one client certificate per component, the kubelet's serving
 // certificate and the service-account signing key. The node agent calls
-// Ensure before every start of cairn-kube: it creates what is missing,
-// re-issues leaf certificates that expire soon or no longer fit the options
-// (a new node address), and never replaces the CA.
+// Renew (Ensure, saying what it issued) before it starts cairn-kube and
+// every 12 hours: it creates what is missing, re-issues leaf certificates
+// that expire soon or no longer fit the options (a new node address), and
+// never replaces the CA's key (its certificate is signed again with the
+// same key a year before it ends).
 //
 //	err := kubepki.Ensure("/var/lib/cairn/kube/pki", kubepki.Options{NodeName: "edge-1", NodeIPs: []string{"192.168.1.10"}})
 //	err = kubepki.WriteKubeconfig("/var/lib/cairn/kube/admin.kubeconfig", "https://192.168.1.10:6443", dir, "admin")
@@ -152,58 +154,125 @@ func leaves(o Options) []leaf {
 // A PKI it cannot use (a certificate without its key, leaves without a CA)
 // is an error naming the file and the fix, never silently replaced.
 func Ensure(dir string, opts Options) error {
-	if err := opts.complete(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("kubepki: %w", err)
-	}
-	ca, err := ensureCA(dir, opts)
-	if err != nil {
-		return err
-	}
-	for _, l := range leaves(opts) {
-		if err := ensureLeaf(dir, ca, l, opts); err != nil {
-			return err
-		}
-	}
-	return ensureSAKey(dir)
+	_, err := Renew(dir, opts)
+	return err
 }
 
-func ensureCA(dir string, o Options) (*pki.Pair, error) {
-	ca, err := pki.LoadPair(dir, "ca", false)
+// Renew is Ensure that also says what it issued: the names of the
+// certificates it wrote ("ca", "apiserver", "kubelet", …), so the caller
+// can restart what reads them. Nothing issued: nil.
+func Renew(dir string, opts Options) (issued []string, err error) {
+	if err := opts.complete(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("kubepki: %w", err)
+	}
+	ca, caIssued, err := ensureCA(dir, opts)
 	if err != nil {
 		return nil, err
 	}
+	if caIssued {
+		issued = append(issued, "ca")
+	}
+	for _, l := range leaves(opts) {
+		ok, err := ensureLeaf(dir, ca, l, opts)
+		if err != nil {
+			return issued, err
+		}
+		if ok {
+			issued = append(issued, l.name)
+		}
+	}
+	return issued, ensureSAKey(dir)
+}
+
+// CARenewBefore is how long before its end the CA certificate is renewed:
+// signed again with the same key, so every certificate it issued stays
+// valid and clients that still hold the old CA certificate (kubeconfigs
+// handed out earlier) keep working until it expires; they have this long
+// to fetch a new kubeconfig.
+const CARenewBefore = 365 * 24 * time.Hour
+
+// ensureCA loads the CA, makes one when there is none and renews it when
+// it ends within CARenewBefore (or ended: a node switched off for years);
+// it reports whether it wrote ca.crt.
+func ensureCA(dir string, o Options) (*pki.Pair, bool, error) {
+	ca, err := pki.LoadPair(dir, "ca", false)
+	if err != nil {
+		return nil, false, err
+	}
 	if ca == nil {
 		if exists(filepath.Join(dir, "apiserver.crt")) {
-			return nil, fmt.Errorf("kubepki: %s has certificates but no ca.crt/ca.key: restore them, or empty the directory to start a new cluster PKI", dir)
+			return nil, false, fmt.Errorf("kubepki: %s has certificates but no ca.crt/ca.key: restore them, or empty the directory to start a new cluster PKI", dir)
 		}
 		if ca, err = pki.NewCA("cairn kubernetes CA", o.Now, CAValidity); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := writePair(dir, "ca", ca.CertPEM, ca.KeyPEM); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return ca, nil
+		return ca, true, nil
 	}
 	if !ca.Cert.IsCA {
-		return nil, fmt.Errorf("kubepki: %s is not a CA certificate: restore the cluster CA or empty %s", filepath.Join(dir, "ca.crt"), dir)
+		return nil, false, fmt.Errorf("kubepki: %s is not a CA certificate: restore the cluster CA or empty %s", filepath.Join(dir, "ca.crt"), dir)
 	}
-	if o.Now.After(ca.Cert.NotAfter) {
-		return nil, fmt.Errorf("kubepki: %s expired on %s: the cluster needs a new PKI (empty %s)", filepath.Join(dir, "ca.crt"), ca.Cert.NotAfter.Format(time.DateOnly), dir)
+	// Renewed too when it starts after now: made while the clock was
+	// ahead (a wrong RTC, later corrected), nothing would accept it.
+	if o.Now.Add(CARenewBefore).Before(ca.Cert.NotAfter) && !o.Now.Before(ca.Cert.NotBefore) {
+		return ca, false, nil
 	}
-	return ca, nil
+	renewed, err := renewCA(ca, o.Now)
+	if err != nil {
+		return nil, false, fmt.Errorf("kubepki: renewing %s (it ends on %s): %w", filepath.Join(dir, "ca.crt"), ca.Cert.NotAfter.Format(time.DateOnly), err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "ca.crt"), renewed.CertPEM, 0o644); err != nil {
+		return nil, false, err
+	}
+	return renewed, true, nil
+}
+
+// renewCA signs ca's certificate again, with its own key, subject and key
+// identifier, valid from now for CAValidity.
+func renewCA(ca *pki.Pair, now time.Time) (*pki.Pair, error) {
+	if ca.Key == nil {
+		return nil, errors.New("the CA's private key ca.key is missing (restore it)")
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               ca.Cert.Subject,
+		NotBefore:             now.Add(-backdate).UTC().Truncate(time.Second),
+		NotAfter:              now.Add(CAValidity).UTC().Truncate(time.Second),
+		KeyUsage:              ca.Cert.KeyUsage,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        ca.Cert.MaxPathLenZero,
+		SubjectKeyId:          ca.Cert.SubjectKeyId,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ca.Key.Public(), ca.Key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &pki.Pair{Cert: cert, Key: ca.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: ca.KeyPEM}, nil
 }
 
 // ensureLeaf issues l unless a usable certificate for it exists: signed by
 // ca, with l's subject, usage and names, not expiring within RenewBefore.
-func ensureLeaf(dir string, ca *pki.Pair, l leaf, o Options) error {
+// It reports whether it issued one.
+func ensureLeaf(dir string, ca *pki.Pair, l leaf, o Options) (bool, error) {
 	// A leaf that cannot be read (half written, a lone key) is simply
 	// issued again: only the CA and sa.key are precious.
 	cur, err := pki.LoadPair(dir, l.name, false)
 	if err == nil && cur != nil && fits(cur.Cert, ca, l, o) {
-		return nil
+		return false, nil
 	}
 	notAfter := o.Now.Add(o.LeafValidity)
 	if notAfter.After(ca.Cert.NotAfter) {
@@ -211,17 +280,17 @@ func ensureLeaf(dir string, ca *pki.Pair, l leaf, o Options) error {
 	}
 	certPEM, keyPEM, err := issue(ca, l, o.Now.Add(-backdate), notAfter)
 	if err != nil {
-		return fmt.Errorf("kubepki: issuing %s.crt: %w", l.name, err)
+		return false, fmt.Errorf("kubepki: issuing %s.crt: %w", l.name, err)
 	}
-	return writePair(dir, l.name, certPEM, keyPEM)
+	return true, writePair(dir, l.name, certPEM, keyPEM)
 }
 
 func fits(c *x509.Certificate, ca *pki.Pair, l leaf, o Options) bool {
 	if c.CheckSignatureFrom(ca.Cert) != nil {
 		return false // issued by an earlier CA
 	}
-	if o.Now.Add(o.RenewBefore).After(c.NotAfter) {
-		return false
+	if o.Now.Add(o.RenewBefore).After(c.NotAfter) || o.Now.Before(c.NotBefore) {
+		return false // ends soon, or starts later: issued while the clock was ahead
 	}
 	if c.Subject.CommonName != l.cn || !slices.Equal(c.Subject.Organization, l.orgs) {
 		return false
@@ -352,14 +421,26 @@ func WriteKubeconfig(path, server, dir, identity string) error {
 		}
 		data[i] = b
 	}
+	return atomicfile.WriteFile(path, kubeconfigYAML(server, "", identity, data[0], data[1], data[2]), 0o600)
+}
+
+// kubeconfigYAML is a self-contained kubeconfig for the API server at
+// server: the CA and the user's certificate and key embedded. A
+// tlsServerName is the name to verify the server's certificate for
+// instead of server's host.
+func kubeconfigYAML(server, tlsServerName, user string, caPEM, certPEM, keyPEM []byte) []byte {
 	b64 := base64.StdEncoding.EncodeToString
 	var sb strings.Builder
+	serverName := ""
+	if tlsServerName != "" {
+		serverName = fmt.Sprintf("\n    tls-server-name: %q", tlsServerName)
+	}
 	fmt.Fprintf(&sb, `apiVersion: v1
 kind: Config
 clusters:
 - name: cairn
   cluster:
-    server: %q
+    server: %q%s
     certificate-authority-data: %s
 users:
 - name: %s
@@ -372,8 +453,8 @@ contexts:
     cluster: cairn
     user: %s
 current-context: cairn
-`, server, b64(data[0]), identity, b64(data[1]), b64(data[2]), identity)
-	return atomicfile.WriteFile(path, []byte(sb.String()), 0o600)
+`, server, serverName, b64(caPEM), user, b64(certPEM), b64(keyPEM), user)
+	return []byte(sb.String())
 }
 
 func exists(path string) bool {
@@ -402,11 +483,16 @@ func HTTPClient(dir, identity string) (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(ca) {
 		return nil, fmt.Errorf("kubepki: %s holds no PEM certificate", filepath.Join(dir, "ca.crt"))
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, identity+".crt"), filepath.Join(dir, identity+".key"))
-	if err != nil {
+	certFile, keyFile := filepath.Join(dir, identity+".crt"), filepath.Join(dir, identity+".key")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
 		return nil, err
 	}
+	// Read at each handshake: Renew may have replaced them since.
+	clientCert := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		return &c, err
+	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSClientConfig: &tls.Config{RootCAs: pool, GetClientCertificate: clientCert, MinVersion: tls.VersionTLS12},
 	}}, nil
 }

@@ -144,6 +144,10 @@ func TestEnsureRenewal(t *testing.T) {
 		{"extra API name", func(o *Options) { o.ExtraSANs = []string{"edge.example.com"} }, []string{"apiserver.crt", "apiserver.key"}},
 		{"renamed node", func(o *Options) { o.NodeName = "edge-2" }, []string{
 			"apiserver.crt", "apiserver.key", "kubelet-serving.crt", "kubelet-serving.key", "kubelet.crt", "kubelet.key"}},
+		{"clock two years ahead: leaves expired", func(o *Options) { o.Now = o.Now.Add(2 * 365 * 24 * time.Hour) }, allLeaves},
+		{"CA ends within a year", func(o *Options) { o.Now = o.Now.Add(CAValidity - 300*24*time.Hour) }, append([]string{"ca.crt"}, allLeaves...)},
+		{"CA ended", func(o *Options) { o.Now = o.Now.Add(CAValidity + 24*time.Hour) }, append([]string{"ca.crt"}, allLeaves...)},
+		{"clock set back a day: everything starts later", func(o *Options) { o.Now = o.Now.Add(-24 * time.Hour) }, append([]string{"ca.crt"}, allLeaves...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,13 +158,77 @@ func TestEnsureRenewal(t *testing.T) {
 			before := snapshot(t, dir)
 			o := opts()
 			tt.change(&o)
-			if err := Ensure(dir, o); err != nil {
+			issued, err := Renew(dir, o)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if got := changed(before, snapshot(t, dir)); !slices.Equal(got, tt.want) {
+			if got := changed(before, snapshot(t, dir)); !slices.Equal(got, slices.Sorted(slices.Values(tt.want))) {
 				t.Errorf("re-written %v, want %v", got, tt.want)
 			}
+			var want []string // the certificates among the files
+			for _, f := range tt.want {
+				if name, ok := strings.CutSuffix(f, ".crt"); ok {
+					want = append(want, name)
+				}
+			}
+			slices.Sort(issued)
+			slices.Sort(want)
+			if !slices.Equal(issued, want) {
+				t.Errorf("Renew says it issued %v, want %v", issued, want)
+			}
 		})
+	}
+}
+
+// allLeaves are the files of every leaf certificate.
+var allLeaves = []string{
+	"admin.crt", "admin.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key",
+	"apiserver.crt", "apiserver.key", "controller-manager.crt", "controller-manager.key",
+	"kube-proxy.crt", "kube-proxy.key", "kubelet-serving.crt", "kubelet-serving.key",
+	"kubelet.crt", "kubelet.key", "scheduler.crt", "scheduler.key"}
+
+// TestCARenewalKeepsLeaves: the CA renewed with its own key still vouches
+// for the leaves issued under the old certificate, and the old certificate
+// for the leaves issued after, so nothing has to change at once.
+func TestCARenewalKeepsLeaves(t *testing.T) {
+	dir := t.TempDir()
+	o := opts()
+	if err := Ensure(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	oldCA := readCert(t, dir, "ca")
+	o.Now = now.Add(CAValidity - 400*24*time.Hour) // leaves issued then end 35 days before the CA
+	if err := Ensure(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	oldLeaf := readCert(t, dir, "apiserver")
+	o.Now = o.Now.Add(100 * 24 * time.Hour) // the CA now ends within a year
+	issued, err := Renew(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(issued, []string{"ca"}) {
+		t.Fatalf("issued %v, want only the CA (the leaves are still good)", issued)
+	}
+	newCA := readCert(t, dir, "ca")
+	if !newCA.NotAfter.After(oldCA.NotAfter) || !bytes.Equal(newCA.SubjectKeyId, oldCA.SubjectKeyId) || newCA.Subject.String() != oldCA.Subject.String() {
+		t.Fatalf("renewed CA: ends %s (was %s), key id %x (was %x), subject %s (was %s)", newCA.NotAfter, oldCA.NotAfter, newCA.SubjectKeyId, oldCA.SubjectKeyId, newCA.Subject, oldCA.Subject)
+	}
+	verify := func(leaf, ca *x509.Certificate) error {
+		roots := x509.NewCertPool()
+		roots.AddCert(ca)
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: o.Now, DNSName: "kubernetes"})
+		return err
+	}
+	if err := verify(oldLeaf, newCA); err != nil {
+		t.Errorf("a leaf of the old CA certificate, against the renewed one: %v", err)
+	}
+	o.Now = o.Now.Add(280 * 24 * time.Hour) // the old leaf ends: issued again
+	if err := Ensure(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(readCert(t, dir, "apiserver"), oldCA); err != nil {
+		t.Errorf("a leaf issued after the renewal, against the old CA certificate: %v", err)
 	}
 }
 

@@ -36,8 +36,6 @@ type kubeStatic struct {
 	manifests []manifest.File
 	// join is the agent-mode kubeconfig, nil when the spec gives none.
 	join []byte
-	// cni is runtime.CNIConfigPath's content.
-	cni []byte
 }
 
 type kubeImage struct {
@@ -110,7 +108,7 @@ func checkKubernetes(img *spec.Image) (*kubeStatic, error) {
 	}
 	var st kubeStatic
 	var err error
-	if st.cni, err = runtime.CNIConfig(k.Config.ClusterCIDR); err != nil {
+	if err = runtime.CheckClusterCIDR(k.Config.ClusterCIDR); err != nil {
 		return nil, fmt.Errorf("%s: kubernetes: %w", img.Spec.File(), err)
 	}
 	paths := make([]string, len(k.Manifests))
@@ -213,7 +211,7 @@ func planKubeTools(t *fstree.Tree, kp *kubePlan) error {
 }
 
 // planKubernetes adds the cluster's images, manifests, join kubeconfig,
-// pod network configuration and directories to the slot.
+// pod network template and directories to the slot.
 func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
 	// The kubelet runs mount and umount for pod volumes: cairn-agent
 	// answers to both names (agent/mountcmd).
@@ -249,7 +247,24 @@ func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
 			return err
 		}
 	}
-	if err := t.File(strings.TrimPrefix(runtime.CNIConfigPath, "/"), 0o644, kp.cni); err != nil {
+	// containerd renders the template for the node's podCIDR into a
+	// directory on tmpfs, which the slot's /etc/cni/net.d links to. The
+	// link is relative and its target is also in the slot (hidden at run
+	// time by the tmpfs on /run): go-diskfs resolves link targets inside
+	// the tree it packs and cannot store one that points nowhere.
+	if err := t.File(strings.TrimPrefix(runtime.CNITemplatePath, "/"), 0o644, runtime.CNITemplate); err != nil {
+		return err
+	}
+	confDir := strings.TrimPrefix(runtime.CNIConfDir, "/")
+	link := strings.TrimPrefix(runtime.CNILinkPath, "/")
+	target, err := filepath.Rel(filepath.Dir(link), confDir)
+	if err != nil {
+		return err
+	}
+	if err := t.Dir(confDir, 0o755); err != nil {
+		return err
+	}
+	if err := t.Symlink(link, target); err != nil {
 		return err
 	}
 	for _, d := range kubeDirs {

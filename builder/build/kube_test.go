@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-edge/cairn/agent/runtime"
 )
 
 // kubeBoard is the fixture board's kubernetes section.
@@ -134,7 +136,7 @@ func TestBuildKubernetes(t *testing.T) {
 	for _, want := range []string{
 		"usr/bin/cairn-agent", "usr/bin/cairn-kube", "usr/bin/runc", "usr/bin/containerd-shim-runc-v2", "usr/bin/containerd",
 		"usr/libexec/cni/bridge", "usr/libexec/cni/host-local", "usr/libexec/cni/loopback", "usr/libexec/cni/portmap",
-		"etc/cni/net.d/10-cairn.conflist", "etc/containerd/config.toml", "etc/cairn/agent.yaml",
+		"etc/cni/net.d", "etc/containerd/10-cairn.conflist.tmpl", "etc/containerd/config.toml", "etc/cairn/agent.yaml",
 		"usr/share/cairn/kube/images/cairn.local_pause_3.10/index.json",
 		"usr/share/cairn/kube/images/cairn.local_pause_3.10/oci-layout",
 		"usr/share/cairn/kube/images/cairn.local_coredns_1.15.0/index.json",
@@ -168,19 +170,13 @@ func TestBuildKubernetes(t *testing.T) {
 		}
 	}
 
-	// The pod network follows clusterCIDR: its first /24, masqueraded by nft.
-	var conf struct {
-		Plugins []struct {
-			IPMasq        bool   `json:"ipMasq"`
-			IPMasqBackend string `json:"ipMasqBackend"`
-			IPAM          struct{ Ranges [][]struct{ Subnet string } }
-		}
+	// The pod network is containerd's to render for the node's podCIDR:
+	// the slot holds the template, and /etc/cni/net.d links to tmpfs.
+	if got := s.cat("etc/containerd/10-cairn.conflist.tmpl"); got != string(runtime.CNITemplate) {
+		t.Errorf("etc/containerd/10-cairn.conflist.tmpl = %q, want runtime.CNITemplate", got)
 	}
-	if err := json.Unmarshal([]byte(s.cat("etc/cni/net.d/10-cairn.conflist")), &conf); err != nil {
-		t.Fatalf("10-cairn.conflist: %v", err)
-	}
-	if p := conf.Plugins[0]; p.IPAM.Ranges[0][0].Subnet != "10.244.0.0/24" || !p.IPMasq || p.IPMasqBackend != "nftables" {
-		t.Errorf("10-cairn.conflist bridge: %+v", p)
+	if l := lines["etc/cni/net.d"]; !strings.HasSuffix(l, "-> ../../run/cairn/cni/net.d") {
+		t.Errorf("etc/cni/net.d: %s, want a link to %s", l, runtime.CNIConfDir)
 	}
 
 	// Each image is a layout whose one manifest carries the name pods use.

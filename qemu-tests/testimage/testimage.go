@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/builder/source"
@@ -136,24 +137,36 @@ func (e *Env) HasKube(arch string) bool {
 // KubeImage builds an image for board that runs the bundled Kubernetes,
 // with the test program (testdata/hello) baked as cairn.test/hello:1.
 func (e *Env) KubeImage(board, arch, dir string) (*build.Result, error) {
+	return e.kubeImage(board, arch, dir, "kube", "")
+}
+
+// KubeAgentImage is KubeImage for a node in agent mode, joining the API
+// server at server with the kubeconfig file joinKubeconfig baked in.
+func (e *Env) KubeAgentImage(board, arch, dir, server, joinKubeconfig string) (*build.Result, error) {
+	return e.kubeImage(board, arch, dir, "kube-agent", fmt.Sprintf("  mode: agent\n  server: %s\n  joinKubeconfig: %s\n", server, joinKubeconfig))
+}
+
+// kubeImage builds the spec name for board: Kubernetes with kube (lines
+// of the kubernetes section) and the test program's image.
+func (e *Env) kubeImage(board, arch, dir, name, kube string) (*build.Result, error) {
 	layout, err := e.helloLayout(arch, dir)
 	if err != nil {
 		return nil, err
 	}
-	specFile := filepath.Join(dir, "kube-"+board+".yaml")
-	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: kube
+	specFile := filepath.Join(dir, name+"-"+board+".yaml")
+	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: %s
 version: 0.3.0
 overlay: [%s]
 disk:
   slotSize: 512MiB
 kubernetes:
-  images:
+%s  images:
     - {name: cairn.test/hello:1, image: "oci-layout:%s:hello"}
-`, filepath.Join(e.Root, "overlay"), layout)), 0o644)
+`, name, filepath.Join(e.Root, "overlay"), kube, layout)), 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return e.Build(specFile, board, filepath.Join(dir, "out-kube-"+board))
+	return e.Build(specFile, board, filepath.Join(dir, "out-"+name+"-"+board))
 }
 
 // helloLayout packs the test program for arch as an OCI layout (tag hello)
@@ -180,11 +193,8 @@ func (e *Env) ServicesImage(board, arch, dir string, args ...string) (*build.Res
 	if err != nil {
 		return nil, err
 	}
-	argList := "[/hello"
-	for _, a := range args {
-		argList += ", " + a
-	}
-	argList += "]"
+	// The image's entrypoint is /hello; args replace only its command.
+	argList := "[" + strings.Join(args, ", ") + "]"
 	specFile := filepath.Join(dir, "services-"+board+".yaml")
 	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: services
 version: 0.2.0

@@ -28,7 +28,11 @@ func startKubernetes(ctx context.Context, conf kubeboot.Config, hostname string,
 	}
 	reaper := supervisor.NewReaper()
 	go reaper.Run(ctx)
-	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.Backoff{Min: time.Second, Max: 30 * time.Second}}
+	// A start of cairn-kube costs the whole control plane's start (tens of
+	// seconds of CPU on a small board): one that keeps failing (a full
+	// disk) waits up to 2 minutes between tries, so the node stays usable;
+	// one that ran longer than that restarts after a second.
+	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.Backoff{Min: time.Second, Max: 2 * time.Minute}}
 	out := &services.RotatingFile{Path: filepath.Join("/var/log/cairn", "cairn-kube.log"), MaxSize: 10 << 20, Keep: 3}
 	return kubeboot.Start(ctx, sup, kubeboot.Options{
 		Config:     conf,

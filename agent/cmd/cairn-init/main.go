@@ -102,9 +102,9 @@ func loadModules(root string) error {
 	return err
 }
 
-// bootSlot is the slot named on the kernel command line; without one the
-// box cannot boot, so it is fatal.
-func bootSlot() string {
+// kernelCmdline is the parsed kernel command line; init cannot boot without
+// it, so failing to read it is fatal.
+func kernelCmdline() cmdline.Cmdline {
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		fatal("reading /proc/cmdline: %v", err)
@@ -113,6 +113,12 @@ func bootSlot() string {
 	if err != nil {
 		fatal("%v", err)
 	}
+	return cl
+}
+
+// bootSlot is the slot named on the kernel command line; without one the
+// box cannot boot, so it is fatal.
+func bootSlot(cl cmdline.Cmdline) string {
 	slot, err := cl.Slot()
 	if err != nil {
 		fatal("%v", err)

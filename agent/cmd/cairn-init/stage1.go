@@ -60,7 +60,7 @@ func stage1() {
 	ensureConsole()
 
 	modErr := loadModules("initramfs")
-	slot := bootSlot()
+	slot := bootSlot(kernelCmdline())
 
 	label := "CAIRN-" + strings.ToUpper(slot)
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)

@@ -35,7 +35,11 @@ func stage2() {
 	}
 
 	loadModules("slot")
-	slot := bootSlot()
+	cl := kernelCmdline()
+	slot := bootSlot(cl)
+	if err := tuneFaultAround(cl); err != nil {
+		say("warning: memory: %v", err)
+	}
 	rel, err := release.Read(release.Path)
 	if err != nil {
 		fatal("slot %s: %v (the slot image is incomplete; boot the other slot)", slot, err)

@@ -59,8 +59,9 @@ var NodePKI = []string{
 const apiReadyTimeout = 3 * time.Minute
 
 // Run runs the components of mode for cfg until ctx ends or one of them
-// stops; it returns the first component's error.
-func Run(ctx context.Context, mode Mode, cfg *config.Config) error {
+// stops; it returns the first component's error. running, if not nil, is
+// called once every component has been started.
+func Run(ctx context.Context, mode Mode, cfg *config.Config, running func()) error {
 	if mode == Agent {
 		if err := cfg.CheckAgent(); err != nil {
 			return err
@@ -150,6 +151,9 @@ func Run(ctx context.Context, mode Mode, cfg *config.Config) error {
 		start(config.KubeProxy, component.KubeProxy, args.KubeProxy(cfg, proxyKC))
 	}
 	log.Printf("cairn-kube: %s running", mode)
+	if running != nil {
+		running()
+	}
 	select {
 	case err := <-done:
 		return err

@@ -16,7 +16,9 @@ package datastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,9 +51,15 @@ const sqliteParams = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=imme
 // Start opens (creating it if missing) the SQLite database at dbPath,
 // serves it on the unix socket sock and returns the etcd endpoint to give
 // the API server. It serves until ctx ends.
+//
+// A database SQLite finds corrupt is moved aside first (see
+// checkOrMoveAside): the cluster then starts empty rather than not at all.
 func Start(ctx context.Context, dbPath, sock string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o700); err != nil {
 		return "", fmt.Errorf("datastore: %w", err)
+	}
+	if err := checkOrMoveAside(ctx, dbPath); err != nil {
+		return "", err
 	}
 	cfg := &drivers.Config{
 		Endpoint:         "sqlite://" + dbPath + "?" + sqliteParams,
@@ -100,4 +108,29 @@ func Start(ctx context.Context, dbPath, sock string) (string, error) {
 	}()
 	go srv.Serve(lis) //nolint:errcheck // Serve returns when ctx stops the server
 	return "unix://" + sock, nil
+}
+
+// checkOrMoveAside checks the database at dbPath (check) and moves a
+// corrupt one aside with a record of why (quarantine): a node whose
+// database broke (a power cut on a card that lies about flushes, a full
+// disk at the wrong moment) comes back as an empty cluster the node agent
+// fills again with its manifests, and says so, instead of failing to
+// start forever. Any other error is returned: the database stays.
+func checkOrMoveAside(ctx context.Context, dbPath string) error {
+	began := time.Now()
+	err := check(ctx, dbPath)
+	var corrupt *CorruptError
+	if !errors.As(err, &corrupt) {
+		if err != nil {
+			return fmt.Errorf("datastore: checking %s: %w (the database is left as it is; fix the cause, e.g. free space on its disk)", dbPath, err)
+		}
+		log.Printf("cairn-kube: datastore %s checked in %s", dbPath, time.Since(began).Round(time.Millisecond))
+		return nil
+	}
+	record, err := quarantine(dbPath, corrupt.Reason, time.Now())
+	if err != nil {
+		return fmt.Errorf("datastore: %s is corrupt (%s) and could not be moved aside: %w (move or delete it to start an empty cluster)", dbPath, corrupt.Reason, err)
+	}
+	log.Printf("cairn-kube: ERROR: datastore %s is corrupt (%s): moved aside (see %s); starting with an empty datastore", dbPath, corrupt.Reason, record)
+	return nil
 }

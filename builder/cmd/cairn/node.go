@@ -31,6 +31,10 @@ commands:
   metrics           the node's Prometheus metrics
   kubeconfig        an admin kubeconfig of the node's Kubernetes (--kube-server
                     https://HOST:PORT sets its server; default the node's host, port 6443)
+  join-kubeconfig   on a Kubernetes server node: a kubeconfig with new credentials for
+                    the node --node NAME, for an agent-mode node to join with (copy it to
+                    that node's ESP as cairn-kube-join.kubeconfig); --kube-server as above,
+                    the address the joining node reaches the server at
 
 --config is the node.yaml cairn build writes next to the image ($CAIRN_NODE_CONFIG).
 --server overrides the address in it: one config serves every node built from the image.
@@ -45,7 +49,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	follow := fs.Bool("f", false, "logs: follow the output")
 	tail := fs.Int("tail", 0, "logs: only the last N lines")
-	kubeServer := fs.String("kube-server", "", "kubeconfig: the Kubernetes API server's URL as you reach it")
+	kubeServer := fs.String("kube-server", "", "kubeconfig, join-kubeconfig: the Kubernetes API server's URL as you (or the joining node) reach it")
+	nodeName := fs.String("node", "", "join-kubeconfig: the Kubernetes name of the node that joins")
 	// Flags may come before or after the command and its argument.
 	var pos []string
 	for {
@@ -63,11 +68,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flag.ErrHelp
 	}
 	cmd, rest := pos[0], pos[1:]
-	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0}
+	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0}
 	n, ok := wantArgs[cmd]
 	switch {
 	case !ok:
-		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig)", cmd)
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig)", cmd)
 	case len(rest) < n:
 		return fmt.Errorf("cairn node %s needs a service name, e.g. cairn node %s containerd", cmd, cmd)
 	case len(rest) > n:
@@ -76,9 +81,13 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("-f and --tail apply to logs only, not %s", cmd)
 	case *tail < 0:
 		return fmt.Errorf("--tail %d: give a line count of 0 or more", *tail)
-	case *kubeServer != "" && cmd != "kubeconfig":
-		return fmt.Errorf("--kube-server applies to kubeconfig only, not %s", cmd)
-	case *asJSON && (cmd == "logs" || cmd == "metrics" || cmd == "kubeconfig"):
+	case *kubeServer != "" && cmd != "kubeconfig" && cmd != "join-kubeconfig":
+		return fmt.Errorf("--kube-server applies to kubeconfig and join-kubeconfig only, not %s", cmd)
+	case *nodeName != "" && cmd != "join-kubeconfig":
+		return fmt.Errorf("--node applies to join-kubeconfig only, not %s", cmd)
+	case cmd == "join-kubeconfig" && *nodeName == "":
+		return errors.New("cairn node join-kubeconfig needs --node NAME, the Kubernetes name of the node that joins (e.g. --node edge-2)")
+	case *asJSON && (cmd == "logs" || cmd == "metrics" || cmd == "kubeconfig" || cmd == "join-kubeconfig"):
 		return fmt.Errorf("--json does not apply to %s: its output is text", cmd)
 	}
 
@@ -87,8 +96,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer c.CloseIdleConnections()
-	if cmd == "kubeconfig" {
+	switch cmd {
+	case "kubeconfig":
 		rest = []string{*kubeServer}
+	case "join-kubeconfig":
+		rest = []string{*nodeName, *kubeServer}
 	}
 	err = runNode(ctx, c, cmd, rest, *asJSON, api.LogOptions{Follow: *follow, Tail: *tail}, stdout)
 	if err != nil && ctx.Err() != nil && cmd == "logs" {
@@ -176,10 +188,13 @@ func runNode(ctx context.Context, c *api.Client, cmd string, args []string, asJS
 			return printJSON(stdout, api.ActionReply{Status: status})
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", strings.TrimPrefix(c.Server(), "https://"), status)
-	case "metrics", "kubeconfig":
+	case "metrics", "kubeconfig", "join-kubeconfig":
 		get := c.Metrics
-		if cmd == "kubeconfig" {
+		switch cmd {
+		case "kubeconfig":
 			get = func(ctx context.Context) ([]byte, error) { return c.Kubeconfig(ctx, args[0]) }
+		case "join-kubeconfig":
+			get = func(ctx context.Context) ([]byte, error) { return c.JoinKubeconfig(ctx, args[0], args[1]) }
 		}
 		m, err := get(ctx)
 		if err != nil {
@@ -231,6 +246,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 			ready = "Ready"
 		}
 		fmt.Fprintf(tw, "kubernetes\t%s %s, %s (%s)\n", k.Mode, k.Version, k.Phase, k.NodeName+" "+ready)
+		if k.Server != "" {
+			fmt.Fprintf(tw, "joined\t%s\n", k.Server)
+		}
 		fmt.Fprintf(tw, "pods\t%d running, %d pending, %d failed of %d\n", k.Pods.Running, k.Pods.Pending, k.Pods.Failed, k.Pods.Total)
 		for _, p := range k.Problems {
 			fmt.Fprintf(tw, "problem\t%s\n", p)

@@ -41,7 +41,7 @@ func (cliServices) Logs(_ context.Context, name string, _ api.LogOptions) (io.Re
 }
 
 // nodeFixture serves a fake node with the PKI in dir and writes node.yaml.
-func nodeFixture(t *testing.T, dir string) (config, addr string) {
+func nodeFixture(t *testing.T, dir string, opts ...api.Option) (config, addr string) {
 	p, err := pki.Ensure(filepath.Join(dir, "pki"), pki.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func nodeFixture(t *testing.T, dir string) (config, addr string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go api.NewServer(cliNode{}, cliServices{}).Serve(ctx, ln, conf)
+	go api.NewServer(cliNode{}, cliServices{}, opts...).Serve(ctx, ln, conf)
 	config = filepath.Join(dir, "node.yaml")
 	if err := pki.WriteClientConfig(config, "https://"+ln.Addr().String(), p); err != nil {
 		t.Fatal(err)
@@ -105,21 +105,28 @@ func TestNodeCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), append([]string{"node"}, tt.args...), &out, &errOut)
-			t.Logf("out:\n%s\nerr: %v", out.String(), err)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(out.String(), tt.want) {
-				t.Errorf("output lacks %q", tt.want)
-			}
+			checkNodeCommand(t, tt.args, tt.want, tt.wantErr)
 		})
+	}
+}
+
+// checkNodeCommand runs `cairn node ARGS` and checks that it fails with an
+// error containing wantErr or, when wantErr is empty, prints want.
+func checkNodeCommand(t *testing.T, args []string, want, wantErr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"node"}, args...), &out, &errOut)
+	t.Logf("out:\n%s\nerr: %v", out.String(), err)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("err = %v, want %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q", want)
 	}
 }

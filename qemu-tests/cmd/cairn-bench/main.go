@@ -66,7 +66,7 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 	}
 	fmt.Printf("| figure | value |\n| --- | --- |\n")
 	if kubeOnly {
-		return benchKube(env, tmp)
+		return benchKube(env, tmp, boards)
 	}
 	for _, board := range []struct {
 		name string
@@ -87,7 +87,7 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 	if memoryOnly {
 		return nil
 	}
-	if err := benchKube(env, tmp); err != nil {
+	if err := benchKube(env, tmp, boards); err != nil {
 		return err
 	}
 	return benchAPI(tmp)
@@ -178,6 +178,17 @@ func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle tim
 // milestone (and returns when it came), lets the node idle, and reads its
 // status through the API.
 func idleStatus(tmp string, res *build.Result, arch qemu.Arch, memMiB int, milestone string, idle time.Duration) (*api.Status, time.Duration, error) {
+	sts, at, err := idleStatuses(tmp, res, arch, memMiB, milestone, idle)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sts[0], at, nil
+}
+
+// idleStatuses boots res, waits for milestone and reads the node's status
+// at each of the times after it (ascending). It returns the statuses and
+// when the milestone came.
+func idleStatuses(tmp string, res *build.Result, arch qemu.Arch, memMiB int, milestone string, after ...time.Duration) ([]*api.Status, time.Duration, error) {
 	vm, disk, err := boot(tmp, res.Image, arch, qemu.WithPortForward(0, api.DefaultPort), qemu.WithMemory(memMiB))
 	if err != nil {
 		return nil, 0, err
@@ -188,7 +199,7 @@ func idleStatus(tmp string, res *build.Result, arch qemu.Arch, memMiB int, miles
 	if err != nil {
 		return nil, 0, err
 	}
-	time.Sleep(idle)
+	reached := time.Now()
 	cfg, err := pki.LoadClientConfig(res.NodeConfig)
 	if err != nil {
 		return nil, 0, err
@@ -201,36 +212,68 @@ func idleStatus(tmp string, res *build.Result, arch qemu.Arch, memMiB int, miles
 	if err != nil {
 		return nil, 0, err
 	}
-	st, err := c.Status(context.Background())
-	return st, m.At, err
+	var sts []*api.Status
+	for _, d := range after {
+		time.Sleep(time.Until(reached.Add(d)))
+		st, err := c.Status(context.Background())
+		if err != nil {
+			return nil, 0, err
+		}
+		sts = append(sts, st)
+	}
+	return sts, m.At, nil
 }
 
 // benchKube boots an x86_64 node running the bundled Kubernetes (with
 // CoreDNS, no workload), and reports the time to Ready and, after a
 // minute idle, every process's memory.
-func benchKube(env *testimage.Env, tmp string) error {
+func benchKube(env *testimage.Env, tmp string, boards []string) error {
 	if env.Cache == "" {
 		env.Cache = filepath.Join(tmp, "cache")
 	}
-	const board = "qemu-x86_64"
-	res, err := env.KubeImage(board, "amd64", tmp)
+	for _, b := range []struct {
+		name, arch string
+		qemu       qemu.Arch
+	}{{"qemu-x86_64", "amd64", qemu.AMD64}, {"qemu-aarch64", "arm64", qemu.ARM64}} {
+		if !slices.Contains(boards, b.name) {
+			continue
+		}
+		if !env.HasKube(b.arch) {
+			return fmt.Errorf("no cairn-kube for %s (make kube)", b.arch)
+		}
+		if err := benchKubeBoard(env, tmp, b.name, b.arch, b.qemu); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchKubeBoard measures a Kubernetes node of board: slot size, time to
+// ready, and memory 1 and 5 minutes after ready (the second after the
+// startup has settled and cairn-kube has released its startup pages).
+func benchKubeBoard(env *testimage.Env, tmp, board, arch string, qarch qemu.Arch) error {
+	res, err := env.KubeImage(board, arch, tmp)
 	if err != nil {
 		return err
 	}
 	row(board+": slot squashfs with Kubernetes", "%.1f MiB", mib(res.SlotSize))
-	st, ready, err := idleStatus(tmp, res, qemu.AMD64, 2048, `cairn: kubernetes ready`, time.Minute)
+	idles := []time.Duration{time.Minute, 5 * time.Minute}
+	sts, ready, err := idleStatuses(tmp, res, qarch, 2048, `cairn: kubernetes ready`, idles...)
 	if err != nil {
 		return err
 	}
 	row(board+": QEMU start → `cairn: kubernetes ready` (tcg, first boot)", "%s", short(ready))
-	var rss, pss uint64
-	var parts []string
-	for _, p := range st.Processes {
-		rss, pss = rss+p.RSSBytes, pss+p.PSSBytes
-		parts = append(parts, fmt.Sprintf("%s %.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes))))
+	for i, st := range sts {
+		var rss, pss, anon uint64
+		var parts []string
+		for _, p := range st.Processes {
+			rss, pss, anon = rss+p.RSSBytes, pss+p.PSSBytes, anon+p.AnonBytes
+			parts = append(parts, fmt.Sprintf("%s %.1f/%.1f/%.1f", p.Name, mib(int64(p.RSSBytes)), mib(int64(p.PSSBytes)), mib(int64(p.AnonBytes))))
+		}
+		when := fmt.Sprintf("%s after ready", short(idles[i]))
+		row(board+": idle Kubernetes node, all "+fmt.Sprint(len(st.Processes))+" processes, "+when+" (RSS / PSS / anonymous; per process the same)", "%.1f MiB / %.1f MiB / %.1f MiB (%s)", mib(int64(rss)), mib(int64(pss)), mib(int64(anon)), strings.Join(parts, ", "))
+		row(board+": memory available to workloads (of 2048 MiB guest RAM), "+when, "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
 	}
-	row(board+": idle Kubernetes node, all "+fmt.Sprint(len(st.Processes))+" processes, 60 s after ready (RSS / PSS; per process RSS/PSS)", "%.1f MiB / %.1f MiB (%s)", mib(int64(rss)), mib(int64(pss)), strings.Join(parts, ", "))
-	row(board+": memory available to workloads (of 2048 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
 	return nil
 }
 
