@@ -109,6 +109,7 @@ func (n *Node) startAgent(ctx context.Context, sup *supervisor.Supervisor) *Node
 			n.problem("images: %v", err)
 		}
 		go n.watchAgent(ctx)
+		go n.watchDisk(ctx, DataDir)
 		ip, err := n.waitNodeIP(ctx, c.Server)
 		if err != nil {
 			return // ctx ended

@@ -247,9 +247,9 @@ func lowSpace(free, size uint64, was bool) bool {
 }
 
 // watchDisk reports CAIRN-DATA (the file system of dir) nearly full, until
-// space returns. A full disk fails the datastore's writes, the kubelet
-// evicts pods and cairn-kube may exit: the node keeps running and says
-// why.
+// space returns, on servers and agents alike. A full disk fails a server's
+// datastore writes, the kubelet evicts pods and cairn-kube may exit: the
+// node keeps running and says why.
 func (n *Node) watchDisk(ctx context.Context, dir string) {
 	low := false
 	for {
@@ -257,7 +257,7 @@ func (n *Node) watchDisk(ctx context.Context, dir string) {
 		if err != nil {
 			n.opts.Log.Warn("free space", "path", dir, "err", err)
 		} else if low = lowSpace(free, size, low); low {
-			n.setCondition("disk space", "CAIRN-DATA is nearly full: %d MiB free of %d MiB: the datastore cannot write and the kubelet evicts pods; free space (delete unused images, volumes, logs) or give the node a bigger disk",
+			n.setCondition("disk space", "CAIRN-DATA is nearly full: %d MiB free of %d MiB: the kubelet evicts pods (and a server's datastore cannot write); free space (delete unused images, volumes, logs) or give the node a bigger disk",
 				free>>20, size>>20)
 		} else {
 			n.clearCondition("disk space")
