@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/cairn-edge/cairn/agent/clock"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/services"
@@ -17,11 +18,11 @@ import (
 )
 
 // Path is where the agent finds its configuration.
-const Path = "/etc/cairn/agent.yaml"
+const Path = contract.AgentConfig
 
 // NodeFile is the per-node override on the ESP (mounted at /boot): one
 // image serves a fleet, each card gets its own hostname and address.
-const NodeFile = "/boot/cairn-node.yaml"
+const NodeFile = contract.NodeFile
 
 // Config is the agent's configuration.
 type Config struct {

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/url"
 	"slices"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // Where the builder bakes what the cluster needs into a slot, and where a
@@ -20,19 +22,19 @@ const (
 	// ImagesDir holds one OCI layout per image, imported into containerd's
 	// k8s.io namespace under the name its index gives
 	// (org.opencontainers.image.ref.name).
-	ImagesDir = "/usr/share/cairn/kube/images"
+	ImagesDir = contract.KubeImagesDir
 	// ManifestsDir holds the spec's auto-deploy manifests, applied in
 	// file name order.
-	ManifestsDir = "/usr/share/cairn/kube/manifests"
+	ManifestsDir = contract.KubeManifestsBaked
 	// JoinKubeconfig is the agent-mode kubeconfig baked from the spec.
-	JoinKubeconfig = "/etc/cairn/kube/join.kubeconfig"
+	JoinKubeconfig = contract.KubeJoinBaked
 	// NodeJoinKubeconfig on the ESP overrides JoinKubeconfig per node.
-	NodeJoinKubeconfig = "/boot/cairn-kube-join.kubeconfig"
+	NodeJoinKubeconfig = contract.KubeJoinFile
 	// DataDir is cairn-kube's state on CAIRN-DATA.
-	DataDir = "/var/lib/cairn/kube"
+	DataDir = contract.KubeDir
 	// UserManifestsDir on CAIRN-DATA takes manifests users drop in (e.g. a
 	// Rancher registration); applied after ManifestsDir, in name order.
-	UserManifestsDir = "/var/lib/cairn/kube/manifests"
+	UserManifestsDir = contract.KubeManifestsDir
 )
 
 // Modes of a node.

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ import (
 
 // ResolvConf is where the Manager writes the resolver configuration by
 // default; the image's /etc/resolv.conf is a symbolic link to it.
-const ResolvConf = "/run/cairn/resolv.conf"
+const ResolvConf = contract.ResolvConf
 
 // Metrics of the default routes the Manager installs: base plus the link
 // index, so two links each get a default route (the kernel keys routes by

@@ -9,13 +9,14 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"gopkg.in/yaml.v3"
 )
 
 // NodeFile is where the agent reads the per-node override: a file on the
 // boot partition, so one image serves a fleet and each SD card gets its
 // own hostname and address by editing one file on any computer.
-const NodeFile = "/boot/cairn-node.yaml"
+const NodeFile = contract.NodeFile
 
 // maxNodeFile bounds what ParseNodeFile reads; the file is a few lines.
 const maxNodeFile = 64 << 10
