@@ -11,7 +11,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/contract"
-	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/services"
 	"gopkg.in/yaml.v3"
@@ -35,7 +34,7 @@ type Config struct {
 	// API configures the node API.
 	API API `yaml:"api,omitempty"`
 	// Kubernetes, when set, runs the bundled Kubernetes (cairn-kube).
-	Kubernetes *kubeboot.Config `yaml:"kubernetes,omitempty"`
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty"`
 }
 
 // API configures the node API.

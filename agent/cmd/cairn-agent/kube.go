@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/network"
@@ -20,7 +21,7 @@ const containerdSocket = "/run/containerd/containerd.sock"
 
 // startKubernetes brings up the bundled Kubernetes: the node's cluster
 // address, then kubeboot (PKI, images, cairn-kube under a supervisor).
-func startKubernetes(ctx context.Context, conf kubeboot.Config, hostname string, log *slog.Logger) (*kubeboot.Node, error) {
+func startKubernetes(ctx context.Context, conf config.Kubernetes, hostname string, log *slog.Logger) (*kubeboot.Node, error) {
 	if err := network.EnsureClusterLink(); err != nil {
 		return nil, err
 	}
