@@ -11,7 +11,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/contract"
-	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/services"
 	"gopkg.in/yaml.v3"
 )
@@ -26,7 +25,7 @@ const NodeFile = contract.NodeFile
 // Config is the agent's configuration.
 type Config struct {
 	// Network configures links, addresses, DNS and the hostname.
-	Network network.Config `yaml:"network,omitempty"`
+	Network Network `yaml:"network,omitempty"`
 	// Clock names the NTP servers (key ntp).
 	Clock clock.Config `yaml:",inline"`
 	// Services are the system services, run as containers.
