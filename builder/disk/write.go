@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend"
@@ -16,16 +17,17 @@ import (
 
 // Contents is what goes into the partitions.
 type Contents struct {
-	// ESP is the tree written to the EFI system partition.
-	ESP *fstree.Tree
-	// SlotA is the path of the squashfs image for CAIRN-A.
-	SlotA string
+	// Boot is the tree written to the boot partition (the ESP, FAT32).
+	Boot *fstree.Tree
+	// Slots are the paths of the squashfs images for the slots that get
+	// one; a slot without stays zeros (empty until an update fills it).
+	Slots map[contract.Slot]string
 	// Epoch stamps the FAT directory entries.
 	Epoch time.Time
 }
 
 // Write writes the image to the open, empty file f: partition table, ESP
-// file system and slot A; everything else stays a hole (zeros).
+// file system and the slots' images; everything else stays a hole (zeros).
 func Write(f *os.File, l Layout, c Contents) error {
 	if err := f.Truncate(l.Size); err != nil {
 		return err
@@ -38,11 +40,22 @@ func Write(f *os.File, l Layout, c Contents) error {
 		return fmt.Errorf("disk: partition table: %w", err)
 	}
 	esp := l.Get(LabelESP)
-	if err := writeESP(d.Backend, esp, c.ESP, c.Epoch); err != nil {
+	if err := writeESP(d.Backend, esp, c.Boot, c.Epoch); err != nil {
 		return fmt.Errorf("disk: ESP: %w", err)
 	}
-	slot := l.Get(LabelA)
-	src, err := os.Open(c.SlotA)
+	for _, slot := range contract.Slots {
+		if img, ok := c.Slots[slot]; ok {
+			if err := writeSlot(f, l.Get(slot.Label()), img); err != nil {
+				return fmt.Errorf("disk: slot %s: %w", slot, err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeSlot copies a slot image into its partition.
+func writeSlot(f *os.File, p Partition, img string) error {
+	src, err := os.Open(img)
 	if err != nil {
 		return err
 	}
@@ -51,13 +64,11 @@ func Write(f *os.File, l Layout, c Contents) error {
 	if err != nil {
 		return err
 	}
-	if st.Size() > slot.Size {
-		return fmt.Errorf("the slot image is %d MiB but the slot partition holds %d MiB: raise disk.slotSize in the image spec", (st.Size()+(1<<20)-1)>>20, slot.Size>>20)
+	if st.Size() > p.Size {
+		return fmt.Errorf("the slot image is %d MiB but the slot partition holds %d MiB: raise disk.slotSize in the image spec", (st.Size()+(1<<20)-1)>>20, p.Size>>20)
 	}
-	if _, err := io.Copy(io.NewOffsetWriter(f, slot.Start), src); err != nil {
-		return fmt.Errorf("disk: slot A: %w", err)
-	}
-	return nil
+	_, err = io.Copy(io.NewOffsetWriter(f, p.Start), src)
+	return err
 }
 
 // writeESP makes the FAT32 file system and copies the tree into it.

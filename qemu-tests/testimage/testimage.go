@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/plan"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -91,11 +92,11 @@ func (e *Env) LinkRuntime(from string) bool {
 		return false
 	}
 	for _, arch := range []string{"amd64", "arm64"} {
-		for _, name := range append(append([]string{"cni"}, build.RuntimeBinaries...), build.KubeBinaries...) {
+		for _, name := range append(append([]string{"cni"}, plan.RuntimeBinaries...), plan.KubeBinaries...) {
 			src := filepath.Join(from, "linux-"+arch, name)
 			dst := filepath.Join(e.BinDir, "linux-"+arch, name)
 			if _, err := os.Stat(src); err != nil {
-				if slices.Contains(build.KubeBinaries, name) {
+				if slices.Contains(plan.KubeBinaries, name) {
 					continue // optional: images without Kubernetes
 				}
 				return false

@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/output"
+	"github.com/cairn-edge/cairn/builder/plan"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -143,7 +145,12 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cache := fs.String("cache", defaultCache(), "input cache directory ($CAIRN_CACHE)")
 	bin := fs.String("bin-dir", "out/bin", "directory of our binaries per arch (BIN/linux-<arch>/cairn-init)")
 	pkiDir := fs.String("pki", "", "directory of the node API's CA and keys, made if missing and reused after ($CAIRN_PKI; default ~/.config/cairn/pki/<spec name>)")
+	format := fs.String("format", output.DefaultFormat, "output format: "+strings.Join(output.Formats(), ", "))
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// A format Cairn does not write is refused before anything is read or built.
+	if _, err := output.Lookup(*format); err != nil {
 		return err
 	}
 	setupLog(stderr, f.verbose)
@@ -158,7 +165,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pkiDir == "" {
 		*pkiDir = defaultPKI(img.Spec.Name)
 	}
-	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir})
+	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir, Format: *format})
 	if err != nil {
 		return err
 	}
@@ -190,7 +197,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := build.Check(img); err != nil {
+	if err := plan.Check(img); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s on %s: ok (%s %s, %s)\n", img.Spec.File(), img.Board.Name, img.Spec.Name, img.Spec.Version, img.Board.Arch)

@@ -1,4 +1,4 @@
-package build
+package plan
 
 import (
 	"context"
@@ -54,14 +54,6 @@ type kubeImage struct {
 var mountLinks = []string{"usr/bin/mount", "usr/bin/umount"}
 
 var kubeDirs = []string{"usr/libexec/kubernetes/kubelet-plugins/volume/exec"}
-
-// Check checks an image without building it: references parse, and for
-// Kubernetes the board's section, the image names, the manifests, the join
-// kubeconfig and the pod network. Build runs it first.
-func Check(img *spec.Image) error {
-	_, err := check(img)
-	return err
-}
 
 // check is Check, returning what it read for Kubernetes (nil without).
 func check(img *spec.Image) (*kubeStatic, error) {

@@ -1,0 +1,63 @@
+package output
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/builder/bmap"
+	"github.com/cairn-edge/cairn/builder/disk"
+	"github.com/cairn-edge/cairn/builder/plan"
+)
+
+// Raw writes the whole disk image (.img: partition table, boot partition,
+// slot A, an empty slot B and CAIRN-DATA; unwritten space stays a hole) and
+// its block map (.bmap) for bmaptool and cairn flash.
+type Raw struct{}
+
+// Write implements Writer.
+func (Raw) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) {
+	log := slog.With("image", p.Name)
+	log.Info("step", "step", "writing slot and initramfs")
+	r, err := render(p, dir)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("step", "step", "writing disk image")
+	boot, err := p.Firmware.BootPartition(p.Boot, r.initrd)
+	if err != nil {
+		return nil, err
+	}
+	img := filepath.Join(dir, "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c := disk.Contents{Boot: boot, Slots: map[contract.Slot]string{contract.SlotA: r.slot}, Epoch: p.Epoch}
+	if err := disk.Write(f, p.Layout, c); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	log.Info("step", "step", "writing block map")
+	m, err := bmap.Scan(f)
+	if err != nil {
+		return nil, err
+	}
+	bm := filepath.Join(dir, "disk.bmap")
+	if err := os.WriteFile(bm, m.Encode(), 0o644); err != nil {
+		return nil, err
+	}
+	return &Files{
+		Files:         []File{{Path: img, Ext: ".img"}, {Path: bm, Ext: ".bmap"}},
+		Size:          p.Layout.Size,
+		Mapped:        m.Mapped() * bmap.BlockSize,
+		SlotSize:      r.slotSize,
+		InitramfsSize: int64(len(r.initrd)),
+	}, nil
+}
