@@ -1,0 +1,211 @@
+package plan
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/builder/fstree"
+	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/builder/source"
+	"github.com/cairn-edge/cairn/builder/spec"
+)
+
+// boardsDir and minimalSpec are the repository's own boards and base image.
+var (
+	boardsDir   = filepath.Join("..", "..", "boards")
+	minimalSpec = filepath.Join("..", "..", "images", "minimal.yaml")
+)
+
+// fakeInputs stands in for what Resolve finds for img: a kernel tree with
+// every module the board names, the board's boot loader binary and our
+// binaries. Nothing is fetched: Make only reads these trees.
+func fakeInputs(t *testing.T, img *spec.Image) *Inputs {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(p, content string) {
+		t.Helper()
+		p = filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ver = "6.1.0-test"
+	var dep strings.Builder
+	for _, m := range append(append([]string{}, img.BootModules...), img.Modules...) {
+		p := "kernel/" + m + ".ko"
+		dep.WriteString(p + ":\n")
+		write("kernel/lib/modules/"+ver+"/"+p, "module "+m)
+	}
+	write("kernel/lib/modules/"+ver+"/modules.dep", dep.String())
+	write("kernel/lib/modules/"+ver+"/modules.builtin", "")
+	write("kernel/boot/vmlinuz", "MZkernel")
+	write("loader/"+img.Board.Bootloader.Path, "MZ-efi")
+	write("bin/linux-"+img.Board.Arch+"/cairn-init", "#!init")
+	write("bin/linux-"+img.Board.Arch+"/cairn-agent", "#!agent")
+
+	in := &Inputs{
+		kernelIn:   &source.Input{Ref: source.Reference{Raw: img.Kernel.Ref}},
+		loaderIn:   &source.Input{Ref: source.Reference{Raw: img.Bootloader.Ref}},
+		loaderTree: filepath.Join(dir, "loader"),
+	}
+	var err error
+	if in.kernel, err = openKernel(in.kernelIn, filepath.Join(dir, "kernel")); err != nil {
+		t.Fatal(err)
+	}
+	if in.bins, err = findBinaries(filepath.Join(dir, "bin", "linux-"+img.Board.Arch), false, false); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestPlanBoards plans images/minimal.yaml on every board of boards/ and
+// checks what goes where, without writing an image.
+func TestPlanBoards(t *testing.T) {
+	s, err := spec.LoadSpec(minimalSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(boardsDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no boards in %s: %v", boardsDir, err)
+	}
+	creds, err := pki.Ensure(t.TempDir(), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Unix(1704067200, 0).UTC()
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			b, err := spec.LoadBoard(boardsDir, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := spec.Merge(s, b)
+			p, err := Make(img, fakeInputs(t, img), creds, epoch, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := p.Name, "minimal-"+name; got != want {
+				t.Errorf("Name = %q, want %q", got, want)
+			}
+			if got := p.Firmware.Family(); got != b.Firmware {
+				t.Errorf("firmware part %q, want the board's %q", got, b.Firmware)
+			}
+
+			// The slot: PID 1, the agent, the release file naming the board, the modules.
+			for _, path := range []string{"sbin/init", "usr/bin/cairn-agent", contract.SlotPath(contract.AgentConfig), contract.SlotPath(contract.ModulesList), "etc/os-release"} {
+				if _, ok := p.Slot.Get(path); !ok {
+					t.Errorf("slot has no %s", path)
+				}
+			}
+			if got := read(t, p.Slot, contract.SlotPath(contract.ReleaseFile)); !strings.Contains(got, "BOARD="+name+"\n") || !strings.Contains(got, "ARCH="+b.Arch+"\n") {
+				t.Errorf("release file = %q, want BOARD=%s and ARCH=%s", got, name, b.Arch)
+			}
+			// The initramfs: cairn-init as /init and exactly the boot modules in its list.
+			if _, ok := p.Initramfs.Get("init"); !ok {
+				t.Error("initramfs has no /init")
+			}
+			if got, want := read(t, p.Initramfs, contract.SlotPath(contract.ModulesList)), strings.Join(b.Kernel.BootModules, "\n")+"\n"; !strings.HasSuffix(got, want) {
+				t.Errorf("initramfs module list = %q, want it to end in %q", got, want)
+			}
+			if _, ok := p.Initramfs.Get("usr/bin/cairn-agent"); ok {
+				t.Error("the initramfs carries the agent: it is for reaching the root only")
+			}
+			// What the boot loader starts: the board's command line, the slot parameter left to the loader.
+			if n := len(b.Kernel.Cmdline); len(p.Boot.Cmdline) < n || !slices.Equal(p.Boot.Cmdline[len(p.Boot.Cmdline)-n:], b.Kernel.Cmdline) {
+				t.Errorf("command line %q, want it to end in the board's %q", p.Boot.Cmdline, b.Kernel.Cmdline)
+			}
+			for _, o := range p.Boot.Cmdline {
+				if strings.HasPrefix(o, contract.SlotParam+"=") {
+					t.Errorf("command line has %s: the boot loader adds it per slot", o)
+				}
+			}
+			if p.Boot.Version != s.Version {
+				t.Errorf("boot version %q, want %q", p.Boot.Version, s.Version)
+			}
+			// The partition table: ESP, the two slots with the arch's root type, data.
+			var labels []string
+			for _, part := range p.Layout.Partitions {
+				labels = append(labels, part.Label)
+				if strings.HasPrefix(part.Label, "CAIRN-") && part.Label != contract.LabelData && string(part.Type) != contract.RootTypes[b.Arch] {
+					t.Errorf("%s has type %s, want %s's root type", part.Label, part.Type, b.Arch)
+				}
+			}
+			if want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}; !slices.Equal(labels, want) {
+				t.Errorf("partitions %v, want %v", labels, want)
+			}
+			// The fresh boot partition: the loader, slot A's files and its entry; nothing of slot B.
+			esp, err := p.Firmware.BootPartition(p.Boot, []byte("initrd"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{contract.EFIBootPaths[b.Arch], contract.ESPLoaderConf, contract.SlotA.BootDir() + "/" + contract.KernelFile, contract.SlotA.BootDir() + "/" + contract.InitrdFile} {
+				if _, ok := esp.Get(path); !ok {
+					t.Errorf("boot partition has no %s", path)
+				}
+			}
+			var entries []string
+			for _, e := range esp.Entries() {
+				if strings.HasPrefix(e.Path, contract.ESPEntriesDir+"/") {
+					entries = append(entries, e.Path)
+					if body := read(t, esp, e.Path); !strings.Contains(body, contract.SlotOption(contract.SlotA)) || !strings.Contains(body, strings.Join(b.Kernel.Cmdline, " ")) {
+						t.Errorf("entry %s = %q, want the board's command line and %s", e.Path, body, contract.SlotOption(contract.SlotA))
+					}
+				}
+				if strings.HasPrefix(e.Path, contract.SlotB.BootDir()) {
+					t.Errorf("a fresh image has %s: slot B is empty until an update", e.Path)
+				}
+			}
+			if len(entries) != 1 {
+				t.Errorf("boot entries %v, want one for slot A", entries)
+			}
+		})
+	}
+}
+
+// TestPlanUnknownFirmware: a board naming a firmware family Cairn lacks is refused by name.
+func TestPlanUnknownFirmware(t *testing.T) {
+	s, err := spec.LoadSpec(minimalSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := spec.LoadBoard(boardsDir, "qemu-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Firmware = "coreboot"
+	img := spec.Merge(s, b)
+	_, err = Make(img, fakeInputs(t, img), nil, time.Unix(0, 0), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), `firmware "coreboot" is not one Cairn knows (use one of uefi)`) {
+		t.Fatalf("Make error = %v, want the unknown firmware named with the known ones", err)
+	}
+}
+
+// read returns the content of a file of a planned tree.
+func read(t *testing.T, tree *fstree.Tree, p string) string {
+	t.Helper()
+	e, ok := tree.Get(p)
+	if !ok {
+		t.Fatalf("no %s", p)
+	}
+	r, err := e.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
