@@ -190,3 +190,16 @@ func (w *RotatingFile) Close() error {
 	w.f = nil
 	return err
 }
+
+// logWriter sends a service's output to its ring and its file; a full or
+// broken disk never blocks the service.
+type logWriter struct {
+	ring *Ring
+	file *RotatingFile
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.ring.Write(p)
+	w.file.Write(p)
+	return len(p), nil
+}
