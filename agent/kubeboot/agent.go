@@ -57,10 +57,10 @@ const (
 
 // startAgent is Start for agent mode: it reads the join kubeconfig and, in
 // the background, imports the baked images, finds the node's address and
-// runs `cairn-kube agent` under sup. A node that cannot join (no join
+// runs `cairn-kube agent` as one of host's processes. A node that cannot join (no join
 // kubeconfig, a broken one) is still returned: its status and the console
 // say what to fix.
-func (n *Node) startAgent(ctx context.Context, sup *supervisor.Supervisor) *Node {
+func (n *Node) startAgent(ctx context.Context, host *supervisor.Host) *Node {
 	c := n.opts.Config
 	n.agent = &agentState{server: c.Server}
 	path := findJoin()
@@ -120,10 +120,10 @@ func (n *Node) startAgent(ctx context.Context, sup *supervisor.Supervisor) *Node
 			return
 		}
 		last := &lastLines{}
-		n.runKube(ctx, sup, supervisor.Service{
+		n.runKube(ctx, host, supervisor.Service{
 			Name: "cairn-kube", Path: Binary, Args: []string{"agent", "--config", confPath},
 			Env: os.Environ(), Output: io.MultiWriter(&logSink{w: n.opts.Output, log: n.opts.Log}, last),
-			Exited: func(status string) { n.exited(status, last) },
+			Exited: func(e supervisor.Exit) { n.exited(e, last) },
 		})
 	}()
 	return n

@@ -123,19 +123,15 @@ type health struct {
 	restart func()
 }
 
-// runKube runs cairn-kube (svc) under sup until ctx ends, and again at
-// once whenever restartKube asks (new certificates). Crashes are the
-// supervisor's: restarted with its backoff, each reported by exited.
-func (n *Node) runKube(ctx context.Context, sup *supervisor.Supervisor, svc supervisor.Service) {
-	for ctx.Err() == nil {
-		runCtx, cancel := context.WithCancel(ctx)
-		n.health.mu.Lock()
-		n.health.restart = cancel
-		n.health.mu.Unlock()
-		sup.Run(runCtx, svc) // returns once runCtx ends and cairn-kube stopped
-		cancel()
-		n.health.runs.Add(1)
-	}
+// runKube runs cairn-kube (svc) as one of host's processes until ctx
+// ends, and again at once whenever restartKube asks (new certificates).
+// Crashes are restarted with host's backoff, each reported by exited.
+func (n *Node) runKube(ctx context.Context, host *supervisor.Host, svc supervisor.Service) {
+	sup := host.Supervisor(svc)
+	n.health.mu.Lock()
+	n.health.restart = sup.RestartNow
+	n.health.mu.Unlock()
+	sup.Run(ctx)
 }
 
 // restartKube stops cairn-kube so that runKube starts it again.
@@ -148,11 +144,15 @@ func (n *Node) restartKube() {
 	}
 }
 
-// exited is cairn-kube's Exited hook: an event problem with its last
-// words; watch applies the manifests again once the cluster is back.
-func (n *Node) exited(status string, last *lastLines) {
+// exited is cairn-kube's Exited hook: it counts the run, and a crash is
+// an event problem with its last words; watch applies the manifests again
+// once the cluster is back. A restart restartKube asked for is no crash.
+func (n *Node) exited(e supervisor.Exit, last *lastLines) {
 	n.health.runs.Add(1)
-	n.problem("cairn-kube exited (%s), restarting; it said: %s", status, last)
+	if e.Requested {
+		return
+	}
+	n.problem("cairn-kube exited (%s), restarting; it said: %s", e.Reason, last)
 }
 
 // pkiEvery is how often the cluster PKI is checked for certificates to

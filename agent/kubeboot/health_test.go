@@ -165,21 +165,17 @@ func TestRestartKube(t *testing.T) {
 		t.Skip("no sh")
 	}
 	n, _ := testNode(t, http.NotFoundHandler())
-	reaper := supervisor.NewReaper()
-	reaperCtx, stopReaper := context.WithCancel(context.Background()) // outlives runKube: it reaps its last run
-	reaped := make(chan struct{})
-	go func() { reaper.Run(reaperCtx); close(reaped) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &countingWriter{}
 	done := make(chan struct{})
 	go func() {
-		n.runKube(ctx, &supervisor.Supervisor{Reaper: reaper, Log: n.opts.Log, Backoff: supervisor.DefaultBackoff}, supervisor.Service{
+		n.runKube(ctx, &supervisor.Host{Log: n.opts.Log, Backoff: supervisor.DefaultBackoff}, supervisor.Service{
 			Name: "fake-kube", Path: "/bin/sh", Args: []string{"-c", "echo started; exec sleep 60"}, Output: out,
-			Exited: func(status string) { n.exited(status, &lastLines{}) },
+			Exited: func(e supervisor.Exit) { n.exited(e, &lastLines{}) },
 		})
 		close(done)
 	}()
-	defer func() { cancel(); <-done; stopReaper(); <-reaped }()
+	defer func() { cancel(); <-done }()
 	waitUntil(t, "a first run", func() error {
 		if out.n.Load() != 1 {
 			return fmt.Errorf("%d runs", out.n.Load())

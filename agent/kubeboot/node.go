@@ -65,14 +65,14 @@ type Node struct {
 }
 
 // Start prepares the node (PKI, cairn-kube's configuration), then, in the
-// background, imports the baked images and runs cairn-kube under sup until
-// ctx ends. It returns the Node that reports the cluster's state.
-func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node, error) {
+// background, imports the baked images and runs cairn-kube as one of
+// host's processes until ctx ends. It returns the Node that reports the cluster's state.
+func Start(ctx context.Context, host *supervisor.Host, opts Options) (*Node, error) {
 	c := opts.Config.WithDefaults()
 	opts.Config = c
 	n := &Node{opts: opts, phase: "starting"}
 	if c.Mode == config.ModeAgent {
-		return n.startAgent(ctx, sup), nil
+		return n.startAgent(ctx, host), nil
 	}
 	pkiDir := filepath.Join(DataDir, "pki")
 	if _, err := n.renewPKI(pkiDir); err != nil {
@@ -100,10 +100,10 @@ func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node
 		go n.watchDisk(ctx, DataDir)
 		go n.watchPKI(ctx, pkiDir)
 		last := &lastLines{}
-		n.runKube(ctx, sup, supervisor.Service{
+		n.runKube(ctx, host, supervisor.Service{
 			Name: "cairn-kube", Path: Binary, Args: []string{"server", "--config", confPath},
 			Env: os.Environ(), Output: io.MultiWriter(&logSink{w: opts.Output, log: opts.Log}, last),
-			Exited: func(status string) { n.exited(status, last) },
+			Exited: func(e supervisor.Exit) { n.exited(e, last) },
 		})
 	}()
 	return n, nil

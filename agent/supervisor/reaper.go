@@ -1,10 +1,3 @@
-// Package supervisor is what PID 1 does after boot: reap every orphaned
-// process the kernel hands it, and keep host services (containerd, the
-// node agent) running, restarting them when they exit.
-//
-// One Reaper owns wait4(-1): processes the Supervisor starts are
-// registered with it, so their exit statuses reach the Supervisor instead
-// of being lost to the reaper.
 package supervisor
 
 import (
@@ -18,7 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Reaper collects exited children of PID 1.
+// Reaper collects exited children of PID 1, and only there: it owns
+// wait4(-1), so it takes every child's exit status, and the children
+// started through it (Process with Reaper set) get theirs from it. A
+// process that is not PID 1 has no orphans to reap (they go to PID 1) and
+// must not run one (see Process.Reaper).
 type Reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan unix.WaitStatus

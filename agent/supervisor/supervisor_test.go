@@ -53,7 +53,7 @@ func TestSupervisorRestarts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &countWriter{ch: make(chan struct{}, 10)}
-	s := &Supervisor{Reaper: r, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	s := Host{Reaper: r, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	done := make(chan struct{})
 	go func() {
 		s.Run(ctx, Service{Name: "echo", Path: "/bin/sh", Args: []string{"-c", "echo hi; sleep 0.05"}, Output: out})

@@ -21,6 +21,8 @@ const containerdSocket = "/run/containerd/containerd.sock"
 
 // startKubernetes brings up the bundled Kubernetes: the node's cluster
 // address, then kubeboot (PKI, images, cairn-kube under a supervisor).
+// The agent is not PID 1 and runs no reaper: cairn-kube's runner waits for
+// its own child (supervisor.Process.Reaper says why).
 func startKubernetes(ctx context.Context, conf config.Kubernetes, hostname string, log *slog.Logger) (*kubeboot.Node, error) {
 	if err := network.EnsureClusterLink(); err != nil {
 		return nil, err
@@ -28,15 +30,13 @@ func startKubernetes(ctx context.Context, conf config.Kubernetes, hostname strin
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	reaper := supervisor.NewReaper()
-	go reaper.Run(ctx)
 	// A start of cairn-kube costs the whole control plane's start (tens of
 	// seconds of CPU on a small board): one that keeps failing (a full
 	// disk) waits up to 2 minutes between tries, so the node stays usable;
 	// one that ran longer than that restarts after a second.
-	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.Backoff{Min: time.Second, Max: 2 * time.Minute}}
+	host := &supervisor.Host{Log: log, Backoff: supervisor.Backoff{Min: time.Second, Max: 2 * time.Minute}}
 	out := &services.RotatingFile{Path: filepath.Join(contract.LogDir, "cairn-kube.log"), MaxSize: 10 << 20, Keep: 3}
-	return kubeboot.Start(ctx, sup, kubeboot.Options{
+	return kubeboot.Start(ctx, host, kubeboot.Options{
 		Config:     conf,
 		NodeName:   strings.ToLower(hostname),
 		NodeIP:     network.ClusterAddress.Addr().String(),

@@ -117,7 +117,7 @@ var hostEnv = append([]string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin", "HOME=/root"
 // returns a function that stops them in reverse order (the agent stops its
 // containers before containerd goes), each within the supervisor's grace.
 func startHostServices(reaper *supervisor.Reaper) (stop func()) {
-	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.DefaultBackoff}
+	host := supervisor.Host{Reaper: reaper, Log: log, Backoff: supervisor.DefaultBackoff}
 	type running struct {
 		cancel context.CancelFunc
 		done   chan struct{}
@@ -132,7 +132,7 @@ func startHostServices(reaper *supervisor.Reaper) (stop func()) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			sup.Run(ctx, svc)
+			host.Run(ctx, svc)
 		}()
 		all = append(all, running{cancel, done})
 	}
