@@ -130,20 +130,21 @@ type Manager struct {
 
 // unit is one service and what the Manager keeps about it.
 type unit struct {
-	svc       Service
-	ring      *Ring
-	file      *RotatingFile
-	out       io.Writer
-	firstRdy  chan struct{} // closed the first time it is ready
-	restartCh chan struct{} // Restart's wake-up for a service that is down
-	stopCh    chan struct{} // closed by Stop
-	done      chan struct{} // closed when its supervision ends
+	svc      Service
+	ring     *Ring
+	file     *RotatingFile
+	out      io.Writer
+	run      *taskRunner
+	sup      *supervisor.Supervisor // runs it under its restart policy
+	firstRdy chan struct{}          // closed the first time it is ready
+	ctx      context.Context        // ends with Stop
+	stop     context.CancelFunc
+	done     chan struct{} // closed when its supervision ends
 
-	mu        sync.Mutex
-	status    Status
-	task      containerd.Task
-	restartRq bool
-	rdyOnce   sync.Once
+	mu      sync.Mutex
+	status  Status // but Restarts and LastExit, which sup counts
+	task    containerd.Task
+	rdyOnce sync.Once
 }
 
 // NewManager validates svcs and prepares their logs; nothing starts before
@@ -158,16 +159,17 @@ func NewManager(svcs []Service, opts Options) (*Manager, error) {
 	m.ctx, m.cancel = context.WithCancel(namespaces.WithNamespace(context.Background(), Namespace))
 	for _, s := range svcs {
 		u := &unit{
-			svc:       s,
-			ring:      NewRing(opts.RingSize),
-			file:      &RotatingFile{Path: filepath.Join(opts.LogDir, s.Name+".log"), MaxSize: opts.LogSize, Keep: opts.LogFiles},
-			firstRdy:  make(chan struct{}),
-			restartCh: make(chan struct{}, 1),
-			stopCh:    make(chan struct{}),
-			done:      make(chan struct{}),
-			status:    Status{Name: s.Name, State: StateWaiting, Since: time.Now()},
+			svc:      s,
+			ring:     NewRing(opts.RingSize),
+			file:     &RotatingFile{Path: filepath.Join(opts.LogDir, s.Name+".log"), MaxSize: opts.LogSize, Keep: opts.LogFiles},
+			firstRdy: make(chan struct{}),
+			done:     make(chan struct{}),
+			status:   Status{Name: s.Name, State: StateWaiting, Since: time.Now()},
 		}
 		u.out = &logWriter{ring: u.ring, file: u.file}
+		u.ctx, u.stop = context.WithCancel(m.ctx)
+		u.run = &taskRunner{m: m, u: u, first: true}
+		u.sup = supervisor.New(u.run, supervisor.Policy{Restart: supervisor.Mode(s.Restart), Backoff: opts.Backoff}, m.hooks(u))
 		m.units[s.Name] = u
 	}
 	return m, nil
@@ -229,11 +231,12 @@ func (m *Manager) List() []Status {
 		u := m.units[name]
 		u.mu.Lock()
 		st := u.status
-		if st.LastExit != nil {
-			e := *st.LastExit
-			st.LastExit = &e
-		}
 		u.mu.Unlock()
+		sup := u.sup.Status()
+		st.Restarts = sup.Restarts
+		if e := sup.LastExit; e != nil {
+			st.LastExit = &Exit{Code: uint32(e.Code), At: e.At}
+		}
 		out = append(out, st)
 	}
 	return out
@@ -246,17 +249,7 @@ func (m *Manager) Restart(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q (have %s)", ErrUnknown, name, strings.Join(m.order, ", "))
 	}
-	u.mu.Lock()
-	task := u.task
-	u.restartRq = true
-	u.mu.Unlock()
-	select {
-	case u.restartCh <- struct{}{}:
-	default:
-	}
-	if task != nil {
-		go m.kill(u, task)
-	}
+	u.sup.RestartNow()
 	return nil
 }
 
@@ -277,17 +270,7 @@ func (m *Manager) Logs(name string, follow bool) (io.ReadCloser, error) {
 func (m *Manager) Stop(ctx context.Context) error {
 	for _, name := range slices.Backward(m.order) {
 		u := m.units[name]
-		u.mu.Lock()
-		select {
-		case <-u.stopCh:
-		default:
-			close(u.stopCh)
-		}
-		task := u.task
-		u.mu.Unlock()
-		if task != nil {
-			go m.kill(u, task)
-		}
+		u.stop() // its runner kills its task
 		select {
 		case <-u.done:
 		case <-ctx.Done():
@@ -317,104 +300,47 @@ func (u *unit) set(f func(*Status)) {
 	}
 }
 
-// takeRestart reports and clears a pending Restart request.
-func (u *unit) takeRestart() bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	r := u.restartRq
-	u.restartRq = false
-	if r {
-		select {
-		case <-u.restartCh:
-		default:
-		}
-	}
-	return r
-}
-
-func (u *unit) stopping() bool {
-	select {
-	case <-u.stopCh:
-		return true
-	default:
-		return false
-	}
-}
-
-// supervise runs one service until Stop: start, wait, restart.
+// supervise runs one service until Stop: after its dependencies, under
+// its supervisor.
 func (m *Manager) supervise(u *unit) {
-	log := m.opts.Log.With("service", u.svc.Name)
-	for _, d := range u.svc.DependsOn {
-		select {
-		case <-m.units[d].firstRdy:
-		case <-u.stopCh:
-			u.set(func(s *Status) { s.State = StateStopped })
-			return
-		}
+	defer u.set(func(s *Status) { s.State, s.Ready, s.PID = StateStopped, false, 0 })
+	if !m.awaitDependencies(u) {
+		return
 	}
-	var notify *notifyListener
 	if u.svc.Ready.Notify {
-		var err error
-		if notify, err = listenNotify(filepath.Join(m.opts.RunDir, u.svc.Name)); err != nil {
-			log.Error("service: no sd_notify socket", "err", err)
+		notify, err := listenNotify(filepath.Join(m.opts.RunDir, u.svc.Name))
+		if err != nil {
+			m.opts.Log.Error("service: no sd_notify socket", "service", u.svc.Name, "err", err)
 			u.set(func(s *Status) { s.LastError = err.Error() })
 		} else {
 			defer notify.Close()
+			u.run.notify = notify
 		}
 	}
-	var (
-		delay  time.Duration
-		starts int
-		first  = true
-	)
-	for {
-		started := time.Now()
-		if starts > 0 {
-			u.set(func(s *Status) { s.Restarts++ })
-		}
-		starts++
-		exit, err := m.runOnce(u, notify, first)
-		first = false
-		ran := time.Since(started)
-		requested := u.takeRestart()
-		if u.stopping() || m.ctx.Err() != nil {
-			u.set(func(s *Status) { s.State, s.Ready, s.PID = StateStopped, false, 0 })
-			return
-		}
-		switch {
-		case err != nil:
-			log.Warn("service: start failed", "err", err)
-			u.set(func(s *Status) { s.LastError = err.Error() })
-		case exit != nil:
-			log.Warn("service: exited", "code", exit.Code)
-			u.set(func(s *Status) { s.LastExit = exit })
-		}
-		if !requested && err == nil && exit != nil && !u.svc.Restart.restarts(exit.Code) {
-			u.set(func(s *Status) { s.State, s.Ready, s.PID = StateExited, false, 0 })
-			select {
-			case <-u.restartCh:
-				u.takeRestart()
-				delay = 0
-				continue
-			case <-u.stopCh:
-				u.set(func(s *Status) { s.State = StateStopped })
+	u.sup.Run(u.ctx)
+}
+
+// hooks turn what u's supervisor does into u's status and the log.
+func (m *Manager) hooks(u *unit) supervisor.Hooks {
+	log := m.opts.Log.With("service", u.svc.Name)
+	return supervisor.Hooks{
+		Started: func(pid int) {
+			u.set(func(s *Status) { s.State, s.PID, s.Ready = StateStarting, uint32(pid), false })
+		},
+		Exited: func(e supervisor.Exit, err error) {
+			if err != nil {
+				log.Warn("service: start failed", "err", err)
+				u.set(func(s *Status) { s.LastError = err.Error() })
 				return
 			}
-		}
-		if requested {
-			delay = 0
-		} else {
-			delay = m.opts.Backoff.Next(delay, ran)
-		}
-		u.set(func(s *Status) { s.State, s.Ready, s.PID = StateBackoff, false, 0 })
-		select {
-		case <-time.After(delay):
-		case <-u.restartCh:
-			u.takeRestart()
-			delay = 0
-		case <-u.stopCh:
-			u.set(func(s *Status) { s.State = StateStopped })
-			return
-		}
+			log.Warn("service: exited", "code", uint32(e.Code))
+		},
+		Waiting: func(_ time.Duration, down bool) {
+			state := StateBackoff
+			if down { // its restart policy keeps it down
+				state = StateExited
+			}
+			u.set(func(s *Status) { s.State, s.Ready, s.PID = state, false, 0 })
+		},
 	}
 }

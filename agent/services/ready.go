@@ -9,6 +9,19 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 )
 
+// awaitDependencies waits until every service u depends on has been
+// ready once, and reports false when Stop came first.
+func (m *Manager) awaitDependencies(u *unit) bool {
+	for _, d := range u.svc.DependsOn {
+		select {
+		case <-m.units[d].firstRdy:
+		case <-u.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
 // awaitReady marks u ready when its check passes, or kills the task when the
 // check times out (the restart policy then takes over).
 func (m *Manager) awaitReady(u *unit, task containerd.Task, notify *notifyListener, exited <-chan struct{}) {

@@ -10,6 +10,8 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+
+	"github.com/cairn-edge/cairn/agent/supervisor"
 )
 
 // kill sends SIGTERM to a task and SIGKILL when it outlives the stop timeout.
@@ -35,34 +37,57 @@ func (m *Manager) kill(u *unit, task containerd.Task) {
 	task.Kill(ctx, syscall.SIGKILL, opts...)
 }
 
-// runOnce starts the service (or, on the Manager's first run, adopts its
-// task left running by an earlier agent), waits for it to be ready and then
-// for it to exit. It returns the exit, or an error when it could not start.
-func (m *Manager) runOnce(u *unit, notify *notifyListener, first bool) (*Exit, error) {
-	ctx := m.ctx
-	if notify != nil {
-		notify.drain()
+// taskRunner is a service's supervisor.Runner: one run is one containerd
+// task.
+type taskRunner struct {
+	m      *Manager
+	u      *unit
+	notify *notifyListener // its sd_notify socket, when it has one
+	first  bool            // the next run is the Manager's first: adopt
+}
+
+// Run starts the service (or, on the Manager's first run, adopts its task
+// left running by an earlier agent), waits for it to be ready and then for
+// it to exit, riding out containerd restarts. When stop ends (Stop,
+// Restart) it kills the task. It returns the exit, or an error when the
+// service could not start.
+func (r *taskRunner) Run(stop context.Context, started func(pid int)) (supervisor.Exit, error) {
+	m, u := r.m, r.u
+	ctx := m.ctx // containerd calls outlive a stop: the kill and the wait need them
+	if r.notify != nil {
+		r.notify.drain()
 	}
-	task, taskIO, err := m.startTask(ctx, u, notify, first)
+	first := r.first
+	r.first = false
+	task, taskIO, err := m.startTask(ctx, u, r.notify, first)
 	if err != nil {
-		return nil, err
+		return supervisor.Exit{}, err
 	}
 	u.mu.Lock()
 	u.task = task
-	stop := u.stopping()
 	u.mu.Unlock()
-	if stop {
-		go m.kill(u, task)
-	}
-	u.set(func(s *Status) { s.State, s.PID, s.Ready = StateStarting, task.Pid(), false })
+	ended := false // under u.mu: this run is over, u.task is no more its task
+	defer context.AfterFunc(stop, func() {
+		// The task now, which a containerd restart may have reloaded.
+		u.mu.Lock()
+		t := u.task
+		if ended {
+			t = nil
+		}
+		u.mu.Unlock()
+		if t != nil {
+			m.kill(u, t)
+		}
+	})()
+	started(int(task.Pid()))
 
 	exited := make(chan struct{})
-	go m.awaitReady(u, task, notify, exited)
+	go m.awaitReady(u, task, r.notify, exited)
 	exit, last := m.waitExit(ctx, u, task)
 	close(exited)
 
 	u.mu.Lock()
-	u.task = nil
+	u.task, ended = nil, true
 	u.mu.Unlock()
 	if _, err := last.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		m.opts.Log.Warn("service: delete task", "service", u.svc.Name, "err", err)
@@ -71,7 +96,7 @@ func (m *Manager) runOnce(u *unit, notify *notifyListener, first bool) (*Exit, e
 		// Reloaded after a containerd restart: Delete did not close our IO.
 		closeIO(taskIO)
 	}
-	return exit, nil
+	return supervisor.Exit{Code: int(exit.Code), Reason: fmt.Sprintf("exit %d", exit.Code), At: exit.At}, nil
 }
 
 // waitExit waits for task to exit, riding out containerd restarts: the task
