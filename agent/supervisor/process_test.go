@@ -1,34 +1,36 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// syncBuffer is an Output that is not a file, so os/exec copies through a
-// pipe, as it does for cairn-kube's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// output is an Output that is not a file, so os/exec copies through a
+// pipe, as it does for cairn-kube's log. Each write arrives on the
+// channel.
+type output chan string
+
+func (o output) Write(p []byte) (int, error) {
+	o <- string(p)
+	return len(p), nil
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// all is what was written, once the writer is done.
+func (o output) all() string {
+	var s strings.Builder
+	for {
+		select {
+		case w := <-o:
+			s.WriteString(w)
+		default:
+			return s.String()
+		}
+	}
 }
 
 // TestProcess runs sh without a Reaper, as cairn-agent runs cairn-kube.
@@ -50,21 +52,19 @@ func TestProcess(t *testing.T) {
 		{"SIGKILL after the grace", "trap '' TERM; echo up; sleep 60", true, Exit{Code: 137, Reason: "signal: killed"}, "up\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			out := &syncBuffer{}
+			out := make(output, 100)
 			p := &Process{Path: sh, Args: []string{"-c", tt.script}, Output: out, Grace: 100 * time.Millisecond}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var pid int
+			var said string
 			got, err := p.Run(ctx, func(n int) {
 				pid = n
+				if tt.stop && tt.output != "" {
+					said = <-out // the shell set its trap
+				}
 				if tt.stop {
-					// After the shell set its trap: it says so first.
-					go func() {
-						for tt.output != "" && out.String() == "" {
-							time.Sleep(time.Millisecond)
-						}
-						cancel()
-					}()
+					cancel()
 				}
 			})
 			if err != nil {
@@ -80,7 +80,7 @@ func TestProcess(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Run = %+v, want %+v", got, tt.want)
 			}
-			if o := out.String(); o != tt.output {
+			if o := said + out.all(); o != tt.output {
 				t.Errorf("output %q, want %q", o, tt.output)
 			}
 		})
@@ -104,7 +104,7 @@ func TestProcessLeftoverPipe(t *testing.T) {
 	}
 	defer func(d time.Duration) { waitDelay = d }(waitDelay)
 	waitDelay = 50 * time.Millisecond
-	p := &Process{Path: sh, Args: []string{"-c", "sleep 60 & exit 4"}, Output: &syncBuffer{}}
+	p := &Process{Path: sh, Args: []string{"-c", "sleep 60 & exit 4"}, Output: make(output, 100)}
 	var pid int
 	done := make(chan Exit, 1)
 	go func() {

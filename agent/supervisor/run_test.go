@@ -224,16 +224,26 @@ func TestStopDuringBackoff(t *testing.T) {
 }
 
 func TestRestartNow(t *testing.T) {
-	t.Run("skips the backoff", func(t *testing.T) {
-		h := newHarness(t, Policy{Backoff: Backoff{Min: time.Hour, Max: time.Hour}}, false, fakeRun{code: 1})
-		h.await("waiting 1h0m0s")
-		h.s.RestartNow()
-		h.awaitRunning()
-		h.stop()
-		if got := h.s.Status().Restarts; got != 1 {
-			t.Errorf("Status().Restarts = %d, want 1", got)
-		}
-	})
+	for _, tt := range []struct {
+		name   string
+		policy Policy
+		code   int    // the first run's exit
+		await  string // the event after which RestartNow is called
+	}{
+		{"skips the backoff", Policy{Backoff: Backoff{Min: time.Hour, Max: time.Hour}}, 1, "waiting 1h0m0s"},
+		{"starts one the policy keeps down", Policy{Restart: OnFailure}, 0, "down"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.policy, false, fakeRun{code: tt.code})
+			h.await(tt.await)
+			h.s.RestartNow()
+			h.awaitRunning()
+			h.stop()
+			if got := h.s.Status().Restarts; got != 1 {
+				t.Errorf("Status().Restarts = %d, want 1", got)
+			}
+		})
+	}
 	t.Run("stops a running one and starts it at once", func(t *testing.T) {
 		h := newHarness(t, Policy{}, false)
 		h.await("started")
@@ -249,16 +259,6 @@ func TestRestartNow(t *testing.T) {
 		}
 		if len(h.exits) != 1 || !h.exits[0].Requested {
 			t.Errorf("exits %+v, want one, requested", h.exits)
-		}
-	})
-	t.Run("starts one the policy keeps down", func(t *testing.T) {
-		h := newHarness(t, Policy{Restart: Never}, false, fakeRun{code: 0})
-		h.await("down")
-		h.s.RestartNow()
-		h.awaitRunning()
-		h.stop()
-		if got := h.s.Status().Restarts; got != 1 {
-			t.Errorf("Status().Restarts = %d, want 1", got)
 		}
 	})
 	t.Run("before the first start does nothing more", func(t *testing.T) {
