@@ -57,9 +57,9 @@ const (
 
 // startAgent is Start for agent mode: it reads the join kubeconfig and, in
 // the background, imports the baked images, finds the node's address and
-// runs `cairn-kube agent` as one of host's processes. A node that cannot join (no join
-// kubeconfig, a broken one) is still returned: its status and the console
-// say what to fix.
+// runs `cairn-kube agent` as one of host's processes. A node that cannot
+// join (no join kubeconfig, a broken one) is still returned: its status
+// and the console say what to fix.
 func (n *Node) startAgent(ctx context.Context, host *supervisor.Host) *Node {
 	c := n.opts.Config
 	n.agent = &agentState{server: c.Server}

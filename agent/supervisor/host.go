@@ -26,7 +26,8 @@ type Host struct {
 	// Reaper is PID 1's Reaper; nil in any other process (see
 	// Process.Reaper).
 	Reaper *Reaper
-	Log    *slog.Logger
+	// Log hears each start and exit (default slog.Default()).
+	Log *slog.Logger
 	// Backoff spaces restarts; the zero Backoff means DefaultBackoff.
 	Backoff Backoff
 }
@@ -34,6 +35,9 @@ type Host struct {
 // Supervisor returns the Supervisor that keeps svc running; start it with
 // Run.
 func (h Host) Supervisor(svc Service) *Supervisor {
+	if h.Log == nil {
+		h.Log = slog.Default()
+	}
 	p := &Process{Path: svc.Path, Args: svc.Args, Env: svc.Env, Output: svc.Output, Reaper: h.Reaper}
 	return New(p, Policy{Restart: Always, Backoff: h.Backoff}, Hooks{
 		Started: func(pid int) {
