@@ -32,6 +32,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // DefaultPort is the node API's TCP port.
@@ -39,7 +41,7 @@ const DefaultPort = 7443
 
 // TLSDir is where the builder puts the node's credentials in the root slot
 // (builder/pki.SlotDir): ca.crt, server.crt and server.key.
-const TLSDir = "/etc/cairn/api"
+const TLSDir = contract.APITLSDir
 
 // ErrUnknownService is what Services methods return, wrapped, for a name
 // that is not a service; the API answers 404.

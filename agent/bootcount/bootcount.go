@@ -10,10 +10,11 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/atomicfile"
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // Path is the counter file on the data partition, mounted at /var.
-const Path = "/var/lib/cairn/boots"
+const Path = contract.BootCounter
 
 // Parse reads a counter file's content: a decimal number and an optional
 // newline. Empty content counts as zero boots.

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/atomicfile"
+	"github.com/cairn-edge/cairn/agent/contract"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +45,7 @@ type Config struct {
 var DefaultServers = []string{"pool.ntp.org"}
 
 // StateFile is where the last known good time is kept by default.
-const StateFile = "/var/lib/cairn/clock"
+const StateFile = contract.ClockFile
 
 // Validate checks the server names.
 func (c Config) Validate() error {

@@ -10,23 +10,22 @@ import (
 	"os"
 
 	"github.com/cairn-edge/cairn/agent/clock"
-	"github.com/cairn-edge/cairn/agent/kubeboot"
-	"github.com/cairn-edge/cairn/agent/network"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/services"
 	"gopkg.in/yaml.v3"
 )
 
 // Path is where the agent finds its configuration.
-const Path = "/etc/cairn/agent.yaml"
+const Path = contract.AgentConfig
 
 // NodeFile is the per-node override on the ESP (mounted at /boot): one
 // image serves a fleet, each card gets its own hostname and address.
-const NodeFile = "/boot/cairn-node.yaml"
+const NodeFile = contract.NodeFile
 
 // Config is the agent's configuration.
 type Config struct {
 	// Network configures links, addresses, DNS and the hostname.
-	Network network.Config `yaml:"network,omitempty"`
+	Network Network `yaml:"network,omitempty"`
 	// Clock names the NTP servers (key ntp).
 	Clock clock.Config `yaml:",inline"`
 	// Services are the system services, run as containers.
@@ -34,7 +33,7 @@ type Config struct {
 	// API configures the node API.
 	API API `yaml:"api,omitempty"`
 	// Kubernetes, when set, runs the bundled Kubernetes (cairn-kube).
-	Kubernetes *kubeboot.Config `yaml:"kubernetes,omitempty"`
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty"`
 }
 
 // API configures the node API.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"text/template"
+
+	"github.com/cairn-edge/cairn/agent/config"
 )
 
 // CoreDNSImage is the cluster DNS image the builder bakes (make addons) and
@@ -19,7 +21,7 @@ var corednsTemplate = template.Must(template.New("coredns").Parse(corednsManifes
 
 // CoreDNS is the cluster DNS manifest for c (its domain and address);
 // forward sends other names to the node's resolvers.
-func CoreDNS(c Config, forward bool) []byte {
+func CoreDNS(c config.Kubernetes, forward bool) []byte {
 	c = c.WithDefaults()
 	var b bytes.Buffer
 	err := corednsTemplate.Execute(&b, struct {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/kubenative"
 	"github.com/cairn-edge/cairn/agent/kubepki"
 )
@@ -143,7 +144,7 @@ func TestWriteJoin(t *testing.T) {
 }
 
 func TestAgentConfig(t *testing.T) {
-	opts := Options{Config: Config{Mode: ModeAgent, Server: "https://10.0.0.1:6443", ExtraArgs: map[string][]string{"kubelet": {"--max-pods=20"}}}.WithDefaults(),
+	opts := Options{Config: config.Kubernetes{Mode: config.ModeAgent, Server: "https://10.0.0.1:6443", ExtraArgs: map[string][]string{"kubelet": {"--max-pods=20"}}}.WithDefaults(),
 		NodeName: "edge-2", Containerd: "/run/containerd/containerd.sock"}
 	got := agentConfig(opts, "192.168.1.20", "/var/lib/cairn/kube/join/kubeconfig")
 	for k, want := range map[string]any{
@@ -245,7 +246,7 @@ func agentNode(t *testing.T, server string) (*Node, *console) {
 	t.Helper()
 	con := &console{}
 	n := &Node{phase: "starting", opts: Options{
-		Config: Config{Mode: ModeAgent, Server: server}.WithDefaults(), NodeName: "cairn-0a1b2c",
+		Config: config.Kubernetes{Mode: config.ModeAgent, Server: server}.WithDefaults(), NodeName: "cairn-0a1b2c",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Say: con.say, Output: io.Discard,
 	}}
 	return n, con
@@ -272,7 +273,7 @@ func TestStartAgentCannotJoin(t *testing.T) {
 			n, con := agentNode(t, "https://10.0.0.1:6443")
 			n.startAgent(context.Background(), nil)
 			st := n.Status(context.Background())
-			if st.Mode != ModeAgent || st.Phase != "failed" || st.Server != "https://10.0.0.1:6443" || len(st.Problems) != 1 || !strings.Contains(st.Problems[0], tt.want) {
+			if st.Mode != config.ModeAgent || st.Phase != "failed" || st.Server != "https://10.0.0.1:6443" || len(st.Problems) != 1 || !strings.Contains(st.Problems[0], tt.want) {
 				t.Errorf("status = %+v, want failed with a problem containing %q", st, tt.want)
 			}
 			if con.count("warning: kubernetes: "+tt.want) != 1 {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cairn-edge/cairn/agent/config"
 )
 
 // fakeAPI answers discovery for the kinds the tests apply and records
@@ -74,7 +76,7 @@ func testNode(t *testing.T, api http.Handler) (*Node, *console) {
 	t.Cleanup(srv.Close)
 	con := &console{}
 	n := &Node{phase: "ready", kube: &API{URL: srv.URL, Client: srv.Client()}, opts: Options{
-		Config: Config{}.WithDefaults(), NodeName: "edge-1",
+		Config: config.Kubernetes{}.WithDefaults(), NodeName: "edge-1",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Say: con.say, Output: io.Discard,
 	}}
 	return n, con

@@ -3,6 +3,8 @@ package kubeboot
 import (
 	"strings"
 	"testing"
+
+	"github.com/cairn-edge/cairn/agent/config"
 )
 
 func TestParseManifest(t *testing.T) {
@@ -62,10 +64,10 @@ func FuzzParseManifest(f *testing.F) {
 }
 
 func TestCoreDNSManifest(t *testing.T) {
-	if strings.Contains(string(CoreDNS(Config{}, false)), "forward .") {
+	if strings.Contains(string(CoreDNS(config.Kubernetes{}, false)), "forward .") {
 		t.Error("a node without resolvers gets a forward")
 	}
-	objs, err := ParseManifest(CoreDNS(Config{ClusterDNS: "10.43.0.53", ClusterDomain: "edge.local"}, true))
+	objs, err := ParseManifest(CoreDNS(config.Kubernetes{ClusterDNS: "10.43.0.53", ClusterDomain: "edge.local"}, true))
 	if err != nil {
 		t.Fatal(err)
 	}

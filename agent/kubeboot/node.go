@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/atomicfile"
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/kubepki"
 	"github.com/cairn-edge/cairn/agent/services"
 	"github.com/cairn-edge/cairn/agent/supervisor"
@@ -32,7 +33,7 @@ const criNamespace = "k8s.io"
 
 // Options are what a node needs from the agent.
 type Options struct {
-	Config Config
+	Config config.Kubernetes
 	// NodeName is the Kubernetes node name (the host name).
 	NodeName string
 	// NodeIP is the node's address in the cluster (stable: it is in
@@ -70,7 +71,7 @@ func Start(ctx context.Context, sup *supervisor.Supervisor, opts Options) (*Node
 	c := opts.Config.WithDefaults()
 	opts.Config = c
 	n := &Node{opts: opts, phase: "starting"}
-	if c.Mode == ModeAgent {
+	if c.Mode == config.ModeAgent {
 		return n.startAgent(ctx, sup), nil
 	}
 	pkiDir := filepath.Join(DataDir, "pki")

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -33,7 +35,7 @@ import (
 
 // ResolvConf is where the Manager writes the resolver configuration by
 // default; the image's /etc/resolv.conf is a symbolic link to it.
-const ResolvConf = "/run/cairn/resolv.conf"
+const ResolvConf = contract.ResolvConf
 
 // Metrics of the default routes the Manager installs: base plus the link
 // index, so two links each get a default route (the kernel keys routes by
@@ -49,7 +51,7 @@ var sethostname = func(name string) error { return unix.Sethostname([]byte(name)
 // Manager runs the network configuration. Create it with New, run it
 // with Run, read it with Status.
 type Manager struct {
-	cfg        Config
+	cfg        config.Network
 	log        *slog.Logger
 	resolvPath string
 	// ns is the network namespace the Manager configures; netns.None()
@@ -70,7 +72,7 @@ type link struct {
 	index   int
 	name    string
 	mac     net.HardwareAddr
-	conf    Interface
+	conf    config.Interface
 	up      bool
 	carrier bool
 	mtu     int
@@ -95,7 +97,7 @@ func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
 func WithResolvConf(path string) Option { return func(m *Manager) { m.resolvPath = path } }
 
 // New validates cfg and returns a Manager for it.
-func New(cfg Config, opts ...Option) (*Manager, error) {
+func New(cfg config.Network, opts ...Option) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("network configuration: %w", err)
 	}
@@ -257,7 +259,7 @@ func (m *Manager) handleUpdate(ctx context.Context, u netlink.LinkUpdate) {
 		return
 	}
 	if l == nil {
-		conf, ok := m.cfg.interfaceFor(a.Name, physicalEther(u.Link))
+		conf, ok := m.cfg.InterfaceFor(a.Name, physicalEther(u.Link))
 		if !ok {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
@@ -173,7 +174,7 @@ func (d *testDHCP) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) 
 }
 
 // runManager starts a Manager for cfg in the client namespace.
-func (tn *testNet) runManager(t *testing.T, cfg Config) (*Manager, string) {
+func (tn *testNet) runManager(t *testing.T, cfg config.Network) (*Manager, string) {
 	t.Helper()
 	resolv := filepath.Join(t.TempDir(), "run", "resolv.conf")
 	var hostname atomic.Value
@@ -274,9 +275,9 @@ func linkStatus(m *Manager, name string) LinkStatus {
 func TestDHCPLeaseAndRenewal(t *testing.T) {
 	tn := newTestNet(t)
 	d := tn.startDHCP(t, 4*time.Second) // T1 2 s, T2 3.5 s
-	m, resolv := tn.runManager(t, Config{
+	m, resolv := tn.runManager(t, config.Network{
 		Hostname:   "edge-17",
-		Interfaces: []Interface{{Name: "cli*"}},
+		Interfaces: []config.Interface{{Name: "cli*"}},
 	})
 
 	waitFor(t, "leased address", func() bool { return tn.hasAddr(t, "10.77.0.50/24") })
@@ -320,7 +321,7 @@ func TestDHCPLeaseAndRenewal(t *testing.T) {
 func TestDHCPCarrierLossAndExpiry(t *testing.T) {
 	tn := newTestNet(t)
 	d := tn.startDHCP(t, 3*time.Second)
-	m, resolv := tn.runManager(t, Config{Interfaces: []Interface{{Name: "cli0"}}})
+	m, resolv := tn.runManager(t, config.Network{Interfaces: []config.Interface{{Name: "cli0"}}})
 	waitFor(t, "leased address", func() bool { return tn.hasAddr(t, "10.77.0.50/24") })
 
 	// Carrier loss: the peer goes down, the lease is dropped.
@@ -362,9 +363,9 @@ func TestDHCPCarrierLossAndExpiry(t *testing.T) {
 func TestStaticConfig(t *testing.T) {
 	tn := newTestNet(t)
 	no := false
-	m, resolv := tn.runManager(t, Config{
+	m, resolv := tn.runManager(t, config.Network{
 		Hostname: "edge-static",
-		Interfaces: []Interface{{
+		Interfaces: []config.Interface{{
 			Name:      "cli0",
 			DHCP:      &no,
 			Addresses: []string{"10.77.0.9/24", "fd77::9/64"},
@@ -408,7 +409,7 @@ func TestStaticConfig(t *testing.T) {
 func TestHotplug(t *testing.T) {
 	tn := newTestNet(t)
 	tn.startDHCP(t, time.Minute)
-	_, _ = tn.runManager(t, Config{Interfaces: []Interface{{Name: "cli*"}}})
+	_, _ = tn.runManager(t, config.Network{Interfaces: []config.Interface{{Name: "cli*"}}})
 	waitFor(t, "leased address", func() bool { return tn.hasAddr(t, "10.77.0.50/24") })
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "x0"}, PeerName: "cli1"}
 	if err := tn.cliH.LinkAdd(veth); err != nil {

@@ -13,10 +13,12 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // Path is where the release file lives in a slot image.
-const Path = "/etc/cairn/release"
+const Path = contract.ReleaseFile
 
 // Release is the identity of the running slot image.
 type Release struct {

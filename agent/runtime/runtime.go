@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/netip"
 	"text/template"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // ContainerdConfig is /etc/containerd/config.toml in the slot.
@@ -37,7 +39,7 @@ const (
 	// CNIConfDir is containerd's conf_dir: on tmpfs, so the configuration
 	// is rendered for the podCIDR of each boot, and writable, so that
 	// cluster network add-ons (flannel, calico) can drop theirs too.
-	CNIConfDir = "/run/cairn/cni/net.d"
+	CNIConfDir = contract.CNIConfDir
 	// CNILinkPath, where CNI add-ons expect configurations, is a link in
 	// the slot to CNIConfDir.
 	CNILinkPath = "/etc/cni/net.d"

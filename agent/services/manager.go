@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
 
@@ -67,9 +68,9 @@ func (o *Options) setDefaults() {
 		}
 	}
 	def(&o.Address, "/run/containerd/containerd.sock")
-	def(&o.ImagesDir, "/usr/share/cairn/images")
-	def(&o.LogDir, "/var/log/cairn")
-	def(&o.RunDir, "/run/cairn/services")
+	def(&o.ImagesDir, contract.ServiceImagesDir)
+	def(&o.LogDir, contract.LogDir)
+	def(&o.RunDir, contract.ServicesRunDir)
 	def(&o.Snapshotter, "overlayfs")
 	if o.LogSize <= 0 {
 		o.LogSize = 1 << 20

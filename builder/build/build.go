@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/runtime"
 	"github.com/cairn-edge/cairn/builder/bmap"
 	"github.com/cairn-edge/cairn/builder/bootentry"
@@ -426,7 +428,7 @@ func addModules(tree *fstree.Tree, k *kernel, names []string) error {
 		return err
 	}
 	list := "# modules cairn-init loads, in order\n" + strings.Join(names, "\n") + "\n"
-	return tree.File("etc/cairn/modules", 0o644, []byte(list))
+	return tree.File(contract.SlotPath(contract.ModulesList), 0o644, []byte(list))
 }
 
 // planSlot is the root file system of a slot.
@@ -465,7 +467,7 @@ func planSlot(img *spec.Image, k *kernel, bins *binaries, creds *pki.PKI, svcIns
 	if err != nil {
 		return nil, err
 	}
-	if err := t.File("etc/cairn/agent.yaml", 0o644, agentConf); err != nil {
+	if err := t.File(contract.SlotPath(contract.AgentConfig), 0o644, agentConf); err != nil {
 		return nil, err
 	}
 	for i, in := range svcIns {
@@ -474,7 +476,7 @@ func planSlot(img *spec.Image, k *kernel, bins *binaries, creds *pki.PKI, svcIns
 		if err := in.WriteLayout(dir); err != nil {
 			return nil, fmt.Errorf("service %s: %w", name, err)
 		}
-		if err := t.CopyDir(dir, "usr/share/cairn/images/"+name); err != nil {
+		if err := t.CopyDir(dir, contract.SlotPath(contract.ServiceImagesDir)+"/"+name); err != nil {
 			return nil, err
 		}
 	}
@@ -499,7 +501,7 @@ func planSlot(img *spec.Image, k *kernel, bins *binaries, creds *pki.PKI, svcIns
 		return nil, err
 	}
 	release := fmt.Sprintf("NAME=%s\nVERSION=%s\nBOARD=%s\nARCH=%s\nKERNEL=%s\n", img.Spec.Name, img.Spec.Version, img.Board.Name, img.Board.Arch, k.index.Version)
-	if err := t.File("etc/cairn/release", 0o644, []byte(release)); err != nil {
+	if err := t.File(contract.SlotPath(contract.ReleaseFile), 0o644, []byte(release)); err != nil {
 		return nil, err
 	}
 	osRelease := fmt.Sprintf("NAME=Cairn\nID=cairn\nPRETTY_NAME=\"Cairn %s (%s)\"\nVERSION_ID=%s\nIMAGE_ID=%s\nIMAGE_VERSION=%s\n", img.Spec.Version, img.Spec.Name, img.Spec.Version, img.Spec.Name, img.Spec.Version)
@@ -512,7 +514,7 @@ func planInitramfs(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, er
 	if err := t.HostFile("init", 0o755, initBin); err != nil {
 		return nil, err
 	}
-	if err := t.File("etc/cairn/initramfs", 0o644, nil); err != nil {
+	if err := t.File(contract.SlotPath(contract.InitramfsMarker), 0o644, nil); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "newroot"} {
@@ -537,22 +539,22 @@ func planESP(img *spec.Image, k *kernel, efi string, initrd []byte) (*fstree.Tre
 	if err := t.HostFile("EFI/BOOT/"+efiBootNames[img.Board.Arch], 0o644, efi); err != nil {
 		return nil, err
 	}
-	if err := t.File("loader/loader.conf", 0o644, bootentry.LoaderConf()); err != nil {
+	if err := t.File(contract.ESPLoaderConf, 0o644, bootentry.LoaderConf()); err != nil {
 		return nil, err
 	}
 	e := bootentry.Entry{
 		Slot:    "a",
 		Title:   fmt.Sprintf("Cairn %s %s (slot A)", img.Spec.Name, img.Spec.Version),
 		Version: img.Spec.Version,
-		Linux:   "/cairn/a/vmlinuz",
-		Initrd:  "/cairn/a/initrd",
-		Options: strings.Join(append(append([]string{}, img.Cmdline...), "cairn.slot=a"), " "),
+		Linux:   "/" + path.Join(contract.SlotA.BootDir(), contract.KernelFile),
+		Initrd:  "/" + path.Join(contract.SlotA.BootDir(), contract.InitrdFile),
+		Options: strings.Join(append(append([]string{}, img.Cmdline...), contract.SlotOption(contract.SlotA)), " "),
 	}
-	if err := t.File("loader/entries/"+e.FileName(), 0o644, e.Render()); err != nil {
+	if err := t.File(path.Join(contract.ESPEntriesDir, e.FileName()), 0o644, e.Render()); err != nil {
 		return nil, err
 	}
-	if err := t.HostFile("cairn/a/vmlinuz", 0o644, k.vmlinuz); err != nil {
+	if err := t.HostFile(path.Join(contract.SlotA.BootDir(), contract.KernelFile), 0o644, k.vmlinuz); err != nil {
 		return nil, err
 	}
-	return t, t.File("cairn/a/initrd", 0o644, initrd)
+	return t, t.File(path.Join(contract.SlotA.BootDir(), contract.InitrdFile), 0o644, initrd)
 }

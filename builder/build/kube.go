@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cairn-edge/cairn/agent/kubeboot"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/runtime"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/manifest"
@@ -32,7 +32,7 @@ type kubePlan struct {
 // kubeStatic is what can be checked from the spec, the board and the files
 // the spec names, without resolving any input.
 type kubeStatic struct {
-	// manifests go to kubeboot.ManifestsDir.
+	// manifests go to contract.KubeManifestsBaked.
 	manifests []manifest.File
 	// join is the agent-mode kubeconfig, nil when the spec gives none.
 	join []byte
@@ -41,7 +41,7 @@ type kubeStatic struct {
 type kubeImage struct {
 	// name is the name pods use: the image's org.opencontainers.image.ref.name.
 	name string
-	// dir is its folder under kubeboot.ImagesDir.
+	// dir is its folder under contract.KubeImagesDir.
 	dir string
 	in  *source.Input
 }
@@ -220,7 +220,7 @@ func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
 			return err
 		}
 	}
-	images := strings.TrimPrefix(kubeboot.ImagesDir, "/")
+	images := contract.SlotPath(contract.KubeImagesDir)
 	for _, im := range kp.images {
 		dir := filepath.Join(work, "kube-images", im.dir)
 		if err := im.in.WriteLayoutAs(dir, im.name); err != nil {
@@ -233,7 +233,7 @@ func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
 	if err := t.Dir(images, 0o755); err != nil {
 		return err
 	}
-	manifests := strings.TrimPrefix(kubeboot.ManifestsDir, "/")
+	manifests := contract.SlotPath(contract.KubeManifestsBaked)
 	if err := t.Dir(manifests, 0o755); err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func planKubernetes(t *fstree.Tree, kp *kubePlan, work string) error {
 		}
 	}
 	if kp.join != nil {
-		if err := t.File(strings.TrimPrefix(kubeboot.JoinKubeconfig, "/"), 0o600, kp.join); err != nil {
+		if err := t.File(contract.SlotPath(contract.KubeJoinBaked), 0o600, kp.join); err != nil {
 			return err
 		}
 	}

@@ -13,29 +13,29 @@ package disk
 import (
 	"fmt"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/google/uuid"
 )
 
 // Partition labels. cairn-init finds partitions by these.
 const (
-	LabelESP  = "ESP"
-	LabelA    = "CAIRN-A"
-	LabelB    = "CAIRN-B"
-	LabelData = "CAIRN-DATA"
+	LabelESP  = contract.LabelESP
+	LabelData = contract.LabelData
+)
+
+// Slot partition labels.
+var (
+	LabelA = contract.SlotA.Label()
+	LabelB = contract.SlotB.Label()
 )
 
 // Discoverable Partitions Specification type GUIDs.
 const (
-	TypeESP  = gpt.EFISystemPartition
-	TypeVar  = gpt.Type("4D21B016-B534-45C2-A9FB-5C16E091FD2D")
+	TypeESP  = gpt.Type(contract.TypeESP)
+	TypeVar  = gpt.Type(contract.TypeVar)
 	typeRoot = "root"
 )
-
-var rootTypes = map[string]gpt.Type{
-	"amd64": gpt.LinuxRootX86_64,
-	"arm64": gpt.LinuxRootArm64,
-}
 
 const (
 	sector = 512
@@ -67,7 +67,8 @@ type Sizes struct {
 
 // Plan lays out the disk for arch. The seed makes the GUIDs.
 func Plan(arch, seed string, s Sizes) (Layout, error) {
-	root, ok := rootTypes[arch]
+	rootType, ok := contract.RootTypes[arch]
+	root := gpt.Type(rootType)
 	if !ok {
 		return Layout{}, fmt.Errorf("no root partition type for arch %q", arch)
 	}

@@ -67,7 +67,7 @@ func writeESP(b backend.Storage, p Partition, tree *fstree.Tree, epoch time.Time
 		os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(epoch.Unix(), 10))
 		defer os.Unsetenv("SOURCE_DATE_EPOCH")
 	}
-	fat, err := fat32.Create(b, p.Size, p.Start, sector, "ESP", true)
+	fat, err := fat32.Create(b, p.Size, p.Start, sector, LabelESP, true)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/atomicfile"
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // ServerName is the name every node's certificate is issued for. A node's
@@ -53,7 +54,7 @@ const ServerName = "cairn-node"
 
 // SlotDir is where the node's credentials live in a root slot; the agent
 // reads them from there (agent/api.TLSDir).
-const SlotDir = "/etc/cairn/api"
+const SlotDir = contract.APITLSDir
 
 // Validity periods. The server certificate is in the image, so renewing it
 // means shipping an update: it lasts long enough that a box left alone for

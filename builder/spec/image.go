@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/cairn-edge/cairn/agent/kubeboot"
+	"github.com/cairn-edge/cairn/agent/config"
 )
 
 // Ref is an OCI reference together with the folder that relative
@@ -44,7 +44,7 @@ type Image struct {
 // Kubernetes is the spec's kubernetes section merged with the board's.
 type Kubernetes struct {
 	// Config is the spec's section with every default applied.
-	Config kubeboot.Config
+	Config config.Kubernetes
 	// Images are the board's cluster images, then the spec's; a spec image
 	// replaces the board's of the same name.
 	Images []KubeImage

@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/config"
-	"github.com/cairn-edge/cairn/agent/kubeboot"
 )
 
 // Spec is an image spec: what goes into an image, independent of the board.
@@ -118,7 +117,7 @@ type BoardKubernetes struct {
 	// Images are the cluster's own images (the pod sandbox, the cluster
 	// DNS), baked like the spec's kubernetes.images; a spec image of the
 	// same name replaces one of these.
-	Images []kubeboot.Image `yaml:"images"`
+	Images []config.KubeImage `yaml:"images"`
 	// Tools are images whose files are copied over the slot's root: the
 	// programs cluster components run, such as nft with its libraries.
 	Tools []string `yaml:"tools"`
@@ -157,7 +156,7 @@ func ParseSpec(file string, data []byte) (*Spec, error) {
 	s.file, s.lines = file, ls
 	if _, ok := ls["kubernetes"]; ok && s.Agent.Kubernetes == nil {
 		// A bare "kubernetes:" decodes as null; it asks for every default.
-		s.Agent.Kubernetes = &kubeboot.Config{}
+		s.Agent.Kubernetes = &config.Kubernetes{}
 	}
 	if s.Disk.ESPSize == 0 {
 		s.Disk.ESPSize = DefaultESPSize

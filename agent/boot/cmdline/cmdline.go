@@ -11,10 +11,12 @@ package cmdline
 import (
 	"fmt"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // SlotParam is the parameter that names the root slot to boot.
-const SlotParam = "cairn.slot"
+const SlotParam = contract.SlotParam
 
 // maxLen bounds what Parse accepts; the kernel's own limit is a few KiB
 // (COMMAND_LINE_SIZE is 2048 on x86 and arm64, 4096 on some arches).
@@ -94,13 +96,12 @@ func (c Cmdline) Keys() []string {
 
 // Slot returns the slot named by cairn.slot, "a" or "b" (case is ignored).
 // Anything else is an error that says how to fix the boot entry.
-func (c Cmdline) Slot() (string, error) {
+func (c Cmdline) Slot() (contract.Slot, error) {
 	v, ok := c.params[SlotParam]
 	if !ok {
 		return "", fmt.Errorf("kernel command line has no %s= (add cairn.slot=a or cairn.slot=b to the boot entry)", SlotParam)
 	}
-	switch s := strings.ToLower(v); s {
-	case "a", "b":
+	if s, err := contract.ParseSlot(v); err == nil {
 		return s, nil
 	}
 	return "", fmt.Errorf("kernel command line has %s=%q, which is not a slot (use cairn.slot=a or cairn.slot=b in the boot entry)", SlotParam, truncate(v, 32))

@@ -41,7 +41,7 @@ func TestSlot(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Slot(): %v", err)
 			}
-			if got != tt.want {
+			if string(got) != tt.want {
 				t.Errorf("Slot() = %q, want %q", got, tt.want)
 			}
 		})

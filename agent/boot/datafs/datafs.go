@@ -16,13 +16,14 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"golang.org/x/sys/unix"
 )
 
 // Label is the ext4 volume label of the data filesystem.
-const Label = "CAIRN-DATA"
+const Label = contract.DataFSLabel
 
 // ProbeSize is how much of the partition start must be zero for it to
 // count as blank. It covers the superblock of every common filesystem

@@ -12,12 +12,13 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/u-root/u-root/pkg/kmodule"
 )
 
 // ListPath is where the builder writes the module list, in the initramfs
 // (modules needed to reach the root slot) and in the slot (the rest).
-const ListPath = "/etc/cairn/modules"
+const ListPath = contract.ModulesList
 
 // maxSize bounds what ParseList reads.
 const maxSize = 1 << 20

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/atomicfile"
 	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/services"
 	"golang.org/x/sys/unix"
@@ -23,7 +24,7 @@ import (
 
 // resolvConf is where the network manager writes the resolver config; it
 // is bind-mounted over the read-only /etc/resolv.conf.
-const resolvConf = "/run/cairn/resolv.conf"
+const resolvConf = contract.ResolvConf
 
 // bootSlot is the slot named on the kernel command line ("" if none).
 func bootSlot() string {
@@ -36,7 +37,7 @@ func bootSlot() string {
 		return ""
 	}
 	slot, _ := cl.Slot()
-	return slot
+	return string(slot)
 }
 
 // buildTime is when the image was built: the builder stamps every file in
@@ -52,7 +53,7 @@ func buildTime() time.Time {
 // mountESP mounts the EFI system partition at /boot, where the per-node
 // file lives (and, later, the slots' boot files).
 func mountESP() error {
-	p, err := blockdev.FindPartition("ESP")
+	p, err := blockdev.FindPartition(contract.LabelESP)
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func (a serviceAdapter) Logs(ctx context.Context, name string, opt api.LogOption
 }
 
 // nodeIDPath keeps the node's random identity on CAIRN-DATA.
-const nodeIDPath = "/var/lib/cairn/node-id"
+const nodeIDPath = contract.NodeIDFile
 
 // defaultHostname is the host name of a node whose spec and node file name
 // none: "cairn-" and six hex digits drawn once, on first boot, and kept on

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/services"
@@ -19,7 +21,7 @@ const containerdSocket = "/run/containerd/containerd.sock"
 
 // startKubernetes brings up the bundled Kubernetes: the node's cluster
 // address, then kubeboot (PKI, images, cairn-kube under a supervisor).
-func startKubernetes(ctx context.Context, conf kubeboot.Config, hostname string, log *slog.Logger) (*kubeboot.Node, error) {
+func startKubernetes(ctx context.Context, conf config.Kubernetes, hostname string, log *slog.Logger) (*kubeboot.Node, error) {
 	if err := network.EnsureClusterLink(); err != nil {
 		return nil, err
 	}
@@ -33,7 +35,7 @@ func startKubernetes(ctx context.Context, conf kubeboot.Config, hostname string,
 	// disk) waits up to 2 minutes between tries, so the node stays usable;
 	// one that ran longer than that restarts after a second.
 	sup := &supervisor.Supervisor{Reaper: reaper, Log: log, Backoff: supervisor.Backoff{Min: time.Second, Max: 2 * time.Minute}}
-	out := &services.RotatingFile{Path: filepath.Join("/var/log/cairn", "cairn-kube.log"), MaxSize: 10 << 20, Keep: 3}
+	out := &services.RotatingFile{Path: filepath.Join(contract.LogDir, "cairn-kube.log"), MaxSize: 10 << 20, Keep: 3}
 	return kubeboot.Start(ctx, sup, kubeboot.Options{
 		Config:     conf,
 		NodeName:   strings.ToLower(hostname),

@@ -82,7 +82,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := mountESP(); err != nil {
 		log.Warn("ESP not mounted; no per-node settings", "err", err)
 	}
-	netConf, err := network.ApplyNodeFile(conf.Network, config.NodeFile, log)
+	netConf, err := config.ApplyNodeFile(conf.Network, config.NodeFile, log)
 	if err != nil {
 		say("warning: %s ignored: %v", config.NodeFile, err)
 	}
@@ -97,7 +97,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	nm, err := network.New(netConf, network.WithLogger(log), network.WithResolvConf(resolvConf))
 	if err != nil {
 		say("warning: network settings invalid: %v; using DHCP", err)
-		if nm, err = network.New(network.Config{Hostname: netConf.Hostname}, network.WithLogger(log), network.WithResolvConf(resolvConf)); err != nil {
+		if nm, err = network.New(config.Network{Hostname: netConf.Hostname}, network.WithLogger(log), network.WithResolvConf(resolvConf)); err != nil {
 			return err
 		}
 	}

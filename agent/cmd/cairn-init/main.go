@@ -29,12 +29,13 @@ import (
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
 	"github.com/cairn-edge/cairn/agent/boot/modules"
 	"github.com/cairn-edge/cairn/agent/console"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"golang.org/x/sys/unix"
 )
 
 // InitramfsMarker exists only in the initramfs; its presence selects
 // stage 1.
-const InitramfsMarker = "/etc/cairn/initramfs"
+const InitramfsMarker = contract.InitramfsMarker
 
 // The Go runtime settings of the long-running processes of the OS (this
 // init, containerd, cairn-agent): they idle nearly all the time and share a
@@ -118,7 +119,7 @@ func kernelCmdline() cmdline.Cmdline {
 
 // bootSlot is the slot named on the kernel command line; without one the
 // box cannot boot, so it is fatal.
-func bootSlot(cl cmdline.Cmdline) string {
+func bootSlot(cl cmdline.Cmdline) contract.Slot {
 	slot, err := cl.Slot()
 	if err != nil {
 		fatal("%v", err)

@@ -12,13 +12,13 @@ import (
 	"github.com/cairn-edge/cairn/agent/boot/datafs"
 	"github.com/cairn-edge/cairn/agent/boot/gptgrow"
 	"github.com/cairn-edge/cairn/agent/boot/switchroot"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"golang.org/x/sys/unix"
 )
 
 const (
-	newRoot   = "/newroot"
-	slotInit  = "/sbin/init"
-	dataLabel = "CAIRN-DATA"
+	newRoot  = "/newroot"
+	slotInit = contract.Init
 	// slotWait bounds the wait for the slot partition to appear.
 	slotWait = 30 * time.Second
 	// dataWait bounds the wait for the data partition once the slot's
@@ -62,7 +62,7 @@ func stage1() {
 	modErr := loadModules("initramfs")
 	slot := bootSlot(kernelCmdline())
 
-	label := "CAIRN-" + strings.ToUpper(slot)
+	label := slot.Label()
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)
 	part, err := blockdev.WaitPartition(ctx, label)
 	cancel()
@@ -118,16 +118,16 @@ func ensureConsole() {
 // problems that still leave a usable /var are only logged.
 func prepareData(slotDisk string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), dataWait)
-	data, err := blockdev.WaitPartition(ctx, dataLabel)
+	data, err := blockdev.WaitPartition(ctx, contract.LabelData)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%w (the disk needs a partition labeled %s)", err, dataLabel)
+		return fmt.Errorf("%w (the disk needs a partition labeled %s)", err, contract.LabelData)
 	}
 	if data.Disk != slotDisk {
 		log.Warn("data partition is on another disk than the slot", "data", data.Path, "slot disk", slotDisk)
 	}
 
-	if c, grown, err := gptgrow.Grow(data.Disk, dataLabel); err != nil {
+	if c, grown, err := gptgrow.Grow(data.Disk, contract.LabelData); err != nil {
 		log.Warn("could not grow the data partition; using it as it is", "dev", data.Path, "err", err)
 	} else if grown {
 		log.Info("grew data partition to the end of the disk", "dev", data.Path,
@@ -144,9 +144,9 @@ func prepareData(slotDisk string) error {
 	}
 	switch kind {
 	case datafs.Unknown:
-		return fmt.Errorf("%s (%s) holds data that is not ext4, so it was left untouched (to have it formatted on the next boot, zero its first MiB)", dataLabel, data.Path)
+		return fmt.Errorf("%s (%s) holds data that is not ext4, so it was left untouched (to have it formatted on the next boot, zero its first MiB)", contract.LabelData, data.Path)
 	case datafs.Blank:
-		say("creating ext4 on %s (%s, %d MiB)", dataLabel, data.Path, size>>20)
+		say("creating ext4 on %s (%s, %d MiB)", contract.LabelData, data.Path, size>>20)
 		start := time.Now()
 		if err := datafs.Format(data.Path, size); err != nil {
 			return err

@@ -1,4 +1,4 @@
-package network
+package config
 
 import (
 	"bytes"
@@ -12,24 +12,19 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// NodeFile is where the agent reads the per-node override: a file on the
-// boot partition, so one image serves a fleet and each SD card gets its
-// own hostname and address by editing one file on any computer.
-const NodeFile = "/boot/cairn-node.yaml"
-
 // maxNodeFile bounds what ParseNodeFile reads; the file is a few lines.
 const maxNodeFile = 64 << 10
 
-// ParseNodeFile decodes a per-node override file: the fields of [Config]
+// ParseNodeFile decodes a per-node override file: the fields of [Network]
 // (hostname, interfaces, dns), strictly (unknown keys are errors, so a
 // typo does not silently fall back to the image's settings), and
 // validates it. The file is untrusted input (anyone with the SD card
 // writes it): ParseNodeFile never panics. A UTF-8 byte order mark and
 // CRLF line ends, as Windows editors write them, are accepted.
-func ParseNodeFile(data []byte) (Config, error) {
-	var c Config
+func ParseNodeFile(data []byte) (Network, error) {
+	var c Network
 	if len(data) > maxNodeFile {
-		return Config{}, fmt.Errorf("%d bytes, more than the %d accepted", len(data), maxNodeFile)
+		return Network{}, fmt.Errorf("%d bytes, more than the %d accepted", len(data), maxNodeFile)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -38,27 +33,27 @@ func ParseNodeFile(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); errors.Is(err, io.EOF) {
-		return Config{}, nil // comments only
+		return Network{}, nil // comments only
 	} else if err != nil {
-		return Config{}, err
+		return Network{}, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("more than one YAML document (remove the '---' separator)")
+		return Network{}, errors.New("more than one YAML document (remove the '---' separator)")
 	}
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		return Network{}, err
 	}
 	return c, nil
 }
 
-// Merge returns base with the fields set in node put over it: hostname
+// MergeNode returns base with the fields set in node put over it: hostname
 // and dns replace the image's when given; an interface entry replaces the
 // image's entry of the same name, and entries with new names come first,
 // so a node's "eth0" wins over the image's "eth*". When base lists no
 // interfaces (DHCP on every ethernet link) and node lists some, node's
 // list is the whole list.
-func Merge(base, node Config) Config {
+func MergeNode(base, node Network) Network {
 	out := base
 	if node.Hostname != "" {
 		out.Hostname = node.Hostname
@@ -116,16 +111,16 @@ var readFile = os.ReadFile
 // cannot be read, does not parse, or makes the merged configuration
 // invalid is ignored: base is returned with an error for the console
 // (print it as "cairn: warning: <err>"), and one line is logged.
-func ApplyNodeFile(base Config, path string, log *slog.Logger) (Config, error) {
+func ApplyNodeFile(base Network, path string, log *slog.Logger) (Network, error) {
 	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return base, nil
 	}
 	if err == nil {
-		var node Config
+		var node Network
 		node, err = ParseNodeFile(data)
 		if err == nil {
-			merged := Merge(base, node)
+			merged := MergeNode(base, node)
 			if err = merged.Validate(); err == nil {
 				return merged, nil
 			}

@@ -1,4 +1,4 @@
-package network
+package config
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Config is the network part of the image spec, the agent configuration
+// Network is the network part of the image spec, the agent configuration
 // and the per-node file (see [ApplyNodeFile]).
 //
 //	hostname: edge-17
@@ -22,7 +22,7 @@ import (
 //
 // With no interfaces listed, every physical ethernet link (not veth,
 // bridges, VLANs or tunnels, which Kubernetes creates) gets DHCPv4.
-type Config struct {
+type Network struct {
 	// Hostname is set with sethostname(2) and sent to DHCP servers.
 	// Empty keeps the kernel's ("(none)" unless the command line sets one).
 	Hostname string `yaml:"hostname,omitempty" json:"hostname,omitempty"`
@@ -61,7 +61,7 @@ func (i Interface) UsesDHCP() bool {
 const ifNameMax = 15
 
 // Validate checks c and returns every problem found, each naming the field.
-func (c Config) Validate() error {
+func (c Network) Validate() error {
 	var errs []error
 	if c.Hostname != "" {
 		if err := validHostname(c.Hostname); err != nil {
@@ -163,9 +163,9 @@ func validHostname(h string) error {
 	return nil
 }
 
-// interfaceFor returns the first entry of c matching the link name, or,
+// InterfaceFor returns the first entry of c matching the link name, or,
 // when c lists none, the default (DHCP) for physical ethernet links.
-func (c Config) interfaceFor(name string, physicalEther bool) (Interface, bool) {
+func (c Network) InterfaceFor(name string, physicalEther bool) (Interface, bool) {
 	if len(c.Interfaces) == 0 {
 		return Interface{Name: name}, physicalEther
 	}
