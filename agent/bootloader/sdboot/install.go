@@ -83,9 +83,9 @@ func render(slot contract.Slot, files bootloader.BootFiles) ([]byte, error) {
 	if files.Initrd != nil {
 		e.Initrd = bootPath(slot, contract.InitrdFile)
 	}
-	for what, v := range map[string]string{"title": e.Title, "version": e.Version, "command line": e.Options} {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return nil, fmt.Errorf("installing slot %s: the %s %q has a line break or NUL; an entry holds one line per key", slot, what, v)
+	for _, kv := range [][2]string{{"title", e.Title}, {"version", e.Version}, {"command line", e.Options}} {
+		if strings.ContainsAny(kv[1], "\r\n\x00") {
+			return nil, fmt.Errorf("installing slot %s: the %s %q has a line break or NUL; an entry holds one line per key", slot, kv[0], kv[1])
 		}
 	}
 	return e.Render(), nil
