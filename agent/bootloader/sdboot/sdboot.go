@@ -39,12 +39,25 @@
 //
 // # Checked with systemd-boot under OVMF
 //
-// Debian 12's systemd-boot 252.39 (systemd-boot-efi 252.39-1~deb12u2), under
-// OVMF (QEMU 7.2, TCG, q35), on a GPT disk whose FAT32 ESP holds entries this
-// package wrote through DirFS, each with a marker on the kernel command line
-// (testdata/ovmf.sh):
+// testdata/ovmf.sh boots Debian 12's systemd-boot 252.39 (systemd-boot-efi
+// 252.39-1~deb12u2) under OVMF (QEMU 7.2, TCG, q35) from a GPT disk whose
+// FAT32 ESP holds the entries this package wrote through DirFS, each with a
+// marker on the kernel command line, and reads the marker the kernel
+// printed. It booted, one step after the other (2026-12-01):
 //
-//	(results to come)
+//	a committed, trial of b armed           b; systemd-boot renamed it cairn-00000002-b+0-1.conf
+//	no commit (a cut, a panic)              a
+//	trial of b armed again                  b
+//	b committed                             b
+//	a installed (1.0, b is 3.0), armed      a (plain names, cairn-b.conf and cairn-a+1.conf, boot b: checked)
+//	no commit                               b, the last committed slot
+//	a committed: the lower version          a
+//	a marked bad                            b
+//
+// A foreign entry (debian.conf, which sorts before every cairn-* name) was
+// on the ESP all along and never booted: "default cairn-*" picks the first
+// matching entry in the order. An old name (cairn-a.conf) sorts after a
+// generation, and a dot-named file (a DirFS temporary) is not booted.
 package sdboot
 
 import (
