@@ -5,6 +5,8 @@
 package atomicfile
 
 import (
+	"bytes"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,14 @@ import (
 
 // WriteFile replaces path with data and mode perm, creating its directory.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return Write(path, bytes.NewReader(data), perm)
+}
+
+// Write replaces path with what r holds and mode perm, creating its
+// directory. The temporary file is named "."+base+".*", so loaders that skip
+// dot files (systemd-boot) never see a part. perm 0 leaves a new file's
+// mode alone: vfat has no modes and refuses most chmods.
+func Write(path string, r io.Reader, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -21,11 +31,13 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
+	if perm != 0 {
+		if err := f.Chmod(perm); err != nil {
+			f.Close()
+			return err
+		}
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
 		return err
 	}
@@ -39,6 +51,11 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir makes a directory's changes (a rename, a removal) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

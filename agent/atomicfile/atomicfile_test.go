@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -24,5 +25,15 @@ func TestWriteFile(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Dir(path))
 	if len(left) != 1 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestWriteStream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kernel")
+	if err := Write(path, strings.NewReader("image"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "image" {
+		t.Errorf("content = %q, %v; want %q", got, err, "image")
 	}
 }

@@ -1,0 +1,86 @@
+// Package bootloader is Cairn's A/B boot-loader control: one interface that
+// the builder uses to write a fresh image's boot files and the agent uses to
+// upgrade, try, commit and roll back a slot, whatever the board's boot
+// loader. Each family lives in its own package below this one (sdboot:
+// systemd-boot on UEFI boards; the Raspberry Pi's tryboot and U-Boot's
+// extlinux come later) and works on an FS: a directory on the node (the ESP
+// mounted at /boot) or a MemFS the builder fills and copies into its image.
+//
+// An upgrade on the node, from the running slot a:
+//
+//	bl := sdboot.New(bootloader.DirFS(contract.ESPMount), log)
+//	err := bl.Install(contract.SlotB, bootloader.BootFiles{Kernel: k, Initrd: i, Cmdline: cmdline, Title: title, Version: "1.3.0"})
+//	reboot, err := bl.ArmTrial(contract.SlotB) // then reboot with reboot.Arg
+//	// on the next boot, running b:
+//	trial, err := bl.Trial(contract.SlotB) // true: run the health gate
+//	err = bl.Commit(contract.SlotB)        // healthy: b is the default
+//	err = bl.MarkBad(contract.SlotB)       // not healthy: a is the default; reboot
+//
+// A fresh image, in the builder: Install(SlotA, files), Commit(SlotA).
+//
+// Every method leaves the disk, after a power cut at any instant, in a state
+// whose next boot is a slot that was good (committed), or the armed trial.
+package bootloader
+
+import (
+	"io"
+
+	"github.com/cairn-edge/cairn/agent/contract"
+)
+
+// Bootloader controls which slot the firmware boots. Implementations keep
+// their state on the boot media only, so the node and the builder agree
+// without a state file, and a cut at any instant leaves the default on a
+// good slot.
+type Bootloader interface {
+	// Install writes slot's boot files. It first makes slot not bootable,
+	// since the caller is about to overwrite that slot (its partition and
+	// its boot files), and leaves it not bootable: ArmTrial or Commit makes
+	// it bootable again. It refuses the slot the firmware boots as the
+	// committed default, and a slot whose removal would leave no committed
+	// slot to boot.
+	Install(slot contract.Slot, files BootFiles) error
+	// ArmTrial makes the next boot, once, try slot (installed before); a
+	// trial that does not reach Commit (a power cut, a panic, a hang and a
+	// watchdog reset) falls back to the committed slot on the boot after.
+	// The caller reboots the way Reboot says.
+	ArmTrial(slot contract.Slot) (Reboot, error)
+	// Trial tells whether this boot, of the running slot, is an armed trial
+	// (the health gate decides on Commit or MarkBad) rather than a boot of
+	// the committed slot.
+	Trial(running contract.Slot) (bool, error)
+	// Commit makes slot (installed before) the known-good default, whatever
+	// the versions involved: a commit of an older version is a downgrade
+	// the caller asked for.
+	Commit(slot contract.Slot) error
+	// MarkBad makes sure slot is not booted again until it is installed
+	// anew; the other slot, which must be committed, is the default.
+	MarkBad(slot contract.Slot) error
+	// Default is the slot the firmware boots next.
+	Default() (contract.Slot, error)
+}
+
+// BootFiles are what a slot boots from, besides its root partition.
+// Kernel and Initrd are read once, by Install.
+type BootFiles struct {
+	// Kernel is the kernel image (vmlinuz, or an arm64 Image).
+	Kernel io.Reader
+	// Initrd is the initramfs.
+	Initrd io.Reader
+	// Cmdline is the kernel command line without the slot parameter: the
+	// implementation adds contract.SlotOption(slot).
+	Cmdline []string
+	// Title is shown in a boot menu, if the loader shows one.
+	Title string
+	// Version is the image version, for people reading the boot media; it
+	// does not order anything (a downgrade is a version like any other).
+	Version string
+}
+
+// Reboot says how to reboot into an armed trial.
+type Reboot struct {
+	// Arg, when not empty, is the argument of reboot(2)'s RESTART2 command
+	// that arms the trial (the Raspberry Pi firmware's "0 tryboot"); empty
+	// means a plain reboot.
+	Arg string
+}

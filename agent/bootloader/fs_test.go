@@ -1,0 +1,95 @@
+package bootloader
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestFS(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		fs   FS
+	}{
+		{"mem", &MemFS{}},
+		{"dir", DirFS(t.TempDir())},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fs
+			if names, err := f.ReadDir("loader/entries"); err != nil || len(names) != 0 {
+				t.Errorf("ReadDir of a missing dir = %v, %v; want empty", names, err)
+			}
+			if _, err := f.ReadFile("loader/loader.conf"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("ReadFile of a missing file: %v; want fs.ErrNotExist", err)
+			}
+			for _, name := range []string{"loader/entries/b.conf", "loader/entries/a.conf", "loader/entries/.a.conf.123", "loader/entries/sub/c.conf", "loader/loader.conf"} {
+				if err := f.WriteFile(name, strings.NewReader("content of "+name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			names, err := f.ReadDir("loader/entries")
+			if want := []string{"a.conf", "b.conf"}; err != nil || !reflect.DeepEqual(names, want) {
+				t.Errorf("ReadDir = %q, %v; want %q (files only, no dot files, sorted)", names, err, want)
+			}
+			if b, err := f.ReadFile("loader/entries/a.conf"); err != nil || string(b) != "content of loader/entries/a.conf" {
+				t.Errorf("ReadFile = %q, %v", b, err)
+			}
+			if err := f.Remove("loader/entries/a.conf"); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Remove("loader/entries/a.conf"); err != nil {
+				t.Errorf("Remove of a missing file: %v", err)
+			}
+			if names, _ := f.ReadDir("loader/entries"); !reflect.DeepEqual(names, []string{"b.conf"}) {
+				t.Errorf("after Remove, ReadDir = %q", names)
+			}
+			for _, bad := range []string{"/abs", "../up", "a//b", "."} {
+				if err := f.WriteFile(bad, strings.NewReader("")); err == nil {
+					t.Errorf("WriteFile(%q) accepted a path outside the FS", bad)
+				}
+			}
+		})
+	}
+}
+
+func TestDirFSLeavesNoTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := DirFS(dir).WriteFile("cairn/a/vmlinuz", strings.NewReader("kernel")); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(filepath.Join(dir, "cairn", "a"))
+	if err != nil || len(des) != 1 || des[0].Name() != "vmlinuz" {
+		t.Errorf("cairn/a holds %v, %v; want vmlinuz alone", des, err)
+	}
+}
+
+func TestMemFSWalkSorted(t *testing.T) {
+	var m MemFS
+	for _, name := range []string{"loader/loader.conf", "EFI/BOOT/BOOTX64.EFI", "cairn/a/vmlinuz", "cairn/a/initrd"} {
+		if err := m.WriteFile(name, strings.NewReader(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := m.Walk(func(name string, data []byte) error {
+		if string(data) != name {
+			t.Errorf("%s holds %q", name, data)
+		}
+		got = append(got, name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"EFI/BOOT/BOOTX64.EFI", "cairn/a/initrd", "cairn/a/vmlinuz", "loader/loader.conf"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Walk order %q, want %q", got, want)
+	}
+	stop := errors.New("stop")
+	if err := m.Walk(func(string, []byte) error { return stop }); err != stop {
+		t.Errorf("Walk returned %v, want fn's error", err)
+	}
+}
