@@ -176,12 +176,12 @@ func TestBuildChecksOut(t *testing.T) {
 	run("dd", "if="+res.Image, "of="+esp, "bs=1M", "skip=1", "count=64", "status=none")
 	run("fsck.vfat", "-n", esp)
 	files := run("mdir", "-i", esp, "-/", "-b", "::/")
-	for _, want := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/loader/entries/cairn-a.conf", "::/cairn/a/vmlinuz", "::/cairn/a/initrd"} {
+	for _, want := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/loader/entries/cairn-00000001-a.conf", "::/cairn/a/vmlinuz", "::/cairn/a/initrd"} {
 		if !strings.Contains(files, want) {
 			t.Errorf("ESP lacks %s:\n%s", want, files)
 		}
 	}
-	entry := run("mtype", "-i", esp, "::/loader/entries/cairn-a.conf")
+	entry := run("mtype", "-i", esp, "::/loader/entries/cairn-00000001-a.conf")
 	if !strings.Contains(entry, "options transparent_hugepage=madvise console=ttyS0 cairn.slot=a") {
 		t.Errorf("boot entry:\n%s", entry)
 	}

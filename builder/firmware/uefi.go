@@ -1,14 +1,15 @@
 package firmware
 
 import (
+	"bytes"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
 	"github.com/cairn-edge/cairn/agent/contract"
-	"github.com/cairn-edge/cairn/builder/bootentry"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/spec"
@@ -41,31 +42,35 @@ func (u *uefi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 	return disk.Plan(u.arch, seed, s)
 }
 
-// BootPartition is the ESP of a fresh image: systemd-boot and slot A's
-// kernel, initramfs and boot entry. Slot B gets its files and entry when
-// an update is written to it.
+// BootPartition is the ESP of a fresh image: systemd-boot, and slot A's
+// kernel, initramfs and boot entry written by agent/bootloader/sdboot —
+// the code the node upgrades with — installed and committed. Slot B gets
+// its files and entry when an update is written to it.
 func (u *uefi) BootPartition(b Boot, initrd []byte) (*fstree.Tree, error) {
+	kernel, err := os.Open(b.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	defer kernel.Close()
+	var esp bootloader.MemFS
+	bl := sdboot.New(&esp, nil)
+	slot := contract.SlotA
+	files := bootloader.BootFiles{
+		Kernel:  kernel,
+		Initrd:  bytes.NewReader(initrd),
+		Cmdline: b.Cmdline,
+		Title:   fmt.Sprintf("%s (slot %s)", b.Title, strings.ToUpper(string(slot))),
+		Version: b.Version,
+	}
+	if err := bl.Install(slot, files); err != nil {
+		return nil, fmt.Errorf("ESP: %w", err)
+	}
+	if err := bl.Commit(slot); err != nil {
+		return nil, fmt.Errorf("ESP: %w", err)
+	}
 	t := fstree.New()
 	if err := t.HostFile(contract.EFIBootPaths[u.arch], 0o644, u.efi); err != nil {
 		return nil, err
 	}
-	if err := t.File(contract.ESPLoaderConf, 0o644, bootentry.LoaderConf()); err != nil {
-		return nil, err
-	}
-	slot := contract.SlotA
-	e := bootentry.Entry{
-		Slot:    string(slot),
-		Title:   fmt.Sprintf("%s (slot %s)", b.Title, strings.ToUpper(string(slot))),
-		Version: b.Version,
-		Linux:   "/" + path.Join(slot.BootDir(), contract.KernelFile),
-		Initrd:  "/" + path.Join(slot.BootDir(), contract.InitrdFile),
-		Options: strings.Join(append(append([]string{}, b.Cmdline...), contract.SlotOption(slot)), " "),
-	}
-	if err := t.File(path.Join(contract.ESPEntriesDir, e.FileName()), 0o644, e.Render()); err != nil {
-		return nil, err
-	}
-	if err := t.HostFile(path.Join(slot.BootDir(), contract.KernelFile), 0o644, b.Kernel); err != nil {
-		return nil, err
-	}
-	return t, t.File(path.Join(slot.BootDir(), contract.InitrdFile), 0o644, initrd)
+	return t, esp.Walk(func(name string, data []byte) error { return t.File(name, 0o644, data) })
 }
