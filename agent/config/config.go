@@ -11,7 +11,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/contract"
-	"github.com/cairn-edge/cairn/agent/services"
 	"gopkg.in/yaml.v3"
 )
 
@@ -29,7 +28,7 @@ type Config struct {
 	// Clock names the NTP servers (key ntp).
 	Clock clock.Config `yaml:",inline"`
 	// Services are the system services, run as containers.
-	Services []services.Service `yaml:"services,omitempty"`
+	Services []Service `yaml:"services,omitempty"`
 	// API configures the node API.
 	API API `yaml:"api,omitempty"`
 	// Kubernetes, when set, runs the bundled Kubernetes (cairn-kube).
@@ -47,7 +46,7 @@ func (c Config) Validate() error {
 	if err := c.Network.Validate(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	if err := services.Validate(c.Services); err != nil {
+	if err := ValidateServices(c.Services); err != nil {
 		return fmt.Errorf("services: %w", err)
 	}
 	if err := c.Clock.Validate(); err != nil {

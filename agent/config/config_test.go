@@ -7,14 +7,13 @@ import (
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/clock"
-	"github.com/cairn-edge/cairn/agent/services"
 )
 
 func TestRoundTrip(t *testing.T) {
 	c := Config{
 		Network:  Network{Hostname: "edge-1", DNS: []string{"9.9.9.9"}},
 		Clock:    clock.Config{NTP: []string{"time.example"}},
-		Services: []services.Service{{Name: "hello", Image: "hello:1"}},
+		Services: []Service{{Name: "hello", Image: "hello:1"}},
 		API:      API{Port: 7443},
 	}
 	data, err := c.Marshal()

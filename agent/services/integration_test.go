@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
 
@@ -241,13 +242,13 @@ func TestIntegration(t *testing.T) {
 	for _, name := range []string{"base", "web", "crashy", "oneshot"} {
 		writeTestImage(t, filepath.Join(images, name))
 	}
-	svcs := []Service{
+	svcs := []config.Service{
 		// Listed out of order on purpose: web needs base.
-		{Name: "web", Image: "test.invalid/web:1", DependsOn: []string{"base"}, Env: map[string]string{"SVC": "web", "LISTEN": "8080"}, Ready: Ready{TCP: 8080, Timeout: 20 * time.Second}},
-		{Name: "base", Image: "test.invalid/base:1", Env: map[string]string{"SVC": "base"}, Ready: Ready{Notify: true, Timeout: 20 * time.Second},
-			Mounts: []Mount{{Source: dir, Target: "/host", Options: []string{"ro"}}}, Capabilities: []string{"NET_ADMIN"}},
-		{Name: "crashy", Image: "test.invalid/crashy:1", Env: map[string]string{"SVC": "crashy", "EXIT_CODE": "3"}, Restart: RestartOnFailure},
-		{Name: "oneshot", Image: "test.invalid/oneshot:1", Env: map[string]string{"SVC": "oneshot", "EXIT_CODE": "0"}, Restart: RestartOnFailure, HostNetwork: true},
+		{Name: "web", Image: "test.invalid/web:1", DependsOn: []string{"base"}, Env: map[string]string{"SVC": "web", "LISTEN": "8080"}, Ready: config.Ready{TCP: 8080, Timeout: 20 * time.Second}},
+		{Name: "base", Image: "test.invalid/base:1", Env: map[string]string{"SVC": "base"}, Ready: config.Ready{Notify: true, Timeout: 20 * time.Second},
+			Mounts: []config.Mount{{Source: dir, Target: "/host", Options: []string{"ro"}}}, Capabilities: []string{"NET_ADMIN"}},
+		{Name: "crashy", Image: "test.invalid/crashy:1", Env: map[string]string{"SVC": "crashy", "EXIT_CODE": "3"}, Restart: config.RestartOnFailure},
+		{Name: "oneshot", Image: "test.invalid/oneshot:1", Env: map[string]string{"SVC": "oneshot", "EXIT_CODE": "0"}, Restart: config.RestartOnFailure, HostNetwork: true},
 	}
 	m, err := NewManager(svcs, Options{
 		Address:     ctrd.address(),

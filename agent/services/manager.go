@@ -15,6 +15,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
@@ -86,7 +87,7 @@ func (o *Options) setDefaults() {
 // State is where a service is in its life.
 type State string
 
-// Service states.
+// config.Service states.
 const (
 	StateWaiting  State = "waiting"  // for its dependencies to be ready
 	StateStarting State = "starting" // running, not ready yet
@@ -130,7 +131,7 @@ type Manager struct {
 
 // unit is one service and what the Manager keeps about it.
 type unit struct {
-	svc      Service
+	svc      config.Service
 	ring     *Ring
 	file     *RotatingFile
 	out      io.Writer
@@ -149,11 +150,11 @@ type unit struct {
 
 // NewManager validates svcs and prepares their logs; nothing starts before
 // Start.
-func NewManager(svcs []Service, opts Options) (*Manager, error) {
-	if err := Validate(svcs); err != nil {
+func NewManager(svcs []config.Service, opts Options) (*Manager, error) {
+	if err := config.ValidateServices(svcs); err != nil {
 		return nil, err
 	}
-	order, _ := Order(svcs)
+	order, _ := config.ServiceOrder(svcs)
 	opts.setDefaults()
 	m := &Manager{opts: opts, order: order, units: map[string]*unit{}}
 	m.ctx, m.cancel = context.WithCancel(namespaces.WithNamespace(context.Background(), Namespace))

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	containerd "github.com/containerd/containerd/v2/client"
 )
 
@@ -26,7 +27,7 @@ func (m *Manager) awaitDependencies(u *unit) bool {
 // check times out (the restart policy then takes over).
 func (m *Manager) awaitReady(u *unit, task containerd.Task, notify *notifyListener, exited <-chan struct{}) {
 	r := u.svc.Ready
-	timeout := time.NewTimer(r.timeout())
+	timeout := time.NewTimer(r.Wait())
 	defer timeout.Stop()
 	ready := func() {
 		u.set(func(s *Status) {
@@ -74,13 +75,13 @@ func (m *Manager) awaitReady(u *unit, task containerd.Task, notify *notifyListen
 		return
 	}
 timedOut:
-	msg := fmt.Sprintf("not ready after %s (ready: %s); killed", r.timeout(), readyKind(r))
+	msg := fmt.Sprintf("not ready after %s (ready: %s); killed", r.Wait(), readyKind(r))
 	m.opts.Log.Warn("service: "+msg, "service", u.svc.Name)
 	u.set(func(s *Status) { s.LastError = msg })
 	task.Kill(m.ctx, syscall.SIGKILL)
 }
 
-func readyKind(r Ready) string {
+func readyKind(r config.Ready) string {
 	if r.Notify {
 		return "sd_notify READY=1"
 	}

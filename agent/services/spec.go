@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/cairn-edge/cairn/agent/config"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -16,9 +17,9 @@ import (
 // made from, so an agent restart adopts it only while that still holds.
 const labelSpec = "io.cairn.service.spec"
 
-func specHash(s Service, imageDigest string) string {
+func specHash(s config.Service, imageDigest string) string {
 	b, _ := json.Marshal(struct {
-		S Service
+		S config.Service
 		D string
 	}{s, imageDigest})
 	sum := sha256.Sum256(b)
@@ -27,7 +28,7 @@ func specHash(s Service, imageDigest string) string {
 
 // specOpts composes the OCI spec of a service's container from the image's
 // config and the service's fields.
-func specOpts(img containerd.Image, s Service, notify *notifyListener) []oci.SpecOpts {
+func specOpts(img containerd.Image, s config.Service, notify *notifyListener) []oci.SpecOpts {
 	opts := []oci.SpecOpts{oci.WithDefaultSpec(), oci.WithDefaultUnixDevices}
 	if len(s.Args) > 0 {
 		opts = append(opts, oci.WithImageConfigArgs(img, s.Args))
@@ -57,7 +58,7 @@ func specOpts(img containerd.Image, s Service, notify *notifyListener) []oci.Spe
 	if len(s.Capabilities) > 0 {
 		var caps []string
 		for _, c := range s.Capabilities {
-			caps = append(caps, capName(c))
+			caps = append(caps, config.CapabilityName(c))
 		}
 		opts = append(opts, oci.WithAddedCapabilities(caps))
 	}
@@ -75,7 +76,7 @@ func specOpts(img containerd.Image, s Service, notify *notifyListener) []oci.Spe
 
 // specMount turns a Mount into an OCI mount: bind by default, recursive
 // unless the options say "bind".
-func specMount(m Mount) specs.Mount {
+func specMount(m config.Mount) specs.Mount {
 	typ := m.Type
 	if typ == "" {
 		typ = "bind"

@@ -3,7 +3,7 @@ package supervisor
 import "time"
 
 // Mode says which exits are followed by a restart. Its values are the
-// services' restart policies (services.RestartPolicy).
+// services' restart policies (config.RestartPolicy).
 type Mode string
 
 // Restart modes.
