@@ -1,7 +1,11 @@
-// Package config is the node agent's configuration file,
-// /etc/cairn/agent.yaml in the root slot. The builder writes it from the
-// image spec; the agent reads it at start. One type serves both sides, so
-// the spec's keys and the agent's file cannot drift apart.
+// Package config is the node's configuration: the agent's file
+// /etc/cairn/agent.yaml in the root slot (network, ntp, services, api,
+// kubernetes) and the per-node file on the ESP. The builder writes the
+// agent's file from the image spec; the agent reads it at start. One set of
+// types serves both sides, so the spec's keys and the agent's file cannot
+// drift apart, and it depends on nothing heavy (no netlink, no containerd
+// client): the workstation CLI links it. The packages that act on it
+// (network, services, kubeboot, clock) take their part from here.
 package config
 
 import (
