@@ -162,10 +162,18 @@ func importImages(ctx context.Context, socket string) error {
 	if err != nil {
 		return err
 	}
+	// containerd.New can return before the daemon serves (a socket that
+	// exists but still refuses, seen on a loaded box): wait until it answers.
 	var c *containerd.Client
 	for {
 		if c, err = containerd.New(socket, containerd.WithTimeout(10*time.Second)); err == nil {
-			break
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ok, _ := c.IsServing(sctx)
+			cancel()
+			if ok {
+				break
+			}
+			c.Close()
 		}
 		select {
 		case <-ctx.Done():
