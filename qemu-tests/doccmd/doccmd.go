@@ -57,11 +57,15 @@ type Found struct {
 	Problems []string
 }
 
-// For returns the commands Where assigns to test.
+// For returns the commands Where assigns to test, each command shown in
+// several places once (at its first place).
 func (f *Found) For(test string) []Command {
 	var cmds []Command
+	seen := map[string]bool{}
 	for _, c := range f.Commands {
-		if Where(c).Test == test {
+		key := strings.Join(c.Args, "\x00")
+		if Where(c).Test == test && !seen[key] {
+			seen[key] = true
 			cmds = append(cmds, c)
 		}
 	}

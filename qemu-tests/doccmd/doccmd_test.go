@@ -1,11 +1,14 @@
 package doccmd
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // root is the repository: tests run in qemu-tests/doccmd.
@@ -153,4 +156,74 @@ func TestBuilderArgs(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("BuilderArgs = %q, want %q", got, want)
 	}
+}
+
+// TestLinks checks that every relative link of README.md, docs/*.md and
+// agent/kube/README.md names a file of the tree and, into a Markdown
+// file, a heading that file has.
+func TestLinks(t *testing.T) {
+	files, err := Files(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "agent", "kube", "README.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, file)
+		for n, line := range strings.Split(string(b), "\n") {
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				target, anchor, _ := strings.Cut(m[1], "#")
+				if strings.Contains(target, "://") {
+					continue
+				}
+				path := file
+				if target != "" {
+					path = filepath.Join(filepath.Dir(file), target)
+				}
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s:%d: link to %s: no such file", rel, n+1, m[1])
+					continue
+				}
+				if anchor != "" && !slices.Contains(anchors(t, path), anchor) {
+					t.Errorf("%s:%d: link to %s: no heading with that anchor in %s (have %v)", rel, n+1, m[1], target, anchors(t, path))
+				}
+			}
+		}
+	}
+}
+
+// anchors are the anchors GitHub gives the headings of a Markdown file:
+// lowercase, punctuation dropped, spaces as dashes.
+func anchors(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as []string
+	inFence := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var slug strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				slug.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				slug.WriteRune(r)
+			}
+		}
+		as = append(as, slug.String())
+	}
+	return as
 }
