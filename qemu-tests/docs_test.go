@@ -56,6 +56,8 @@ func runDocumented(t *testing.T, test string, vm *qemu.VM, config string) {
 		cancel()
 		if err != nil {
 			t.Errorf("documented at %s: %s: %v (fix the command in the docs, or what broke it)\n%s", c.Pos(), c.Text, err, out)
+			continue
 		}
+		t.Logf("documented at %s: ran %s", c.Pos(), c.Text)
 	}
 }
