@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/qemu-tests/doccmd"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
@@ -98,6 +99,8 @@ func TestAgentAPI(t *testing.T) {
 	if out, err := node(t, vm, servicesImage.NodeConfig, "restart", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
 		t.Errorf("restart of an unknown service: %v\n%s", err, out)
 	}
+	// The node commands README.md and docs/ show work as shown.
+	runDocumented(t, doccmd.AgentAPITest, vm, servicesImage.NodeConfig)
 
 	// Credentials of another PKI, and an expired client certificate of
 	// the right CA, are refused.

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/qemu-tests/doccmd"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
@@ -66,6 +67,8 @@ func TestKubernetes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cairn node kubeconfig: %v\n%s", err, kc)
 	}
+	// The Kubernetes node commands README.md and docs/ show work as shown.
+	runDocumented(t, doccmd.KubernetesTest, vm, kubeImage.NodeConfig)
 	k := kubeClient(t, []byte(kc))
 	ctx := context.Background()
 	t.Cleanup(func() {

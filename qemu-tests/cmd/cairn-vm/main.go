@@ -5,6 +5,8 @@
 //
 // The image is first copied (sparse) to a run disk grown to -disk-size, so
 // the build output stays untouched and the first boot can grow CAIRN-DATA.
+// The node API (port 7443 in the guest) is forwarded to 127.0.0.1:-api-port,
+// so `cairn node --server 127.0.0.1:7443 status` reaches the VM.
 // Press Ctrl-C to stop the VM, or power it off from inside.
 package main
 
@@ -17,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
@@ -34,6 +37,7 @@ func run() error {
 	size := flag.Int64("disk-size", 4<<30, "size the run disk is grown to, in bytes")
 	keep := flag.Bool("keep", false, "boot the existing run disk again instead of a fresh copy")
 	mem := flag.Int("m", 1024, "memory in MiB")
+	apiPort := flag.Int("api-port", 7443, "port on 127.0.0.1 that reaches the node API in the VM (0: none)")
 	flag.Parse()
 	arch, err := qemu.ParseArch(*archName)
 	if err != nil {
@@ -56,8 +60,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "cairn-vm: booting %s (%s) — Ctrl-C stops the VM\n", *disk, arch)
-	vm, err := qemu.Start(ctx, qemu.WithArch(arch), qemu.WithDisk(*disk), qemu.WithMemory(*mem),
-		qemu.WithNetwork(), qemu.WithTerminal(os.Stdin, os.Stdout))
+	opts := []qemu.Option{qemu.WithArch(arch), qemu.WithDisk(*disk), qemu.WithMemory(*mem),
+		qemu.WithNetwork(), qemu.WithTerminal(os.Stdin, os.Stdout)}
+	if *apiPort != 0 {
+		opts = append(opts, qemu.WithPortForward(*apiPort, api.DefaultPort))
+		fmt.Fprintf(os.Stderr, "cairn-vm: node API at 127.0.0.1:%d\n", *apiPort)
+	}
+	vm, err := qemu.Start(ctx, opts...)
 	if err != nil {
 		return err
 	}
