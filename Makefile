@@ -2,7 +2,7 @@
 #   make run           build images/minimal.yaml for qemu-x86_64 and boot it (BOARD=qemu-aarch64 for arm64)
 #   make test          install what is needed and run every test CI runs
 #   make test-full     the above plus the long matrix (all boards, fuzzing)
-#   make bench         measure the figures in README.md
+#   make bench         measure the figures in docs/figures.md
 GO      ?= go
 SPEC    ?= images/minimal.yaml
 BOARD   ?= qemu-x86_64

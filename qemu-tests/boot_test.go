@@ -1,6 +1,6 @@
 // End-to-end tests: build real images from images/minimal.yaml with Debian's
 // kernels, boot them under QEMU with UEFI firmware and assert on the serial
-// console contract of DESIGN.md.
+// console contract (docs/node.md#console-lines).
 package qemutests
 
 import (

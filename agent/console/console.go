@@ -1,5 +1,5 @@
 // Package console prints the lines of the serial console contract
-// (DESIGN.md: "cairn: init ok slot=a version=…", "cairn: agent ready", …)
+// (docs/node.md#console-lines: "cairn: init ok slot=a version=…", "cairn: agent ready", …)
 // and gives the in-OS programs their console logger. Tests and operators
 // rely on these lines: add new ones, never rename.
 package console

@@ -1,10 +1,11 @@
 // Package services runs Cairn's system services as containers in
 // containerd's "cairn.system" namespace, for the node agent.
 //
-// A config.Service says what to run; a Manager imports each service's image from the
-// OCI layout baked into the slot (so a node boots with no network), starts the
-// services in dependency order, waits for each to be ready, restarts crashed
-// ones with exponential backoff, and keeps their output:
+// A config.Service says what to run; a Manager imports each service's image
+// from the OCI layout baked into the slot (so a node boots with no network),
+// starts the services in dependency order (ready.go), waits for each to be
+// ready, runs each as a containerd task (task.go, spec.go) under the one
+// restart policy of agent/supervisor, and keeps their output (logs.go):
 //
 //	m, err := services.NewManager(svcs, services.Options{})
 //	if err != nil { ... }           // invalid services

@@ -1,9 +1,11 @@
-// Command cairn builds Cairn OS images.
+// Command cairn is Cairn's workstation CLI: it builds images and talks to
+// nodes.
 //
-//	cairn build -f images/minimal.yaml --board qemu-x86_64
+//	cairn build -f images/minimal.yaml --board qemu-x86_64 [--format raw]
 //	cairn validate -f images/minimal.yaml --board qemu-aarch64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
+//	cairn node --config out/minimal-qemu-x86_64.node.yaml --server 192.0.2.10 status
 package main
 
 import (
