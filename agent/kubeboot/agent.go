@@ -84,6 +84,7 @@ func (n *Node) startAgent(ctx context.Context, host *supervisor.Host) *Node {
 		// they name: that is the node's name, whatever the host is called.
 		n.opts.Log.Info("node name from the join credentials", "node", j.nodeName, "hostname", n.opts.NodeName)
 		n.opts.NodeName = j.nodeName
+		n.setPhase(false, false) // the health part names the node
 	}
 	if !j.notAfter.IsZero() && time.Until(j.notAfter) < renewWarning {
 		n.problem("the join certificate in %s expires on %s: mint a new one (cairn node join-kubeconfig --node %s) and replace the file", path, j.notAfter.Format(time.DateOnly), n.opts.NodeName)
@@ -109,7 +110,6 @@ func (n *Node) startAgent(ctx context.Context, host *supervisor.Host) *Node {
 			n.problem("images: %v", err)
 		}
 		go n.watchAgent(ctx)
-		go n.watchDisk(ctx, DataDir)
 		ip, err := n.waitNodeIP(ctx, c.Server)
 		if err != nil {
 			return // ctx ended
@@ -135,6 +135,7 @@ func (n *Node) startAgent(ctx context.Context, host *supervisor.Host) *Node {
 func (n *Node) fail(format string, args ...any) {
 	n.mu.Lock()
 	n.phase = "failed"
+	n.Health().Set(phaseHealth(n.phase, n.opts.NodeName, fmt.Sprintf(format, args...)))
 	n.mu.Unlock()
 	n.problem(format, args...)
 }

@@ -7,18 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	// Named so, as this package's type health holds cairn-kube's runs.
+	nodehealth "github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/kubepki"
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
@@ -29,7 +27,7 @@ import (
 //   - a corrupt datastore: cairn-kube moves it aside and starts empty,
 //     leaving a record (datastoreRecords); the agent shows the record until
 //     it is removed and applies the manifests again (deploy);
-//   - a full CAIRN-DATA: watchDisk says so while it lasts; cairn-kube's
+//   - a full CAIRN-DATA: WatchDisk says so while it lasts; cairn-kube's
 //     log sink drops lines rather than fail (logSink), which would kill
 //     cairn-kube with SIGPIPE;
 //   - certificates ending: renewPKI runs at start and every pkiEvery and
@@ -40,41 +38,31 @@ import (
 // and the console hears when it starts and when it ends.
 
 // conditions are problems that hold now, by key, shown in status until
-// cleared; unlike Node.problem's messages, which are events.
+// cleared; unlike Node.problem's messages, which are events. They are the
+// problems of the node's "kubernetes" health part (package agent/health),
+// which decides what is news for the console.
 type conditions struct {
-	mu sync.Mutex
-	m  map[string]string
+	once sync.Once
+	p    *nodehealth.Part
+}
+
+// part is the Kubernetes part of the node's health, made on first use (a
+// Node in a test is a struct literal).
+func (c *conditions) part() *nodehealth.Part {
+	c.once.Do(func() { c.p = nodehealth.NewPart("kubernetes") })
+	return c.p
 }
 
 // set makes key's condition msg and reports whether that changed it.
-func (c *conditions) set(key, msg string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]string{}
-	}
-	if c.m[key] == msg {
-		return false
-	}
-	c.m[key] = msg
-	return true
-}
+func (c *conditions) set(key, msg string) bool { return c.part().Raise(key, msg) }
 
 // clear removes key's condition and reports whether there was one.
-func (c *conditions) clear(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.m[key]
-	delete(c.m, key)
-	return ok
-}
+func (c *conditions) clear(key string) bool { return c.part().Clear(key) }
 
 // keys are the keys of the conditions that hold and start with prefix.
 func (c *conditions) keys(prefix string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []string
-	for k := range c.m {
+	for _, k := range c.part().Keys() {
 		if strings.HasPrefix(k, prefix) {
 			out = append(out, k)
 		}
@@ -83,15 +71,12 @@ func (c *conditions) keys(prefix string) []string {
 }
 
 // list is the messages, in key order.
-func (c *conditions) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(c.m)) {
-		out = append(out, c.m[k])
-	}
-	return out
-}
+func (c *conditions) list() []string { return c.part().Problems() }
+
+// Health is the node's Kubernetes as a part of the node's health model, to
+// attach to it: its state follows the phase (starting, ready, not ready,
+// failed) and its problems are the lasting problems status shows.
+func (n *Node) Health() *nodehealth.Part { return n.health.cond.part() }
 
 // setCondition records that key's problem holds, saying so on the console
 // when it is new or changed.
@@ -211,61 +196,27 @@ func (n *Node) watchPKI(ctx context.Context, dir string) {
 	}
 }
 
-// Free space on CAIRN-DATA below which the node reports a problem: 5 %
-// (where the kubelet starts evicting pods, agent/kube/args) or lowSpaceMin
-// on a small disk, whichever is more; the problem ends with 1 % (at least
-// 16 MiB) more free, so the report does not flap at the edge.
-const (
-	lowSpacePercent = 5
-	lowSpaceMin     = 64 << 20
-)
-
-// diskEvery is how often watchDisk looks at CAIRN-DATA.
-var diskEvery = 10 * time.Second
-
-// statfs is the system call, a seam for tests.
-var statfs = unix.Statfs
-
-// diskSpace returns the bytes free (for unprivileged use, like the
-// kubelet counts) and the size of the file system holding path.
-func diskSpace(path string) (free, size uint64, err error) {
-	var st unix.Statfs_t
-	if err := statfs(path, &st); err != nil {
-		return 0, 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
-}
-
-// lowSpace reports whether free of size is too little, given whether it
-// was already (the hysteresis above).
-func lowSpace(free, size uint64, was bool) bool {
-	limit := max(size*lowSpacePercent/100, lowSpaceMin)
-	if was {
-		limit += max(size/100, 16<<20)
-	}
-	return free < limit
-}
-
-// watchDisk reports CAIRN-DATA (the file system of dir) nearly full, until
-// space returns, on servers and agents alike. A full disk fails a server's
-// datastore writes, the kubelet evicts pods and cairn-kube may exit: the
-// node keeps running and says why.
-func (n *Node) watchDisk(ctx context.Context, dir string) {
-	low := false
+// WatchDisk reports CAIRN-DATA nearly full, as d (the node's disk part,
+// package agent/health) reads it, until space returns, on servers and
+// agents alike. A full disk fails a server's datastore writes, the kubelet
+// evicts pods and cairn-kube may exit: the node keeps running and says why.
+func (n *Node) WatchDisk(ctx context.Context, d *nodehealth.Disk) {
 	for {
-		free, size, err := diskSpace(dir)
-		if err != nil {
-			n.opts.Log.Warn("free space", "path", dir, "err", err)
-		} else if low = lowSpace(free, size, low); low {
+		r, next := d.Watch()
+		switch {
+		case r.At.IsZero() || r.Err != nil:
+			// Not read yet, or unreadable: d logs why; the last
+			// verdict stands.
+		case r.Low:
 			n.setCondition("disk space", "CAIRN-DATA is nearly full: %d MiB free of %d MiB: the kubelet evicts pods (and a server's datastore cannot write); free space (delete unused images, volumes, logs) or give the node a bigger disk",
-				free>>20, size>>20)
-		} else {
+				r.Free>>20, r.Size>>20)
+		default:
 			n.clearCondition("disk space")
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(diskEvery):
+		case <-next:
 		}
 	}
 }

@@ -15,49 +15,27 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	nodehealth "github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/supervisor"
 )
-
-func TestLowSpace(t *testing.T) {
-	const MiB, GiB = 1 << 20, 1 << 30
-	for _, tt := range []struct {
-		name       string
-		free, size uint64
-		was, want  bool
-	}{
-		{"plenty", 10 * GiB, 32 * GiB, false, false},
-		{"under 5 %", 1 * GiB, 32 * GiB, false, true},
-		{"just over 5 %", 1700 * MiB, 32 * GiB, false, false},
-		{"just over 5 %, was low: still low until 6 %", 1700 * MiB, 32 * GiB, true, true},
-		{"over 6 %, was low", 2 * GiB, 32 * GiB, true, false},
-		{"small disk: 64 MiB floor", 60 * MiB, 512 * MiB, false, true},
-		{"small disk, enough", 100 * MiB, 512 * MiB, false, false},
-		{"full", 0, 4 * GiB, false, true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := lowSpace(tt.free, tt.size, tt.was); got != tt.want {
-				t.Errorf("lowSpace(%d MiB of %d MiB, was %v) = %v, want %v", tt.free>>20, tt.size>>20, tt.was, got, tt.want)
-			}
-		})
-	}
-}
 
 // TestWatchDisk: a full disk is a problem in status and on the console
 // while it lasts, and the console hears when it is over.
 func TestWatchDisk(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 30)
-	defer func(f func(string, *unix.Statfs_t) error, e time.Duration) { statfs, diskEvery = f, e }(statfs, diskEvery)
-	statfs = func(path string, st *unix.Statfs_t) error {
+	disk := nodehealth.NewDisk("/var/lib/cairn")
+	disk.Statfs = func(path string, st *unix.Statfs_t) error {
 		st.Bsize, st.Blocks, st.Bavail = 4096, 4<<30/4096, free.Load()/4096
 		return nil
 	}
-	diskEvery = time.Millisecond
+	disk.Every = time.Millisecond
 	n, con := testNode(t, http.NotFoundHandler())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.watchDisk(ctx, "/var/lib/cairn"); close(done) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan struct{}, 2)
+	go func() { disk.Run(ctx); done <- struct{}{} }()
+	go func() { n.WatchDisk(ctx, disk); done <- struct{}{} }()
+	defer func() { cancel(); <-done; <-done }()
 
 	problems := func() []string { return n.health.cond.list() }
 	waitUntil(t, "nothing to report", func() error {
@@ -263,5 +241,33 @@ func TestWatchPKI(t *testing.T) {
 	})
 	if con.count("restarting cairn-kube to load the renewed certificates") < 2 {
 		t.Errorf("console %q, want the restarts said", con.lines)
+	}
+}
+
+// TestHealthPart: the Kubernetes part of the node's health follows the
+// phase, and the conditions are its problems.
+func TestHealthPart(t *testing.T) {
+	n, _ := testNode(t, http.NotFoundHandler())
+	n.phase = ""
+	p := n.Health()
+	for _, tt := range []struct {
+		do         func()
+		want       nodehealth.State
+		wantReason string
+	}{
+		{func() { n.setPhase(false, false) }, nodehealth.Starting, "waiting for node edge-1 to be Ready"},
+		{func() { n.setPhase(true, false) }, nodehealth.OK, "node edge-1 is Ready"},
+		{func() { n.setCondition("manifest a.yaml", "manifest a.yaml: bad") }, nodehealth.Degraded, "node edge-1 is Ready; manifest a.yaml: bad"},
+		{func() { n.setPhase(false, true) }, nodehealth.Failed, "node edge-1 is not Ready; manifest a.yaml: bad"},
+		{func() { n.clearCondition("manifest a.yaml"); n.setPhase(true, true) }, nodehealth.OK, "node edge-1 is Ready"},
+		{func() { n.fail("cluster PKI in %s: %v", "/pki", "denied") }, nodehealth.Failed, "cluster PKI in /pki: denied"},
+	} {
+		tt.do()
+		if st := p.Status(); st.State != tt.want || st.Reason != tt.wantReason {
+			t.Errorf("part %s %q, want %s %q", st.State, st.Reason, tt.want, tt.wantReason)
+		}
+	}
+	if st := n.Status(context.Background()); st.Phase != "failed" || len(st.Problems) != 1 || st.Problems[0] != "cluster PKI in /pki: denied" {
+		t.Errorf("status %+v: the event problem, as before", st)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/atomicfile"
 	"github.com/cairn-edge/cairn/agent/config"
+	nodehealth "github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/kubepki"
 	"github.com/cairn-edge/cairn/agent/services"
 	"github.com/cairn-edge/cairn/agent/supervisor"
@@ -70,7 +71,8 @@ type Node struct {
 func Start(ctx context.Context, host *supervisor.Host, opts Options) (*Node, error) {
 	c := opts.Config.WithDefaults()
 	opts.Config = c
-	n := &Node{opts: opts, phase: "starting"}
+	n := &Node{opts: opts}
+	n.setPhase(false, false)
 	if c.Mode == config.ModeAgent {
 		return n.startAgent(ctx, host), nil
 	}
@@ -97,7 +99,6 @@ func Start(ctx context.Context, host *supervisor.Host, opts Options) (*Node, err
 			n.problem("images: %v", err) // the pods using them will say so; the cluster still comes up
 		}
 		go n.watch(ctx)
-		go n.watchDisk(ctx, DataDir)
 		go n.watchPKI(ctx, pkiDir)
 		last := &lastLines{}
 		n.runKube(ctx, host, supervisor.Service{
@@ -281,7 +282,8 @@ func (n *Node) nodeReady(ctx context.Context) (bool, error) {
 }
 
 // setPhase keeps the phase current: ready, or not ready once the node
-// has been ready (before that it stays "starting").
+// has been ready (before that it stays "starting"); the health part
+// follows.
 func (n *Node) setPhase(ready, announced bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -290,7 +292,24 @@ func (n *Node) setPhase(ready, announced bool) {
 		n.phase = "ready"
 	case announced:
 		n.phase = "not ready"
+	case n.phase == "":
+		n.phase = "starting"
 	}
+	n.Health().Set(phaseHealth(n.phase, n.opts.NodeName, ""))
+}
+
+// phaseHealth is the health part's verdict on a phase; why is what keeps
+// a failed node's Kubernetes from starting.
+func phaseHealth(phase, nodeName, why string) (nodehealth.State, string) {
+	switch phase {
+	case "ready":
+		return nodehealth.OK, "node " + nodeName + " is Ready"
+	case "not ready":
+		return nodehealth.Failed, "node " + nodeName + " is not Ready"
+	case "failed":
+		return nodehealth.Failed, why
+	}
+	return nodehealth.Starting, "waiting for node " + nodeName + " to be Ready"
 }
 
 // maxProblems is how many problems status keeps, the newest.
