@@ -24,7 +24,7 @@
 //
 // The handlers reach the system through two small interfaces, Node and
 // Services, which the agent implements (LocalNode is the Node of the
-// running machine).
+// running machine), and, where the node has them, Kubernetes and Health.
 package api
 
 import (
@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/health"
 )
 
 // DefaultPort is the node API's TCP port.
@@ -150,12 +151,20 @@ type Address struct {
 	Address   string `json:"address"` // e.g. "10.0.2.15/24"
 }
 
-// Status is GET /v1/status: the node, its services and, on a node that
-// runs it, the bundled Kubernetes.
+// Status is GET /v1/status: the node, its services, on a node that runs
+// it the bundled Kubernetes, and the node's health as its one health model
+// (package agent/health) sees it.
 type Status struct {
 	NodeStatus
 	Services   []Service         `json:"services"`
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+	Health     *health.Snapshot  `json:"health,omitempty"`
+}
+
+// Health is the node's health model (*health.Model).
+type Health interface {
+	// Snapshot is the node's health now.
+	Snapshot() health.Snapshot
 }
 
 // Kubernetes is the bundled Kubernetes of a node that runs it.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/builder/pki"
 )
 
@@ -120,12 +121,22 @@ func (s *fakeServices) Logs(ctx context.Context, name string, opts LogOptions) (
 	return pr, nil
 }
 
+// fakeHealth is a health model with two parts: services ok, disk nearly
+// full.
+func fakeHealth() *health.Model {
+	m := health.New(health.WithLogger(slog.New(slog.DiscardHandler)))
+	m.Part("services").Set(health.OK, "2 services running")
+	m.Part("disk").Set(health.Degraded, "CAIRN-DATA is nearly full: 20 MiB free of 4096 MiB")
+	return m
+}
+
 // env is a node API server on loopback and a valid client for it.
 type env struct {
 	pki    *pki.PKI
 	url    string
 	node   *fakeNode
 	svcs   *fakeServices
+	health *health.Model
 	client *Client
 	log    *syncBuffer
 	// stop ends Serve and returns its error; it runs at cleanup too.
@@ -184,8 +195,8 @@ func start(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pki: p, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, log: &syncBuffer{}}
-	srv := NewServer(e.node, e.svcs, WithLogger(slog.New(slog.NewTextHandler(e.log, nil))))
+	e := &env{pki: p, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, health: fakeHealth(), log: &syncBuffer{}}
+	srv := NewServer(e.node, e.svcs, WithHealth(e.health), WithLogger(slog.New(slog.NewTextHandler(e.log, nil))))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, tlsConf) }()

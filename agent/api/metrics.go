@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-edge/cairn/agent/health"
 )
 
 // latencyBuckets are the upper bounds, in seconds, of the request latency
@@ -86,6 +88,10 @@ func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
 		p.sample("cairn_service_restarts_total", float64(svc.Restarts), "service", svc.Name)
 	}
 
+	if h := st.Health; h != nil {
+		writeHealth(p, h)
+	}
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	keys := make([]routeCode, 0, len(m.count))
@@ -120,6 +126,23 @@ func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
 		p.sample("cairn_api_request_duration_seconds_count", float64(h.count), "route", r)
 	}
 	return p.w.Flush()
+}
+
+// writeHealth writes the health model's state: the node's and each part's,
+// one sample per state as for services, so a query can select either.
+func writeHealth(p promWriter, h *health.Snapshot) {
+	p.family("cairn_node_healthy", "gauge", "1 if the node's health is ok (every part of it ok).")
+	p.sample("cairn_node_healthy", b2f(h.State == health.OK))
+	p.family("cairn_node_health", "gauge", "1 for the state the node's health is in (the worst of its parts), 0 for the others.")
+	for _, state := range health.States {
+		p.sample("cairn_node_health", b2f(h.State == state), "state", string(state))
+	}
+	p.family("cairn_health", "gauge", "1 for the state the part of the node's health is in, 0 for the others.")
+	for _, part := range h.Parts {
+		for _, state := range health.States {
+			p.sample("cairn_health", b2f(part.State == state), "part", part.Name, "state", string(state))
+		}
+	}
 }
 
 func b2f(b bool) float64 {

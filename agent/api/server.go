@@ -25,6 +25,7 @@ type Server struct {
 	node     Node
 	services Services
 	kube     Kubernetes // nil on a node without Kubernetes
+	health   Health     // nil: status and metrics have no health section
 	log      *slog.Logger
 	metrics  *requestMetrics
 	handler  http.Handler
@@ -42,6 +43,11 @@ func WithLogger(l *slog.Logger) Option {
 // kubeconfig.
 func WithKubernetes(k Kubernetes) Option {
 	return func(s *Server) { s.kube = k }
+}
+
+// WithHealth serves the node's health model in status and metrics.
+func WithHealth(h Health) Option {
+	return func(s *Server) { s.health = h }
 }
 
 // route is one endpoint.
@@ -293,7 +299,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// gather asks Node and Services for the status.
+// gather asks Node, Services and, where set, Kubernetes and Health for the
+// status.
 func (s *Server) gather(ctx context.Context) (*Status, error) {
 	ns, err := s.node.Status(ctx)
 	if err != nil {
@@ -313,6 +320,10 @@ func (s *Server) gather(ctx context.Context) (*Status, error) {
 	if s.kube != nil {
 		ks := s.kube.Status(ctx)
 		st.Kubernetes = &ks
+	}
+	if s.health != nil {
+		h := s.health.Snapshot()
+		st.Health = &h
 	}
 	return st, nil
 }
