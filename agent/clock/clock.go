@@ -109,6 +109,10 @@ type Status struct {
 	// Floor is the earliest time the clock may show: the saved time or
 	// the build time, whichever is later.
 	Floor time.Time `json:"floor,omitzero"`
+	// FloorSet is true when the clock was behind Floor at boot and
+	// EnsureFloor set it forward: until Synced, the time is only the
+	// floor, not the real-time clock's (a board without one).
+	FloorSet bool `json:"floorSet,omitempty"`
 	// LastSave is when the time was last written to the state file.
 	LastSave time.Time `json:"lastSave,omitzero"`
 }
@@ -192,6 +196,9 @@ func (s *Syncer) EnsureFloor() (bool, error) {
 		return false, errors.Join(err, fmt.Errorf("setting the clock forward to %s: %w", floor.Format(time.RFC3339), serr))
 	}
 	s.log.Info("clock set forward to the last known time", "from", was.Format(time.RFC3339), "to", floor.Format(time.RFC3339))
+	s.mu.Lock()
+	s.status.FloorSet = true
+	s.mu.Unlock()
 	return true, err
 }
 

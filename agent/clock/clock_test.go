@@ -94,6 +94,9 @@ func TestEnsureFloor(t *testing.T) {
 			if !tt.wantSet && len(fc.sets) > 0 {
 				t.Errorf("clock was set: %v", fc.sets)
 			}
+			if st := s.Status(); st.FloorSet != tt.wantSet {
+				t.Errorf("Status().FloorSet = %v, want %v", st.FloorSet, tt.wantSet)
+			}
 		})
 	}
 }
