@@ -220,7 +220,9 @@ func (m *Model) record(c Change) {
 func (m *Model) wake() {
 	state, reason := aggregate(m.statuses())
 	if state != m.state {
-		m.log.Info("node health", "state", state, "was", m.state, "reason", reason)
+		// Debug: the console already says what matters in its contract
+		// lines; status and metrics show the rest.
+		m.log.Debug("node health", "state", state, "was", m.state, "reason", reason)
 		m.state, m.since = state, now()
 	}
 	close(m.changed)

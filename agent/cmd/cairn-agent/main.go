@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
@@ -27,6 +26,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
 	"github.com/cairn-edge/cairn/agent/containerd"
+	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/mountcmd"
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/release"
@@ -69,6 +69,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		conf = config.Config{}
 	}
 
+	// The node's one health model: status, /metrics and the console's
+	// readiness lines read it (package agent/health).
+	hm := health.New(health.WithLogger(log))
+
 	// Clock first: TLS and signature checks need a sane time.
 	clk := clock.New(conf.Clock, clock.WithLogger(log), clock.WithBuildTime(buildTime()))
 	if moved, err := clk.EnsureFloor(); err != nil {
@@ -78,6 +82,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	go clk.Run(ctx)
 	defer clk.Save()
+	go watchClock(ctx, hm.Part("clock"), clk)
+
+	// CAIRN-DATA's free space, for every node; Kubernetes says it its way.
+	disk := health.NewDisk(dataDir)
+	disk.Log = log
+	hm.Attach(disk.Part())
+	go disk.Run(ctx)
 
 	if err := mountESP(); err != nil {
 		log.Warn("ESP not mounted; no per-node settings", "err", err)
@@ -108,25 +119,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}()
 
 	var svcs *services.Manager
-	if len(conf.Services) > 0 {
-		if svcs, err = services.NewManager(conf.Services, services.Options{Log: log}); err != nil {
-			say("warning: services: %v", err)
-		}
+	svcPart := hm.Part("services")
+	if len(conf.Services) == 0 {
+		svcPart.Set(health.OK, "no system services")
+	} else if svcs, err = services.NewManager(conf.Services, services.Options{Log: log}); err != nil {
+		say("warning: services: %v", err)
+		svcPart.Set(health.Failed, err.Error())
 	}
 	if svcs != nil {
-		go func() {
-			if err := svcs.Start(ctx); err != nil && ctx.Err() == nil {
-				say("warning: services: %v", err)
-				return
-			}
-			if ctx.Err() == nil {
-				say("services ready count=%d", len(conf.Services))
-				// Starting services (importing images, unpacking
-				// layers) is the agent's busiest moment; what it
-				// used goes back to the system now, not over minutes.
-				debug.FreeOSMemory()
-			}
-		}()
+		go watchServices(ctx, hm, svcPart, svcs)
 		defer func() {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -139,7 +140,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		kube, err := startKubernetes(ctx, *conf.Kubernetes, netConf.Hostname, log)
 		if err != nil {
 			say("warning: kubernetes: %v", err)
+			hm.Part("kubernetes").Set(health.Failed, err.Error())
 		} else {
+			hm.Attach(kube.Health())
+			go kube.WatchDisk(ctx, disk)
 			apiOpts = append(apiOpts, api.WithKubernetes(kube))
 		}
 	}
@@ -157,7 +161,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("node API: %w", err)
 	}
 	node := &api.LocalNode{Release: rel, Slot: slot}
-	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithLogger(log))...)
+	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log))...)
 	say("agent ready api=:%d", port)
 	return srv.Serve(ctx, ln, tlsConf)
 }

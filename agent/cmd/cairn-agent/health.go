@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/clock"
+	"github.com/cairn-edge/cairn/agent/health"
+	"github.com/cairn-edge/cairn/agent/services"
+)
+
+// dataDir is where cairn-init mounts CAIRN-DATA, whose free space is the
+// "disk" part.
+const dataDir = "/var"
+
+// How often the parts that send no news are read into the health model:
+// services often (a gate waits on them), the clock rarely (it changes at
+// most every few seconds while it retries).
+var (
+	servicesEvery = time.Second
+	clockEvery    = 5 * time.Second
+)
+
+// watchClock reports the clock as the "clock" part.
+func watchClock(ctx context.Context, p *health.Part, clk *clock.Syncer) {
+	health.Poll(ctx, p, clockEvery, func() (health.State, string) { return clockHealth(clk.Status()) })
+}
+
+// clockHealth is the clock part's verdict: confirmed by NTP, or only by
+// the real-time clock or the floor (saved or build time), which may be
+// behind; a node that cannot reach NTP is degraded, not failed (it runs,
+// but certificates and logs may carry a wrong time).
+func clockHealth(st clock.Status) (health.State, string) {
+	if st.Synced {
+		return health.OK, fmt.Sprintf("confirmed by NTP server %s at %s", st.Server, st.LastSync.UTC().Format(time.RFC3339))
+	}
+	source := "the time is the real-time clock's"
+	if st.FloorSet {
+		source = "the clock was set forward to the last known time " + st.Floor.UTC().Format(time.RFC3339) + " and may be behind"
+	}
+	if st.LastError == "" {
+		return health.Starting, "waiting for an NTP answer; " + source
+	}
+	return health.Degraded, "not confirmed by NTP (" + st.LastError + "); " + source + " (check the network and clock.ntp)"
+}
+
+// watchServices reports the system services as the "services" part,
+// starts them, and says `services ready count=N` on the console the first
+// time the part is OK.
+func watchServices(ctx context.Context, m *health.Model, p *health.Part, svcs *services.Manager) {
+	// startErr is why Start failed (containerd out of reach): the list
+	// would only say that every service waits.
+	var startErr atomic.Pointer[string]
+	go health.Poll(ctx, p, servicesEvery, func() (health.State, string) {
+		if why := startErr.Load(); why != nil {
+			return health.Failed, *why
+		}
+		return servicesHealth(svcs.List())
+	})
+	if err := svcs.Start(ctx); err != nil {
+		if ctx.Err() == nil {
+			why := err.Error()
+			startErr.Store(&why)
+			p.Set(health.Failed, why)
+			say("warning: services: %v", err)
+		}
+		return
+	}
+	p.Set(servicesHealth(svcs.List())) // now, not at the next poll
+	if _, err := m.Wait(ctx, health.PartsOK(p.Name())); err != nil {
+		return // ctx ended
+	}
+	say("services ready count=%d", len(svcs.List()))
+	// Starting services (importing images, unpacking layers) is the
+	// agent's busiest moment; what it used goes back to the system now,
+	// not over minutes.
+	debug.FreeOSMemory()
+}
+
+// servicesHealth is the services part's verdict on the manager's list:
+// failed while any is down (exited, restarting, stopped), starting while
+// any is not ready yet, OK when all are.
+func servicesHealth(list []services.Status) (health.State, string) {
+	var down, waiting []string
+	ready := 0
+	for _, s := range list {
+		switch {
+		case s.Ready:
+			ready++
+		case s.State == services.StateWaiting || s.State == services.StateStarting:
+			waiting = append(waiting, fmt.Sprintf("%s (%s)", s.Name, s.State))
+		default:
+			down = append(down, s.Name+" "+downReason(s))
+		}
+	}
+	switch {
+	case len(down) > 0:
+		return health.Failed, strings.Join(down, "; ")
+	case len(waiting) > 0:
+		return health.Starting, fmt.Sprintf("%d of %d services ready; waiting for %s", ready, len(list), strings.Join(waiting, ", "))
+	}
+	return health.OK, fmt.Sprintf("%d services running", ready)
+}
+
+// downReason says why a service that is not running is down.
+func downReason(s services.Status) string {
+	var why string
+	switch s.State {
+	case services.StateBackoff:
+		why = "restarting"
+	default:
+		why = string(s.State)
+	}
+	switch {
+	case s.LastError != "":
+		why += ": " + s.LastError
+	case s.LastExit != nil:
+		why += fmt.Sprintf(" after exit status %d at %s", s.LastExit.Code, s.LastExit.At.UTC().Format(time.RFC3339))
+	}
+	return why
+}
