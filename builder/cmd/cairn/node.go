@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/builder/pki"
 )
 
@@ -235,6 +236,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	}
 	fmt.Fprintf(tw, "processes\t%d using %s PSS (%s RSS)\n", len(st.Processes), bytesIEC(pss), bytesIEC(rss))
 	fmt.Fprintf(tw, "addresses\t%s\n", strings.Join(addrs, ", "))
+	if h := st.Health; h != nil {
+		fmt.Fprintf(tw, "health\t%s\n", healthLine(h, now))
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	printServices(w, st.Services, now)
@@ -255,6 +259,19 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// healthLine is the node's health in a line: its state, for how long,
+// and why when not ok.
+func healthLine(h *health.Snapshot, now time.Time) string {
+	line := string(h.State)
+	if !h.Since.IsZero() {
+		line += " for " + now.Sub(h.Since).Round(time.Second).String()
+	}
+	if h.Reason != "" {
+		line += ": " + h.Reason
+	}
+	return line
 }
 
 func printServices(w io.Writer, svcs []api.Service, now time.Time) {

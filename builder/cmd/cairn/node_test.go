@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/builder/pki"
 )
 
@@ -128,5 +129,33 @@ func checkNodeCommand(t *testing.T, args []string, want, wantErr string) {
 	}
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q", want)
+	}
+}
+
+// TestStatusHealthLine: a node that reports its health gets one line for
+// it; one that does not (an older agent) gets none.
+func TestStatusHealthLine(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		health *health.Snapshot
+		want   string
+	}{
+		{"older agent", nil, ""},
+		{"ok", &health.Snapshot{State: health.OK, Since: now.Add(-90 * time.Second)}, "health     ok for 1m30s\n"},
+		{"degraded", &health.Snapshot{State: health.Degraded, Reason: "disk: CAIRN-DATA is nearly full", Since: now.Add(-time.Minute)}, "health     degraded for 1m0s: disk: CAIRN-DATA is nearly full\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			st := &api.Status{Health: tt.health}
+			printStatus(&b, st, now)
+			got := b.String()
+			if tt.want == "" && strings.Contains(got, "health") || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("status:\n%s\nwant %q", got, tt.want)
+			}
+			if !strings.Contains(got, "addresses  -\n") {
+				t.Errorf("status:\n%s\nthe other lines changed", got)
+			}
+		})
 	}
 }
