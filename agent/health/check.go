@@ -56,6 +56,7 @@ func (c TCPCheck) Check(ctx context.Context) error {
 	return conn.Close()
 }
 
+// String is "tcp ADDRESS".
 func (c TCPCheck) String() string { return "tcp " + c.Address }
 
 // HTTPCheck passes when a GET of URL answers with a 2xx or 3xx status (a
@@ -92,6 +93,7 @@ func (c HTTPCheck) Check(ctx context.Context) error {
 	return nil
 }
 
+// String is "http URL".
 func (c HTTPCheck) String() string { return "http " + c.URL }
 
 func orDefault(d time.Duration) time.Duration {

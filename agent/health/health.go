@@ -107,11 +107,13 @@ type PartStatus struct {
 
 // Change is one change of a part: its state, or the problems it holds.
 type Change struct {
-	At    time.Time `json:"at"`
-	Part  string    `json:"part"`
-	From  State     `json:"from"`
-	To    State     `json:"to"`
-	Cause string    `json:"cause"` // what changed: the new reason, "problem: KEY", "resolved: KEY"
+	At   time.Time `json:"at"`
+	Part string    `json:"part"`
+	From State     `json:"from"`
+	To   State     `json:"to"`
+	// Cause is what changed: the new reason, "problem: KEY",
+	// "resolved: KEY", or an event's message (Part.Note).
+	Cause string `json:"cause"`
 }
 
 // Part returns the named part's status and whether the snapshot has it.
@@ -208,11 +210,17 @@ func (m *Model) Attach(parts ...*Part) {
 func (m *Model) record(c Change) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.changes = append(m.changes, c)
+	m.keep(c)
+	m.wake()
+}
+
+// keep adds changes to the history, dropping the oldest beyond
+// maxChanges; m.mu is held.
+func (m *Model) keep(cs ...Change) {
+	m.changes = append(m.changes, cs...)
 	if len(m.changes) > maxChanges {
 		m.changes = slices.Delete(m.changes, 0, len(m.changes)-maxChanges)
 	}
-	m.wake()
 }
 
 // wake works out the node's state and closes the change channel; m.mu is

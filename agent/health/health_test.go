@@ -117,6 +117,25 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
+// TestNote: an event goes into the history, the state stays.
+func TestNote(t *testing.T) {
+	m := New(WithLogger(discard()))
+	p := m.Part("kubernetes")
+	p.Set(OK, "ready")
+	_, changed := m.Watch()
+	p.Note("cairn-kube exited (signal: killed), restarting")
+	s := m.Snapshot()
+	last := s.Changes[len(s.Changes)-1]
+	if s.State != OK || len(s.Changes) != 2 || last.From != OK || last.To != OK || last.Cause != "cairn-kube exited (signal: killed), restarting" {
+		t.Errorf("after Note: %s, changes %+v", s.State, s.Changes)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("Note woke no watcher")
+	}
+}
+
 func TestChangesBounded(t *testing.T) {
 	m := New(WithLogger(discard()))
 	p := m.Part("checks")
@@ -144,6 +163,9 @@ func TestAttachLate(t *testing.T) {
 	}
 	if s := m.Snapshot(); s.State != Failed || s.Reason != "kubernetes: no join kubeconfig" {
 		t.Errorf("after Attach: %s %q", s.State, s.Reason)
+	}
+	if s := m.Snapshot(); len(s.Changes) != 1 || s.Changes[0].To != Failed || s.Changes[0].Cause != "no join kubeconfig" {
+		t.Errorf("history %+v, want the change made before Attach", s.Changes)
 	}
 	defer func() {
 		if recover() == nil {

@@ -20,6 +20,10 @@ type Part struct {
 	problems map[string]string
 	since    time.Time
 	model    *Model
+	// pending are the changes made before the part was attached, which
+	// attach hands to the model (Kubernetes can fail before the agent
+	// attaches its part).
+	pending []Change
 }
 
 // NewPart returns a part called name, in state Starting, attached to no
@@ -35,10 +39,13 @@ func (p *Part) Name() string { return p.name }
 func (p *Part) attach(m *Model) {
 	p.mu.Lock()
 	p.model = m
+	pending := p.pending
+	p.pending = nil
 	p.mu.Unlock()
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keep(pending...)
 	m.wake()
-	m.mu.Unlock()
 }
 
 // Set makes state and reason the part's own verdict; its problems, if
@@ -79,6 +86,13 @@ func (p *Part) Clear(key string) bool {
 	})
 }
 
+// Note records an event of the part in the model's history without
+// changing its state: something that happened and is over (cairn-kube
+// exited and was restarted), which a gate may still want to know about.
+func (p *Part) Note(msg string) {
+	p.change(func() (string, bool, bool) { return msg, true, true })
+}
+
 // change applies f under the lock, keeps Since and tells the model when f
 // changed something. A new state, or a problem that begins or ends (f's
 // event), goes into the model's history with f's cause; a reason or a
@@ -92,6 +106,10 @@ func (p *Part) change(f func() (cause string, changed, event bool)) bool {
 		p.since = now()
 	}
 	m := p.model
+	if changed && m == nil && (to != from || event) {
+		p.pending = append(p.pending, Change{At: now(), Part: p.name, From: from, To: to, Cause: cause})
+		p.pending = p.pending[max(0, len(p.pending)-maxChanges):]
+	}
 	p.mu.Unlock()
 	if !changed {
 		return false

@@ -315,10 +315,12 @@ func phaseHealth(phase, nodeName, why string) (nodehealth.State, string) {
 // maxProblems is how many problems status keeps, the newest.
 const maxProblems = 10
 
-// problem records and shows something the user should fix.
+// problem records and shows something the user should fix, and notes
+// it in the health model's history.
 func (n *Node) problem(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	n.opts.Say("warning: kubernetes: %s", msg)
+	n.Health().Note(msg)
 	n.mu.Lock()
 	n.problems = append(n.problems, msg)
 	if len(n.problems) > maxProblems {
