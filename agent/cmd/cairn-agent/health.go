@@ -13,10 +13,6 @@ import (
 	"github.com/cairn-edge/cairn/agent/services"
 )
 
-// dataDir is where cairn-init mounts CAIRN-DATA, whose free space is the
-// "disk" part.
-const dataDir = "/var"
-
 // How often the parts that send no news are read into the health model:
 // services often (a gate waits on them), the clock rarely (it changes at
 // most every few seconds while it retries).

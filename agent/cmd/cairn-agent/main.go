@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
 	"github.com/cairn-edge/cairn/agent/containerd"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/mountcmd"
 	"github.com/cairn-edge/cairn/agent/network"
@@ -85,7 +86,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	go watchClock(ctx, hm.Part("clock"), clk)
 
 	// CAIRN-DATA's free space, for every node; Kubernetes says it its way.
-	disk := health.NewDisk(dataDir)
+	disk := health.NewDisk(contract.DataMount)
 	disk.Log = log
 	hm.Attach(disk.Part())
 	go disk.Run(ctx)
