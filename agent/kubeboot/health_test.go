@@ -261,6 +261,7 @@ func TestHealthPart(t *testing.T) {
 		{func() { n.setPhase(false, true) }, nodehealth.Failed, "node edge-1 is not Ready; manifest a.yaml: bad"},
 		{func() { n.clearCondition("manifest a.yaml"); n.setPhase(true, true) }, nodehealth.OK, "node edge-1 is Ready"},
 		{func() { n.fail("cluster PKI in %s: %v", "/pki", "denied") }, nodehealth.Failed, "cluster PKI in /pki: denied"},
+		{func() { n.setPhase(false, false) }, nodehealth.Failed, "cluster PKI in /pki: denied"},
 	} {
 		tt.do()
 		if st := p.Status(); st.State != tt.want || st.Reason != tt.wantReason {

@@ -295,7 +295,9 @@ func (n *Node) setPhase(ready, announced bool) {
 	case n.phase == "":
 		n.phase = "starting"
 	}
-	n.Health().Set(phaseHealth(n.phase, n.opts.NodeName, ""))
+	if n.phase != "failed" { // fail gave the part its verdict, with the reason
+		n.Health().Set(phaseHealth(n.phase, n.opts.NodeName, ""))
+	}
 }
 
 // phaseHealth is the health part's verdict on a phase; why is what keeps
