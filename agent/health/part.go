@@ -105,21 +105,21 @@ func (p *Part) change(f func() (cause string, changed, event bool)) bool {
 	if to != from {
 		p.since = now()
 	}
+	historic := changed && (to != from || event)
+	c := Change{At: now(), Part: p.name, From: from, To: to, Cause: cause}
 	m := p.model
-	if changed && m == nil && (to != from || event) {
-		p.pending = append(p.pending, Change{At: now(), Part: p.name, From: from, To: to, Cause: cause})
+	if historic && m == nil {
+		p.pending = append(p.pending, c)
 		p.pending = p.pending[max(0, len(p.pending)-maxChanges):]
 	}
 	p.mu.Unlock()
-	if !changed {
+	switch {
+	case !changed:
 		return false
-	}
-	if m == nil {
-		return true
-	}
-	if to != from || event {
-		m.record(Change{At: now(), Part: p.name, From: from, To: to, Cause: cause})
-	} else {
+	case m == nil:
+	case historic:
+		m.record(c)
+	default:
 		m.mu.Lock()
 		m.wake()
 		m.mu.Unlock()
