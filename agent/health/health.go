@@ -105,7 +105,8 @@ type PartStatus struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// Change is one change of a part: its state, or the problems it holds.
+// Change is one change of a part: its state, a problem it holds beginning
+// or ending, or an event it noted.
 type Change struct {
 	At   time.Time `json:"at"`
 	Part string    `json:"part"`
