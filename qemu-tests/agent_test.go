@@ -75,6 +75,17 @@ func TestAgentAPI(t *testing.T) {
 	if st.Slot != "a" || st.Version != "0.2.0" || !hasAddress(st, "10.0.2.15/24") {
 		t.Fatalf("status = %+v, want slot a, version 0.2.0 and the DHCP address 10.0.2.15/24", st)
 	}
+	// The health model's section, with every part of a node without
+	// Kubernetes.
+	if st.Health == nil {
+		t.Fatal("status has no health section")
+	}
+	for _, part := range []string{"clock", "disk", "services"} {
+		if _, ok := st.Health.Part(part); !ok {
+			t.Errorf("health %+v has no part %q", st.Health, part)
+		}
+	}
+	t.Logf("health: %s: %s", st.Health.State, st.Health.Reason)
 
 	// The service exits every ~3 s with status 3: it must come back.
 	var restarted api.Service
