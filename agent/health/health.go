@@ -2,9 +2,10 @@
 // (system services, Kubernetes, disk space of CAIRN-DATA, the clock, user
 // checks) reports a State with a reason, and the Model joins them into one
 // node state and reason, remembers what changed and when, and lets readers
-// wait for the state they need. The node API's status and /metrics, the
-// console lines about readiness and problems, and the upgrade's health gate
-// all read this one model rather than asking each part on their own.
+// wait for the state they need. The node API's status and /metrics and the
+// console lines about readiness and problems read this one model rather
+// than asking each part on their own; the upgrade's health gate is to ask
+// it too, with Wait and a deadline.
 //
 //	m := health.New(health.WithLogger(log))
 //	svcs := m.Part("services")
@@ -16,8 +17,7 @@
 //	// The upgrade gate: healthy within five minutes, or why not.
 //	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 //	defer cancel()
-//	snap, err := m.Wait(ctx, health.Healthy)
-//	if err != nil {
+//	if _, err := m.Wait(ctx, health.Healthy); err != nil {
 //		return fmt.Errorf("not committing: %w", err) // names the parts and their reasons
 //	}
 //
