@@ -44,10 +44,16 @@ func clockHealth(st clock.Status) (health.State, string) {
 	return health.Degraded, "not confirmed by NTP (" + st.LastError + "); " + source + " (check the network and clock.ntp)"
 }
 
+// serviceManager is what watchServices needs of *services.Manager.
+type serviceManager interface {
+	Start(ctx context.Context) error
+	List() []services.Status
+}
+
 // watchServices reports the system services as the "services" part,
 // starts them, and says `services ready count=N` on the console the first
 // time the part is OK.
-func watchServices(ctx context.Context, m *health.Model, p *health.Part, svcs *services.Manager) {
+func watchServices(ctx context.Context, m *health.Model, p *health.Part, svcs serviceManager) {
 	// startErr is why Start failed (containerd out of reach): the list
 	// would only say that every service waits.
 	var startErr atomic.Pointer[string]

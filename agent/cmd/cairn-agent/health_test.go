@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +66,113 @@ func TestServicesHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeManager is a services manager whose Start returns err once release
+// is closed, and whose list is what the test sets.
+type fakeManager struct {
+	release chan struct{}
+	err     error
+	mu      sync.Mutex
+	list    []services.Status
+}
+
+func (f *fakeManager) Start(ctx context.Context) error {
+	<-f.release
+	return f.err
+}
+
+func (f *fakeManager) List() []services.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.list)
+}
+
+func (f *fakeManager) set(list ...services.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = list
+}
+
+// sayTo makes the console a slice for the test.
+func sayTo(t *testing.T) func() []string {
+	var mu sync.Mutex
+	var lines []string
+	old := say
+	say = func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+	}
+	t.Cleanup(func() { say = old })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
+	}
+}
+
+// TestWatchServices: `services ready count=N` comes from the model, once
+// Start returned and every service is ready; a Start that fails is a
+// failed part and a warning.
+func TestWatchServices(t *testing.T) {
+	defer func(d time.Duration) { servicesEvery = d }(servicesEvery)
+	servicesEvery = 5 * time.Millisecond
+	waiting := services.Status{Name: "web", State: services.StateWaiting}
+	ready := func(name string) services.Status {
+		return services.Status{Name: name, State: services.StateRunning, Ready: true}
+	}
+
+	t.Run("ready", func(t *testing.T) {
+		console := sayTo(t)
+		m := health.New(health.WithLogger(slog.New(slog.DiscardHandler)))
+		p := m.Part("services")
+		f := &fakeManager{release: make(chan struct{})}
+		f.set(ready("dns"), waiting)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		go func() { watchServices(ctx, m, p, f); close(done) }()
+		waitCtx, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		if s, err := m.Wait(waitCtx, func(s health.Snapshot) bool { return strings.Contains(s.Reason, "1 of 2 services ready") }); err != nil {
+			t.Fatalf("while starting: %v (%+v)", err, s)
+		}
+		f.set(ready("dns"), services.Status{Name: "web", State: services.StateBackoff, LastError: "no image"})
+		if _, err := m.Wait(waitCtx, func(s health.Snapshot) bool { return s.State == health.Failed }); err != nil {
+			t.Fatalf("a service down: %v", err)
+		}
+		f.set(ready("dns"), ready("web"))
+		close(f.release)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("watchServices did not return once all were ready")
+		}
+		if got := console(); !slices.Equal(got, []string{"services ready count=2"}) {
+			t.Errorf("console %q", got)
+		}
+		if st := p.Status(); st.State != health.OK || st.Reason != "2 services running" {
+			t.Errorf("part %s %q", st.State, st.Reason)
+		}
+	})
+
+	t.Run("start fails", func(t *testing.T) {
+		console := sayTo(t)
+		m := health.New(health.WithLogger(slog.New(slog.DiscardHandler)))
+		p := m.Part("services")
+		f := &fakeManager{release: make(chan struct{}), err: errors.New("containerd at /run/containerd/containerd.sock: connection refused")}
+		f.set(waiting)
+		close(f.release)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		watchServices(ctx, m, p, f)
+		time.Sleep(4 * servicesEvery) // the poll must not undo the verdict
+		if st := p.Status(); st.State != health.Failed || !strings.Contains(st.Reason, "connection refused") {
+			t.Errorf("part %s %q, want failed with Start's error", st.State, st.Reason)
+		}
+		if got := console(); !slices.Equal(got, []string{"warning: services: containerd at /run/containerd/containerd.sock: connection refused"}) {
+			t.Errorf("console %q", got)
+		}
+	})
 }
