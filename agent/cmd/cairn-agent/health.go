@@ -21,16 +21,23 @@ var (
 	clockEvery    = 5 * time.Second
 )
 
+// clockGrace is how long after the agent starts an unanswered NTP query
+// is still only "starting": at boot the first queries fail until DHCP
+// has given the node an address and a resolver.
+const clockGrace = 2 * time.Minute
+
 // watchClock reports the clock as the "clock" part.
 func watchClock(ctx context.Context, p *health.Part, clk *clock.Syncer) {
-	health.Poll(ctx, p, clockEvery, func() (health.State, string) { return clockHealth(clk.Status()) })
+	began := time.Now()
+	health.Poll(ctx, p, clockEvery, func() (health.State, string) { return clockHealth(clk.Status(), time.Since(began)) })
 }
 
-// clockHealth is the clock part's verdict: confirmed by NTP, or only by
-// the real-time clock or the floor (saved or build time), which may be
-// behind; a node that cannot reach NTP is degraded, not failed (it runs,
-// but certificates and logs may carry a wrong time).
-func clockHealth(st clock.Status) (health.State, string) {
+// clockHealth is the clock part's verdict, waited after the agent
+// started: confirmed by NTP, or only by the real-time clock or the floor
+// (saved or build time), which may be behind; a node that cannot reach
+// NTP is degraded, not failed (it runs, but certificates and logs may
+// carry a wrong time).
+func clockHealth(st clock.Status, waited time.Duration) (health.State, string) {
 	if st.Synced {
 		return health.OK, fmt.Sprintf("confirmed by NTP server %s at %s", st.Server, st.LastSync.UTC().Format(time.RFC3339))
 	}
@@ -38,8 +45,11 @@ func clockHealth(st clock.Status) (health.State, string) {
 	if st.FloorSet {
 		source = "the clock was set forward to the last known time " + st.Floor.UTC().Format(time.RFC3339) + " and may be behind"
 	}
-	if st.LastError == "" {
+	switch {
+	case st.LastError == "":
 		return health.Starting, "waiting for an NTP answer; " + source
+	case waited < clockGrace:
+		return health.Starting, "waiting for an NTP answer (" + st.LastError + "); " + source
 	}
 	return health.Degraded, "not confirmed by NTP (" + st.LastError + "); " + source + " (check the network and clock.ntp)"
 }

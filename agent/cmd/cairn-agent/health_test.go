@@ -21,18 +21,20 @@ func TestClockHealth(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
 		st         clock.Status
+		waited     time.Duration
 		want       health.State
 		wantReason string
 	}{
-		{"synced", clock.Status{Synced: true, Server: "10.0.2.3:123", LastSync: at}, health.OK, "confirmed by NTP server 10.0.2.3:123 at 2026-03-01T12:00:00Z"},
-		{"synced after the floor", clock.Status{Synced: true, FloorSet: true, Server: "a:123", LastSync: at}, health.OK, "confirmed by NTP"},
-		{"no answer yet, RTC", clock.Status{}, health.Starting, "waiting for an NTP answer; the time is the real-time clock's"},
-		{"no answer yet, floor", clock.Status{FloorSet: true, Floor: at}, health.Starting, "the clock was set forward to the last known time 2026-03-01T12:00:00Z and may be behind"},
-		{"NTP failing, floor", clock.Status{FloorSet: true, Floor: at, LastError: "lookup pool.ntp.org: no such host"}, health.Degraded, "not confirmed by NTP (lookup pool.ntp.org: no such host); the clock was set forward"},
-		{"NTP failing, RTC", clock.Status{LastError: "i/o timeout"}, health.Degraded, "not confirmed by NTP (i/o timeout); the time is the real-time clock's (check the network and clock.ntp)"},
+		{"synced", clock.Status{Synced: true, Server: "10.0.2.3:123", LastSync: at}, time.Hour, health.OK, "confirmed by NTP server 10.0.2.3:123 at 2026-03-01T12:00:00Z"},
+		{"synced after the floor", clock.Status{Synced: true, FloorSet: true, Server: "a:123", LastSync: at}, time.Second, health.OK, "confirmed by NTP"},
+		{"no answer yet, RTC", clock.Status{}, time.Hour, health.Starting, "waiting for an NTP answer; the time is the real-time clock's"},
+		{"no answer yet, floor", clock.Status{FloorSet: true, Floor: at}, time.Second, health.Starting, "the clock was set forward to the last known time 2026-03-01T12:00:00Z and may be behind"},
+		{"failing at boot, before DHCP", clock.Status{LastError: "lookup pool.ntp.org: connection refused"}, 10 * time.Second, health.Starting, "waiting for an NTP answer (lookup pool.ntp.org: connection refused); the time is the real-time clock's"},
+		{"NTP failing, floor", clock.Status{FloorSet: true, Floor: at, LastError: "lookup pool.ntp.org: no such host"}, clockGrace, health.Degraded, "not confirmed by NTP (lookup pool.ntp.org: no such host); the clock was set forward"},
+		{"NTP failing, RTC", clock.Status{LastError: "i/o timeout"}, time.Hour, health.Degraded, "not confirmed by NTP (i/o timeout); the time is the real-time clock's (check the network and clock.ntp)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := clockHealth(tt.st)
+			got, reason := clockHealth(tt.st, tt.waited)
 			if got != tt.want || !strings.Contains(reason, tt.wantReason) {
 				t.Errorf("clockHealth = %s %q, want %s with %q", got, reason, tt.want, tt.wantReason)
 			}
