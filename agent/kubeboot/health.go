@@ -22,7 +22,7 @@ import (
 )
 
 // What goes wrong on a node with nobody at its console, and what the
-// agent does about it (README.md, "Bad input"):
+// agent does about it (docs/kubernetes.md#bad-input):
 //
 //   - a corrupt datastore: cairn-kube moves it aside and starts empty,
 //     leaving a record (datastoreRecords); the agent shows the record until
