@@ -28,6 +28,9 @@ type Env struct {
 	PKIDir string
 	// Cache is the input cache every build of the run shares.
 	Cache string
+	// Cmdline is appended to every image's kernel command line (the last
+	// parameter wins), to measure another setting without a spec of its own.
+	Cmdline []string
 }
 
 // RepoRoot finds the repository above the working directory.
@@ -126,7 +129,9 @@ func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
+	img := spec.Merge(s, b)
+	img.Cmdline = append(img.Cmdline, e.Cmdline...)
+	return build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
 }
 
 // HasKube reports whether cairn-kube for arch is among the binaries.

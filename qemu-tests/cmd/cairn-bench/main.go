@@ -29,23 +29,38 @@ import (
 )
 
 func main() {
-	runtimeDir := flag.String("runtime", "out/bin", "container runtime binaries (make runtime)")
-	runs := flag.Int("n", 3, "runs per timing")
-	idle := flag.Duration("idle", 30*time.Second, "how long a node idles before its memory is read")
-	boards := flag.String("boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
-	memoryOnly := flag.Bool("memory", false, "measure only the idle memory (quick, for tuning)")
-	kubeOnly := flag.Bool("kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
+	var o options
+	var boards, cmdline string
+	flag.StringVar(&o.runtimeDir, "runtime", "out/bin", "container runtime binaries (make runtime)")
+	flag.IntVar(&o.runs, "n", 3, "runs per timing")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "how long a node idles before its memory is read")
+	flag.StringVar(&boards, "boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
+	flag.BoolVar(&o.memoryOnly, "memory", false, "measure only the idle memory (quick, for tuning)")
+	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
+	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
+	flag.StringVar(&o.kernels, "kernels", ".cache/debian", "Debian's unpacked kernels, linux-<arch>/boot/vmlinuz (make inputs)")
+	flag.StringVar(&cmdline, "cmdline", "", "kernel parameters appended to every image's command line, e.g. transparent_hugepage=madvise to measure the old default")
 	flag.Parse()
+	o.boards, o.cmdline = strings.Split(boards, ","), strings.Fields(cmdline)
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := run(*runtimeDir, strings.Split(*boards, ","), *runs, *idle, *memoryOnly, *kubeOnly); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "cairn-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
+// options are the command line's choices.
+type options struct {
+	runtimeDir, kernels             string
+	boards, cmdline                 []string
+	runs                            int
+	idle                            time.Duration
+	memoryOnly, kubeOnly, floorOnly bool
+}
+
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
 
-func run(runtimeDir string, boards []string, runs int, idle time.Duration, memoryOnly, kubeOnly bool) error {
+func run(o options) error {
 	root, err := testimage.RepoRoot()
 	if err != nil {
 		return err
@@ -55,39 +70,57 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki")}
+	fmt.Printf("| figure | value |\n| --- | --- |\n")
+	type board struct {
+		name string
+		arch qemu.Arch
+	}
+	var chosen []board
+	for _, b := range []board{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
+		if slices.Contains(o.boards, b.name) {
+			chosen = append(chosen, b)
+		}
+	}
+	if o.floorOnly {
+		for _, b := range chosen {
+			if err := benchFloor(o.kernels, tmp, b.name, b.arch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cmdline: o.cmdline}
 	for _, arch := range []string{"amd64", "arm64"} {
 		if err := env.Binaries(arch); err != nil {
 			return err
 		}
 	}
-	if !env.LinkRuntime(runtimeDir) {
-		return fmt.Errorf("no container runtime in %s (make runtime)", runtimeDir)
+	if !env.LinkRuntime(o.runtimeDir) {
+		return fmt.Errorf("no container runtime in %s (make runtime)", o.runtimeDir)
 	}
-	fmt.Printf("| figure | value |\n| --- | --- |\n")
-	if kubeOnly {
-		return benchKube(env, tmp, boards)
+	if len(o.cmdline) > 0 {
+		row("extra kernel command line of every image", "`%s`", strings.Join(o.cmdline, " "))
 	}
-	for _, board := range []struct {
-		name string
-		arch qemu.Arch
-	}{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
-		if !slices.Contains(boards, board.name) {
-			continue
-		}
-		if !memoryOnly {
-			if err := benchBoard(env, tmp, board.name, board.arch, runs); err != nil {
+	if o.kubeOnly {
+		return benchKube(env, tmp, o.boards)
+	}
+	for _, b := range chosen {
+		if !o.memoryOnly {
+			if err := benchBoard(env, tmp, b.name, b.arch, o.runs); err != nil {
 				return err
 			}
 		}
-		if err := benchMemory(env, tmp, board.name, board.arch, idle); err != nil {
+		if err := benchFloor(o.kernels, tmp, b.name, b.arch); err != nil {
+			return err
+		}
+		if err := benchMemory(env, tmp, b.name, b.arch, o.idle); err != nil {
 			return err
 		}
 	}
-	if memoryOnly {
+	if o.memoryOnly {
 		return nil
 	}
-	if err := benchKube(env, tmp, boards); err != nil {
+	if err := benchKube(env, tmp, o.boards); err != nil {
 		return err
 	}
 	return benchAPI(tmp)
