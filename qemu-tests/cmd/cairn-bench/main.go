@@ -176,19 +176,28 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int)
 	return nil
 }
 
-// benchMemory boots an image with containerd and one idle service, leaves
-// it alone for idle and reads every process's memory through the API.
+// benchMemory boots the minimal image and an image with containerd and
+// one idle service, leaves each alone for idle and reads every process's
+// memory and the kernel's through the API.
 func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle time.Duration) error {
 	if env.Cache == "" {
 		env.Cache = filepath.Join(tmp, "cache")
 	}
+	minimal, err := env.Minimal(board, filepath.Join(tmp, "out-minimal-"+board))
+	if err != nil {
+		return err
+	}
+	st, _, err := idleStatus(tmp, minimal, arch, 1024, `cairn: agent ready`, idle)
+	if err != nil {
+		return err
+	}
+	memoryRows(board, "minimal image (init + agent)", 1024, st)
 	svc, err := env.ServicesImage(board, string(arch), tmp, "idle")
 	if err != nil {
 		return err
 	}
 	row(board+": slot squashfs with containerd, runc and one service", "%.1f MiB", mib(svc.SlotSize))
-	st, _, err := idleStatus(tmp, svc, arch, 1024, `cairn: services ready`, idle)
-	if err != nil {
+	if st, _, err = idleStatus(tmp, svc, arch, 1024, `cairn: services ready`, idle); err != nil {
 		return err
 	}
 	var osRSS, osPSS, osAnon, allRSS, allPSS uint64
@@ -204,7 +213,29 @@ func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle tim
 	row(board+": idle OS memory, init + containerd + agent (RSS / PSS / anonymous, after "+idle.String()+")", "%.1f MiB / %.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)), mib(int64(osAnon)))
 	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS; per process RSS/PSS/anon)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
 	row(board+": memory available to workloads (of 1024 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
+	memoryRows(board, "containerd + one idle service", 1024, st)
 	return nil
+}
+
+// memoryRows reports where a node's RAM is: MemTotal − MemAvailable (what
+// workloads cannot have), split into what the kernel holds back from the
+// start (guest RAM − MemTotal, beside it), what it keeps free (the
+// min_free reserve, whose watermarks MemAvailable subtracts), what it uses
+// (slab, kernel stacks, page tables, per-CPU areas, modules) and what our
+// processes pin (PSS).
+func memoryRows(board, kind string, ramMiB int, st *api.Status) {
+	m := st.Memory
+	var pss uint64
+	for _, p := range st.Processes {
+		pss += p.PSSBytes
+	}
+	kernel := m.SlabBytes + m.KernelStackBytes + m.PageTablesBytes + m.PercpuBytes + m.ModulesBytes
+	row(fmt.Sprintf("%s: %s, %d MiB guest: **MemTotal − MemAvailable**", board, kind, ramMiB), "**%.1f MiB** (MemTotal %.1f, MemAvailable %.1f, MemFree %.1f MiB; THP %s)",
+		mib(int64(m.TotalBytes-m.AvailableBytes)), mib(int64(m.TotalBytes)), mib(int64(m.AvailableBytes)), mib(int64(m.FreeBytes)), m.TransparentHugepages)
+	row(fmt.Sprintf("%s: %s: kernel holds back / keeps free / uses / our processes pin", board, kind),
+		"%.1f MiB (RAM − MemTotal) / %.1f MiB (min_free) / %.1f MiB (slab %.1f of it unreclaimable %.1f, stacks %.1f, page tables %.1f, per-CPU %.1f, modules %.1f) / %.1f MiB PSS",
+		float64(ramMiB)-mib(int64(m.TotalBytes)), mib(int64(m.MinFreeBytes)), mib(int64(kernel)), mib(int64(m.SlabBytes)), mib(int64(m.SlabUnreclaimableBytes)),
+		mib(int64(m.KernelStackBytes)), mib(int64(m.PageTablesBytes)), mib(int64(m.PercpuBytes)), mib(int64(m.ModulesBytes)), mib(int64(pss)))
 }
 
 // idleStatus boots res with memMiB of RAM, waits for the console line
@@ -306,6 +337,7 @@ func benchKubeBoard(env *testimage.Env, tmp, board, arch string, qarch qemu.Arch
 		when := fmt.Sprintf("%s after ready", short(idles[i]))
 		row(board+": idle Kubernetes node, all "+fmt.Sprint(len(st.Processes))+" processes, "+when+" (RSS / PSS / anonymous; per process the same)", "%.1f MiB / %.1f MiB / %.1f MiB (%s)", mib(int64(rss)), mib(int64(pss)), mib(int64(anon)), strings.Join(parts, ", "))
 		row(board+": memory available to workloads (of 2048 MiB guest RAM), "+when, "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
+		memoryRows(board, "Kubernetes node, "+when, 2048, st)
 	}
 	return nil
 }
