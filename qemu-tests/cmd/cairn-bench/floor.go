@@ -19,6 +19,7 @@ type probe struct {
 	minFree string            // vm.min_free_kbytes
 	thp     string            // transparent_hugepage/enabled
 	klog    []string          // the boot log's memory lines
+	slabs   []string          // the largest slab caches, "name KiB"
 }
 
 // unavailable is MemTotal − MemAvailable in MiB.
@@ -71,6 +72,8 @@ func parseProbe(console string) probe {
 			p.thp = val
 		case "klog":
 			p.klog = append(p.klog, val)
+		case "slab":
+			p.slabs = append(p.slabs, val+" KiB")
 		}
 	}
 	return p
@@ -82,12 +85,12 @@ func parseProbe(console string) probe {
 // kernel's own size (what never leaves) through the command line's
 // sysctl.vm.min_free_kbytes, applied after khugepaged started. The first
 // row also has the boot log's account of the RAM MemTotal does not show.
-func benchFloor(kernels string, tmp, board string, arch qemu.Arch) error {
+func benchFloor(kernels string, tmp, board string, arch qemu.Arch, more ...string) error {
 	kernel := filepath.Join(kernels, "linux-"+string(arch), "boot", "vmlinuz")
 	if _, err := os.Stat(kernel); err != nil {
 		return fmt.Errorf("kernel-only floor: %w (make inputs unpacks Debian's kernels there; or pass -kernels)", err)
 	}
-	variants := []string{"transparent_hugepage=madvise", "transparent_hugepage=never"}
+	variants := append([]string{"transparent_hugepage=madvise", "transparent_hugepage=never"}, more...)
 	for i := 0; i < len(variants); i++ {
 		extra := variants[i]
 		p, err := kernelFloor(kernel, tmp, arch, 1024, extra)
@@ -101,6 +104,7 @@ func benchFloor(kernels string, tmp, board string, arch qemu.Arch) error {
 			"%d / %d / %d / %d / %d / %d kB", m["Slab"], m["SUnreclaim"], m["PageTables"], m["KernelStack"], m["Percpu"], m["Shmem"])
 		if i == 1 {
 			variants = append(variants, "transparent_hugepage=madvise sysctl.vm.min_free_kbytes="+p.minFree)
+			row(board+": kernel alone, largest slab caches", "%s", strings.Join(p.slabs, ", "))
 		}
 		if i == 0 {
 			row(board+": kernel holds back, 1024 MiB − MemTotal", "%.1f MiB; boot log: %s", 1024-float64(m["MemTotal"])/1024, strings.Join(p.klog, " · "))

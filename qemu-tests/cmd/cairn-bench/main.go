@@ -38,6 +38,10 @@ func main() {
 	flag.BoolVar(&o.memoryOnly, "memory", false, "measure only the idle memory (quick, for tuning)")
 	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
 	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
+	flag.Func("floor-cmdline", "with -floor, also measure the kernel alone with these parameters (repeatable), e.g. cma=0", func(v string) error {
+		o.floorMore = append(o.floorMore, v)
+		return nil
+	})
 	flag.StringVar(&o.kernels, "kernels", ".cache/debian", "Debian's unpacked kernels, linux-<arch>/boot/vmlinuz (make inputs)")
 	flag.StringVar(&cmdline, "cmdline", "", "kernel parameters appended to every image's command line, e.g. transparent_hugepage=madvise to measure the old default")
 	flag.Parse()
@@ -52,7 +56,7 @@ func main() {
 // options are the command line's choices.
 type options struct {
 	runtimeDir, kernels             string
-	boards, cmdline                 []string
+	boards, cmdline, floorMore      []string
 	runs                            int
 	idle                            time.Duration
 	memoryOnly, kubeOnly, floorOnly bool
@@ -83,7 +87,7 @@ func run(o options) error {
 	}
 	if o.floorOnly {
 		for _, b := range chosen {
-			if err := benchFloor(o.kernels, tmp, b.name, b.arch); err != nil {
+			if err := benchFloor(o.kernels, tmp, b.name, b.arch, o.floorMore...); err != nil {
 				return err
 			}
 		}

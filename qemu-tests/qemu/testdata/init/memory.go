@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"syscall"
 )
@@ -39,6 +40,7 @@ func printMemory() {
 			fmt.Printf("cairn-test: mem %s %s\n", f, strings.Join(strings.Fields(l), " "))
 		}
 	}
+	printSlabs(12)
 	buf := make([]byte, 1<<20)
 	n, err := syscall.Klogctl(3, buf) // SYSLOG_ACTION_READ_ALL
 	if err != nil {
@@ -55,4 +57,34 @@ func printMemory() {
 		}
 	}
 	fmt.Println("cairn-test: mem done")
+}
+
+// printSlabs prints the n largest slab caches (objects × object size), as
+// "cairn-test: mem slab <name> <KiB>": who the kernel's own allocations
+// are for.
+func printSlabs(n int) {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		fmt.Println("cairn-test: mem slab error", err)
+		return
+	}
+	type cache struct {
+		name string
+		kib  int
+	}
+	var caches []cache
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 || strings.HasPrefix(l, "#") || f[0] == "slabinfo" {
+			continue
+		}
+		var objs, size int
+		fmt.Sscan(f[2], &objs)
+		fmt.Sscan(f[3], &size)
+		caches = append(caches, cache{f[0], objs * size / 1024})
+	}
+	sort.Slice(caches, func(i, j int) bool { return caches[i].kib > caches[j].kib })
+	for i := 0; i < n && i < len(caches); i++ {
+		fmt.Printf("cairn-test: mem slab %s %d\n", caches[i].name, caches[i].kib)
+	}
 }
