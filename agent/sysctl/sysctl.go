@@ -22,10 +22,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // Path is where the settings live in a slot image.
-const Path = "/etc/cairn/sysctl.conf"
+const Path = contract.SysctlFile
 
 // ProcSys is where the kernel exposes its settings.
 const ProcSys = "/proc/sys"
