@@ -283,13 +283,25 @@ func idleStatuses(tmp string, res *build.Result, arch qemu.Arch, memMiB int, mil
 	var sts []*api.Status
 	for _, d := range after {
 		time.Sleep(time.Until(reached.Add(d)))
-		st, err := c.Status(context.Background())
+		st, err := statusRetry(c, 3)
 		if err != nil {
 			return nil, 0, err
 		}
 		sts = append(sts, st)
 	}
 	return sts, m.At, nil
+}
+
+// statusRetry reads the node's status, trying again up to tries times: on
+// a loaded machine a TCG guest can miss the client's 30 s timeout once.
+func statusRetry(c *api.Client, tries int) (*api.Status, error) {
+	for i := 1; ; i++ {
+		st, err := c.Status(context.Background())
+		if err == nil || i == tries {
+			return st, err
+		}
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // benchKube boots an x86_64 node running the bundled Kubernetes (with
