@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(tmp)
-		env = &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cache: filepath.Join(tmp, "cache")}
+		env = &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cache: filepath.Join(tmp, "cache"), Sysctl: testSysctl}
 		binDir, pkiDir = env.BinDir, env.PKIDir
 		for _, arch := range []string{"amd64", "arm64"} {
 			if err := env.Binaries(arch); err != nil {

@@ -130,12 +130,37 @@ type NodeStatus struct {
 	Addresses     []Address `json:"addresses"`
 	// Processes are the userspace processes with their memory.
 	Processes []Process `json:"processes,omitempty"`
+	// Sysctl is the image's kernel settings (the spec's sysctl section)
+	// with the values the kernel has now, read back from /proc/sys; a
+	// setting the kernel lacks is left out.
+	Sysctl map[string]string `json:"sysctl,omitempty"`
 }
 
-// Memory is the node's memory, from /proc/meminfo.
+// Memory is the node's memory, from /proc/meminfo: what workloads can
+// have (available), what the kernel uses itself (slab, kernel stacks, page
+// tables, per-CPU areas, modules) and what it keeps free (the reserve).
+// RAM the kernel holds back from the start is the guest's or board's RAM
+// less TotalBytes.
 type Memory struct {
 	TotalBytes     uint64 `json:"totalBytes"`
 	AvailableBytes uint64 `json:"availableBytes"` // MemAvailable: what can be used without swapping
+	// FreeBytes is MemFree: unused, including the reserve below.
+	FreeBytes uint64 `json:"freeBytes,omitempty"`
+	// SlabBytes is the kernel's object caches (Slab), of which
+	// SlabUnreclaimableBytes (SUnreclaim) cannot be given back.
+	SlabBytes              uint64 `json:"slabBytes,omitempty"`
+	SlabUnreclaimableBytes uint64 `json:"slabUnreclaimableBytes,omitempty"`
+	KernelStackBytes       uint64 `json:"kernelStackBytes,omitempty"`
+	PageTablesBytes        uint64 `json:"pageTablesBytes,omitempty"`
+	PercpuBytes            uint64 `json:"percpuBytes,omitempty"`
+	// ModulesBytes is the loaded kernel modules' size (/proc/modules).
+	ModulesBytes uint64 `json:"modulesBytes,omitempty"`
+	// MinFreeBytes is vm.min_free_kbytes: what the kernel keeps free (and
+	// out of AvailableBytes, with the watermarks above it).
+	MinFreeBytes uint64 `json:"minFreeBytes,omitempty"`
+	// TransparentHugepages is the THP mode in force: always, madvise or
+	// never (empty when the kernel has no THP).
+	TransparentHugepages string `json:"transparentHugepages,omitempty"`
 }
 
 // Load is the load average over 1, 5 and 15 minutes.

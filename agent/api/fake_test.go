@@ -27,9 +27,12 @@ type fakeNode struct {
 var testNodeStatus = NodeStatus{
 	Hostname: "edge-1", Image: "minimal", Version: "0.1.0", Board: "qemu-x86_64", Arch: "amd64",
 	Kernel: "6.1.0-56-amd64", Slot: "a", UptimeSeconds: 3723.5,
-	Memory:    Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20},
+	Memory: Memory{TotalBytes: 2 << 30, AvailableBytes: 1536 << 20, FreeBytes: 512 << 20,
+		SlabBytes: 40000 << 10, SlabUnreclaimableBytes: 15000 << 10, KernelStackBytes: 1500 << 10, PageTablesBytes: 2000 << 10,
+		PercpuBytes: 300 << 10, ModulesBytes: 65536 + 163840, MinFreeBytes: 3923 << 10, TransparentHugepages: "never"},
 	Load:      Load{One: 0.25, Five: 0.5, Fifteen: 1},
 	Addresses: []Address{{Interface: "eth0", Address: "10.0.2.15/24"}},
+	Sysctl:    map[string]string{"vm.min_free_kbytes": "3923", "net.ipv4.tcp_rmem": "4096 131072 6291456"},
 }
 
 func (n *fakeNode) Status(ctx context.Context) (NodeStatus, error) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-edge/cairn/agent/release"
+	"github.com/cairn-edge/cairn/agent/sysctl"
 )
 
 // LocalNode is the Node of the machine the agent runs on: identity from the
@@ -32,6 +33,8 @@ type LocalNode struct {
 // Seams for tests.
 var (
 	procRoot   = "/proc"
+	sysRoot    = "/sys"
+	sysctlConf = sysctl.Path
 	hostname   = os.Hostname
 	interfaces = netAddresses
 	signalInit = func(sig unix.Signal) error { return unix.Kill(1, sig) }
@@ -70,6 +73,7 @@ func (n *LocalNode) Status(ctx context.Context) (NodeStatus, error) {
 	if st.Processes, err = readProcesses(); err != nil {
 		return st, fmt.Errorf("processes: %w", err)
 	}
+	st.Sysctl = readSysctl()
 	return st, nil
 }
 
@@ -110,7 +114,20 @@ func readUptime() (float64, error) {
 	return v, nil
 }
 
-// readMemory reads MemTotal and MemAvailable from /proc/meminfo.
+// meminfoFields are the /proc/meminfo lines Memory reports.
+var meminfoFields = map[string]func(*Memory) *uint64{
+	"MemTotal":     func(m *Memory) *uint64 { return &m.TotalBytes },
+	"MemAvailable": func(m *Memory) *uint64 { return &m.AvailableBytes },
+	"MemFree":      func(m *Memory) *uint64 { return &m.FreeBytes },
+	"Slab":         func(m *Memory) *uint64 { return &m.SlabBytes },
+	"SUnreclaim":   func(m *Memory) *uint64 { return &m.SlabUnreclaimableBytes },
+	"KernelStack":  func(m *Memory) *uint64 { return &m.KernelStackBytes },
+	"PageTables":   func(m *Memory) *uint64 { return &m.PageTablesBytes },
+	"Percpu":       func(m *Memory) *uint64 { return &m.PercpuBytes },
+}
+
+// readMemory reads /proc/meminfo, the modules' sizes and the reserve. Only
+// meminfo is required: the rest is left out where the kernel lacks it.
 func readMemory() (Memory, error) {
 	b, err := os.ReadFile(filepath.Join(procRoot, "meminfo"))
 	if err != nil {
@@ -123,13 +140,8 @@ func readMemory() (Memory, error) {
 		if !ok {
 			continue
 		}
-		var dst *uint64
-		switch key {
-		case "MemTotal":
-			dst = &m.TotalBytes
-		case "MemAvailable":
-			dst = &m.AvailableBytes
-		default:
+		field, ok := meminfoFields[key]
+		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -140,12 +152,67 @@ func readMemory() (Memory, error) {
 		if err != nil {
 			return Memory{}, fmt.Errorf("/proc/meminfo: %s: %w", key, err)
 		}
-		*dst = kb * 1024
+		*field(&m) = kb * 1024
 	}
 	if m.TotalBytes == 0 {
 		return Memory{}, fmt.Errorf("/proc/meminfo has no MemTotal")
 	}
+	if b, err := os.ReadFile(filepath.Join(procRoot, "sys/vm/min_free_kbytes")); err == nil {
+		if kb, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			m.MinFreeBytes = kb * 1024
+		}
+	}
+	m.ModulesBytes = modulesSize()
+	m.TransparentHugepages = thpMode()
 	return m, nil
+}
+
+// thpMode is the bracketed word of transparent_hugepage/enabled
+// ("always madvise [never]"), or "" without THP.
+func thpMode() string {
+	b, err := os.ReadFile(filepath.Join(sysRoot, "kernel/mm/transparent_hugepage/enabled"))
+	if err != nil {
+		return ""
+	}
+	_, rest, ok := strings.Cut(string(b), "[")
+	mode, _, ok2 := strings.Cut(rest, "]")
+	if !ok || !ok2 {
+		return ""
+	}
+	return mode
+}
+
+// readSysctl reads back the settings the image's sysctl.conf names. A
+// damaged file was reported on the console at boot; status shows none.
+func readSysctl() map[string]string {
+	settings, err := sysctl.Load(sysctlConf)
+	if err != nil || len(settings) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, s := range settings {
+		if v, err := sysctl.Read(filepath.Join(procRoot, "sys"), s.Key); err == nil {
+			out[s.Key] = v
+		}
+	}
+	return out
+}
+
+// modulesSize adds up the second column of /proc/modules (each module's
+// size in bytes); 0 without modules.
+func modulesSize() uint64 {
+	b, err := os.ReadFile(filepath.Join(procRoot, "modules"))
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 // readLoad reads the three load averages from /proc/loadavg.

@@ -17,11 +17,11 @@ import (
 func fakeSystem(t *testing.T, proc string) chan unix.Signal {
 	t.Helper()
 	sigs := make(chan unix.Signal, 1)
-	oldProc, oldHost, oldIfs, oldSig, oldDelay := procRoot, hostname, interfaces, signalInit, powerDelay
+	oldProc, oldSys, oldConf, oldHost, oldIfs, oldSig, oldDelay := procRoot, sysRoot, sysctlConf, hostname, interfaces, signalInit, powerDelay
 	t.Cleanup(func() {
-		procRoot, hostname, interfaces, signalInit, powerDelay = oldProc, oldHost, oldIfs, oldSig, oldDelay
+		procRoot, sysRoot, sysctlConf, hostname, interfaces, signalInit, powerDelay = oldProc, oldSys, oldConf, oldHost, oldIfs, oldSig, oldDelay
 	})
-	procRoot = proc
+	procRoot, sysRoot, sysctlConf = proc, "testdata/sys", "testdata/sysctl.conf"
 	hostname = func() (string, error) { return "edge-1", nil }
 	interfaces = func() ([]Address, error) { return []Address{{Interface: "eth0", Address: "10.0.2.15/24"}}, nil }
 	signalInit = func(sig unix.Signal) error { sigs <- sig; return nil }

@@ -68,6 +68,17 @@ func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
 	p.sample("cairn_node_memory_total_bytes", float64(st.Memory.TotalBytes))
 	p.family("cairn_node_memory_available_bytes", "gauge", "Memory available without swapping (MemAvailable).")
 	p.sample("cairn_node_memory_available_bytes", float64(st.Memory.AvailableBytes))
+	p.family("cairn_node_memory_free_bytes", "gauge", "Unused memory, the kernel's reserve included (MemFree).")
+	p.sample("cairn_node_memory_free_bytes", float64(st.Memory.FreeBytes))
+	p.family("cairn_node_memory_min_free_bytes", "gauge", "What the kernel keeps free for itself (vm.min_free_kbytes).")
+	p.sample("cairn_node_memory_min_free_bytes", float64(st.Memory.MinFreeBytes))
+	p.family("cairn_node_memory_kernel_bytes", "gauge", "Memory the kernel uses itself, by use.")
+	for _, k := range []struct {
+		use string
+		n   uint64
+	}{{"slab", st.Memory.SlabBytes}, {"kernel_stacks", st.Memory.KernelStackBytes}, {"page_tables", st.Memory.PageTablesBytes}, {"percpu", st.Memory.PercpuBytes}, {"modules", st.Memory.ModulesBytes}} {
+		p.sample("cairn_node_memory_kernel_bytes", float64(k.n), "use", k.use)
+	}
 	p.family("cairn_node_load", "gauge", "Load average over the window (1m, 5m, 15m).")
 	p.sample("cairn_node_load", st.Load.One, "window", "1m")
 	p.sample("cairn_node_load", st.Load.Five, "window", "5m")

@@ -97,6 +97,8 @@ func TestEndpoints(t *testing.T) {
 		`cairn_node_info{hostname="edge-1",image="minimal",version="0.1.0",board="qemu-x86_64",arch="amd64",kernel="6.1.0-56-amd64",slot="a"} 1`,
 		"cairn_node_uptime_seconds 3723.5",
 		"cairn_node_memory_total_bytes 2147483648",
+		"cairn_node_memory_min_free_bytes 4017152",
+		`cairn_node_memory_kernel_bytes{use="slab"} 40960000`,
 		`cairn_node_load{window="15m"} 1`,
 		`cairn_service_up{service="containerd"} 1`,
 		`cairn_service_state{service="kubelet",state="backoff"} 1`,

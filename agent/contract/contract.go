@@ -136,6 +136,8 @@ const (
 	ModulesList = "/etc/cairn/modules"
 	// AgentConfig is the agent's configuration, written from the spec.
 	AgentConfig = "/etc/cairn/agent.yaml"
+	// SysctlFile is the kernel settings cairn-init applies, from the spec's sysctl section.
+	SysctlFile = "/etc/cairn/sysctl.conf"
 	// APITLSDir holds the node API's CA certificate and server identity.
 	APITLSDir = "/etc/cairn/api"
 	// KubeJoinBaked is a join kubeconfig baked into the slot by the spec.

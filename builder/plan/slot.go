@@ -182,6 +182,9 @@ func planSlot(img *spec.Image, in *Inputs, creds *pki.PKI, work string) (*fstree
 	if err := t.File(contract.SlotPath(contract.AgentConfig), 0o644, agentConf); err != nil {
 		return nil, err
 	}
+	if err := planSysctl(t, img); err != nil {
+		return nil, err
+	}
 	for i, svc := range in.services {
 		name := img.Spec.Agent.Services[i].Name
 		dir := filepath.Join(work, "images", name)

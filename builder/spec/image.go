@@ -78,11 +78,16 @@ type Path struct {
 
 // OSCmdline starts every image's kernel command line, before the board's
 // and the spec's parameters (which can override it: the last one wins).
-// Transparent huge pages only where a program asks for them (madvise):
-// with Debian's default, "always", khugepaged fills the sparse heaps of Go
-// programs into whole 2 MiB pages — init's 1 MiB of heap became 6 MiB of
-// RSS — and memory is what edge boxes lack.
-var OSCmdline = []string{"transparent_hugepage=madvise"}
+// Transparent huge pages off. With Debian's default, "always", khugepaged
+// fills the sparse heaps of Go programs into whole 2 MiB pages (init's
+// 1 MiB of heap became 6 MiB of RSS). With "madvise", nothing of ours asks
+// for them (the Go runtime does not), yet khugepaged still raises
+// vm.min_free_kbytes to keep free memory for them: 45 MiB on a 1 GiB box,
+// whose watermarks then keep ~70 MiB out of MemAvailable. A spec whose
+// workload wants huge pages sets kernel.cmdline: [transparent_hugepage=madvise]
+// and, to keep the memory, sysctl: {vm.min_free_kbytes: "…"}, which
+// cairn-init applies after khugepaged has raised it.
+var OSCmdline = []string{"transparent_hugepage=never"}
 
 // Merge applies the spec to the board.
 func Merge(s *Spec, b *Board) *Image {

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/sysctl"
 )
 
 // Spec is an image spec: what goes into an image, independent of the board.
@@ -32,6 +33,10 @@ type Spec struct {
 	Overlay []string `yaml:"overlay"`
 	// Disk sizes the partitions.
 	Disk Disk `yaml:"disk"`
+	// Sysctl is kernel settings, key (dotted, as sysctl(8) names it) to
+	// value, which cairn-init applies at boot (agent/sysctl), e.g.
+	// vm.min_free_kbytes: "8192".
+	Sysctl map[string]string `yaml:"sysctl"`
 	// Agent is the node agent's configuration: network, ntp, services, api.
 	// The builder resolves each service's image and bakes it into the slot.
 	Agent config.Config `yaml:",inline"`
@@ -211,9 +216,26 @@ func (s *Spec) validate() error {
 			}
 		}
 	}
+	if err := s.validateSysctl(); err != nil {
+		return err
+	}
 	for i, o := range s.Overlay {
 		if o == "" {
 			return fmt.Errorf("%s: overlay entry is empty: give a directory relative to the spec file", at(fmt.Sprintf("overlay[%d]", i)))
+		}
+	}
+	return nil
+}
+
+// validateSysctl checks each sysctl key's syntax and value, in key order.
+func (s *Spec) validateSysctl() error {
+	for _, set := range sysctl.FromMap(s.Sysctl) {
+		at := s.lines.at(s.file, "sysctl."+set.Key)
+		if err := sysctl.CheckKey(set.Key); err != nil {
+			return fmt.Errorf("%s: %v", at, err)
+		}
+		if err := sysctl.CheckValue(set.Key, s.Sysctl[set.Key]); err != nil {
+			return fmt.Errorf("%s: %v", at, err)
 		}
 	}
 	return nil

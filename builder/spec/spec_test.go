@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -55,6 +56,13 @@ func TestParseSpec(t *testing.T) {
 		{"kubernetes image without name", "name: a\nversion: 1.0.0\nkubernetes:\n  images:\n    - image: x\n", "images/x.yaml:5: kubernetes: images[0] has no name"},
 		{"kubernetes bad cidr", "name: a\nversion: 1.0.0\nkubernetes:\n  mode: server\n  clusterCIDR: 10.42.0.0/33\n", "images/x.yaml:5: kubernetes: clusterCIDR"},
 		{"kubernetes agent without server", "name: a\nversion: 1.0.0\nkubernetes:\n  mode: agent\n", "images/x.yaml:4: kubernetes: mode agent needs server"},
+		{"sysctl", "name: a\nversion: 1.0.0\nsysctl:\n  vm.min_free_kbytes: \"8192\"\n  net.ipv4.tcp_rmem: 4096 131072 6291456\n  vm.swappiness: 10\n", ""},
+		{"sysctl bad key", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness: \"1\"\n  vm/overcommit_memory: \"1\"\n", `images/x.yaml:5: sysctl key "vm/overcommit_memory" is not a kernel setting name: write it dotted`},
+		{"sysctl outside /proc/sys", "name: a\nversion: 1.0.0\nsysctl:\n  ../../etc/x: \"1\"\n", `images/x.yaml:4: sysctl key "../../etc/x"`},
+		{"sysctl no value", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness:\n", `images/x.yaml:4: sysctl vm.swappiness has no value: give one as a string, e.g. vm.swappiness: "1"`},
+		{"sysctl list value", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness: [1, 2]\n", "images/x.yaml:4: cannot unmarshal"},
+		{"sysctl twice", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness: \"1\"\n  vm.swappiness: \"2\"\n", "images/x.yaml:5: "},
+		{"sysctl not a mapping", "name: a\nversion: 1.0.0\nsysctl: [vm.swappiness=1]\n", "images/x.yaml:3: cannot unmarshal"},
 		{"kubernetes empty manifest", "name: a\nversion: 1.0.0\nkubernetes:\n  manifests: [a.yaml, '']\n", "images/x.yaml:4: kubernetes.manifests entry is empty"},
 	}
 	for _, tt := range tests {
@@ -73,6 +81,13 @@ func TestParseSpec(t *testing.T) {
 				if tt.name == "kubernetes" {
 					if k := s.Agent.Kubernetes; k == nil || k.ClusterCIDR != "10.244.0.0/16" || k.Images[0].Name != "r.example/web:1" {
 						t.Errorf("kubernetes = %+v", s.Agent.Kubernetes)
+					}
+					return
+				}
+				if tt.name == "sysctl" {
+					want := map[string]string{"vm.min_free_kbytes": "8192", "net.ipv4.tcp_rmem": "4096 131072 6291456", "vm.swappiness": "10"}
+					if !maps.Equal(s.Sysctl, want) {
+						t.Errorf("sysctl = %v, want %v (numbers as strings)", s.Sysctl, want)
 					}
 					return
 				}
@@ -140,7 +155,7 @@ func TestMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := Merge(s, b)
-	if got, want := strings.Join(img.Cmdline, " "), "transparent_hugepage=madvise console=ttyS0 quiet"; got != want {
+	if got, want := strings.Join(img.Cmdline, " "), "transparent_hugepage=never console=ttyS0 quiet"; got != want {
 		t.Errorf("Cmdline = %q, want %q", got, want)
 	}
 	if got, want := strings.Join(img.Modules, " "), "e1000e"; got != want {

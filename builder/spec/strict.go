@@ -100,6 +100,14 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, ls lines)
 				return err
 			}
 		}
+	case reflect.Map:
+		// Free-form keys (sysctl): only their lines, for errors.
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			ls[join(path, n.Content[i].Value)] = n.Content[i].Line
+		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return nil

@@ -2,13 +2,9 @@ package qemu
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // The harness's own tests boot Debian's kernel straight into a tiny Go init
@@ -71,8 +67,8 @@ var initramfs = struct {
 	paths map[Arch]string
 }{paths: map[Arch]string{}}
 
-// testInitramfs builds testdata/init for arch and packs it as /init into a
-// newc cpio archive, once per test binary run.
+// testInitramfs builds testdata/init for arch (GuestInitramfs), once per
+// test binary run.
 func testInitramfs(t *testing.T, arch Arch) string {
 	t.Helper()
 	initramfs.Lock()
@@ -87,37 +83,9 @@ func testInitramfs(t *testing.T, arch Arch) string {
 		}
 		initramfs.dir = dir
 	}
-	bin := filepath.Join(initramfs.dir, "init-"+string(arch))
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/init")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+string(arch))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the test init for %s: %v\n%s", arch, err, out)
-	}
-	content, err := os.ReadFile(bin)
+	path, err := GuestInitramfs(initramfs.dir, arch)
 	if err != nil {
 		t.Fatal(err)
-	}
-
-	path := filepath.Join(initramfs.dir, "initramfs-"+string(arch)+".cpio")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := cpio.Newc.Writer(f)
-	err = cpio.WriteRecordsAndDirs(w, []cpio.Record{
-		// The kernel opens /dev/console as init's stdin, stdout and stderr.
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.StaticFile("init", string(content), 0o755),
-	})
-	if err == nil {
-		err = cpio.WriteTrailer(w)
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err != nil {
-		t.Fatalf("writing initramfs: %v", err)
 	}
 	initramfs.paths[arch] = path
 	return path

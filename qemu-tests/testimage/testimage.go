@@ -6,6 +6,7 @@ package testimage
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,12 @@ type Env struct {
 	PKIDir string
 	// Cache is the input cache every build of the run shares.
 	Cache string
+	// Cmdline is appended to every image's kernel command line (the last
+	// parameter wins), to measure another setting without a spec of its own.
+	Cmdline []string
+	// Sysctl is added to every image's kernel settings (the spec's sysctl
+	// section), for tests that check they reach the node.
+	Sysctl map[string]string
 }
 
 // RepoRoot finds the repository above the working directory.
@@ -126,7 +133,13 @@ func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build.Build(context.Background(), spec.Merge(s, b), build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
+	img := spec.Merge(s, b)
+	img.Cmdline = append(img.Cmdline, e.Cmdline...)
+	if len(e.Sysctl) > 0 && s.Sysctl == nil {
+		s.Sysctl = map[string]string{}
+	}
+	maps.Copy(s.Sysctl, e.Sysctl)
+	return build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
 }
 
 // HasKube reports whether cairn-kube for arch is among the binaries.

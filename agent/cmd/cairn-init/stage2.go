@@ -35,6 +35,7 @@ func stage2() {
 	}
 
 	loadModules("slot")
+	applySysctl() // after the modules: some settings are theirs
 	cl := kernelCmdline()
 	slot := bootSlot(cl)
 	if err := tuneFaultAround(cl); err != nil {

@@ -29,23 +29,42 @@ import (
 )
 
 func main() {
-	runtimeDir := flag.String("runtime", "out/bin", "container runtime binaries (make runtime)")
-	runs := flag.Int("n", 3, "runs per timing")
-	idle := flag.Duration("idle", 30*time.Second, "how long a node idles before its memory is read")
-	boards := flag.String("boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
-	memoryOnly := flag.Bool("memory", false, "measure only the idle memory (quick, for tuning)")
-	kubeOnly := flag.Bool("kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
+	var o options
+	var boards, cmdline string
+	flag.StringVar(&o.runtimeDir, "runtime", "out/bin", "container runtime binaries (make runtime)")
+	flag.IntVar(&o.runs, "n", 3, "runs per timing")
+	flag.DurationVar(&o.idle, "idle", 30*time.Second, "how long a node idles before its memory is read")
+	flag.StringVar(&boards, "boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
+	flag.BoolVar(&o.memoryOnly, "memory", false, "measure only the idle memory (quick, for tuning)")
+	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
+	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
+	flag.Func("floor-cmdline", "with -floor, also measure the kernel alone with these parameters (repeatable), e.g. cma=0", func(v string) error {
+		o.floorMore = append(o.floorMore, v)
+		return nil
+	})
+	flag.StringVar(&o.kernels, "kernels", ".cache/debian", "Debian's unpacked kernels, linux-<arch>/boot/vmlinuz (make inputs)")
+	flag.StringVar(&cmdline, "cmdline", "", "kernel parameters appended to every image's command line, e.g. transparent_hugepage=madvise to measure the old default")
 	flag.Parse()
+	o.boards, o.cmdline = strings.Split(boards, ","), strings.Fields(cmdline)
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := run(*runtimeDir, strings.Split(*boards, ","), *runs, *idle, *memoryOnly, *kubeOnly); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "cairn-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
+// options are the command line's choices.
+type options struct {
+	runtimeDir, kernels             string
+	boards, cmdline, floorMore      []string
+	runs                            int
+	idle                            time.Duration
+	memoryOnly, kubeOnly, floorOnly bool
+}
+
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
 
-func run(runtimeDir string, boards []string, runs int, idle time.Duration, memoryOnly, kubeOnly bool) error {
+func run(o options) error {
 	root, err := testimage.RepoRoot()
 	if err != nil {
 		return err
@@ -55,39 +74,57 @@ func run(runtimeDir string, boards []string, runs int, idle time.Duration, memor
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki")}
+	fmt.Printf("| figure | value |\n| --- | --- |\n")
+	type board struct {
+		name string
+		arch qemu.Arch
+	}
+	var chosen []board
+	for _, b := range []board{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
+		if slices.Contains(o.boards, b.name) {
+			chosen = append(chosen, b)
+		}
+	}
+	if o.floorOnly {
+		for _, b := range chosen {
+			if err := benchFloor(o.kernels, tmp, b.name, b.arch, o.floorMore...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cmdline: o.cmdline}
 	for _, arch := range []string{"amd64", "arm64"} {
 		if err := env.Binaries(arch); err != nil {
 			return err
 		}
 	}
-	if !env.LinkRuntime(runtimeDir) {
-		return fmt.Errorf("no container runtime in %s (make runtime)", runtimeDir)
+	if !env.LinkRuntime(o.runtimeDir) {
+		return fmt.Errorf("no container runtime in %s (make runtime)", o.runtimeDir)
 	}
-	fmt.Printf("| figure | value |\n| --- | --- |\n")
-	if kubeOnly {
-		return benchKube(env, tmp, boards)
+	if len(o.cmdline) > 0 {
+		row("extra kernel command line of every image", "`%s`", strings.Join(o.cmdline, " "))
 	}
-	for _, board := range []struct {
-		name string
-		arch qemu.Arch
-	}{{"qemu-x86_64", qemu.AMD64}, {"qemu-aarch64", qemu.ARM64}} {
-		if !slices.Contains(boards, board.name) {
-			continue
-		}
-		if !memoryOnly {
-			if err := benchBoard(env, tmp, board.name, board.arch, runs); err != nil {
+	if o.kubeOnly {
+		return benchKube(env, tmp, o.boards)
+	}
+	for _, b := range chosen {
+		if !o.memoryOnly {
+			if err := benchBoard(env, tmp, b.name, b.arch, o.runs); err != nil {
 				return err
 			}
 		}
-		if err := benchMemory(env, tmp, board.name, board.arch, idle); err != nil {
+		if err := benchFloor(o.kernels, tmp, b.name, b.arch); err != nil {
+			return err
+		}
+		if err := benchMemory(env, tmp, b.name, b.arch, o.idle); err != nil {
 			return err
 		}
 	}
-	if memoryOnly {
+	if o.memoryOnly {
 		return nil
 	}
-	if err := benchKube(env, tmp, boards); err != nil {
+	if err := benchKube(env, tmp, o.boards); err != nil {
 		return err
 	}
 	return benchAPI(tmp)
@@ -143,19 +180,28 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int)
 	return nil
 }
 
-// benchMemory boots an image with containerd and one idle service, leaves
-// it alone for idle and reads every process's memory through the API.
+// benchMemory boots the minimal image and an image with containerd and
+// one idle service, leaves each alone for idle and reads every process's
+// memory and the kernel's through the API.
 func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle time.Duration) error {
 	if env.Cache == "" {
 		env.Cache = filepath.Join(tmp, "cache")
 	}
+	minimal, err := env.Minimal(board, filepath.Join(tmp, "out-minimal-"+board))
+	if err != nil {
+		return err
+	}
+	st, _, err := idleStatus(tmp, minimal, arch, 1024, `cairn: agent ready`, idle)
+	if err != nil {
+		return err
+	}
+	memoryRows(board, "minimal image (init + agent)", 1024, st)
 	svc, err := env.ServicesImage(board, string(arch), tmp, "idle")
 	if err != nil {
 		return err
 	}
 	row(board+": slot squashfs with containerd, runc and one service", "%.1f MiB", mib(svc.SlotSize))
-	st, _, err := idleStatus(tmp, svc, arch, 1024, `cairn: services ready`, idle)
-	if err != nil {
+	if st, _, err = idleStatus(tmp, svc, arch, 1024, `cairn: services ready`, idle); err != nil {
 		return err
 	}
 	var osRSS, osPSS, osAnon, allRSS, allPSS uint64
@@ -171,7 +217,29 @@ func benchMemory(env *testimage.Env, tmp, board string, arch qemu.Arch, idle tim
 	row(board+": idle OS memory, init + containerd + agent (RSS / PSS / anonymous, after "+idle.String()+")", "%.1f MiB / %.1f MiB / %.1f MiB", mib(int64(osRSS)), mib(int64(osPSS)), mib(int64(osAnon)))
 	row(board+": idle, all "+fmt.Sprint(len(st.Processes))+" processes incl. shim + service (RSS / PSS; per process RSS/PSS/anon)", "%.1f MiB / %.1f MiB (%s)", mib(int64(allRSS)), mib(int64(allPSS)), strings.Join(parts, ", "))
 	row(board+": memory available to workloads (of 1024 MiB guest RAM)", "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
+	memoryRows(board, "containerd + one idle service", 1024, st)
 	return nil
+}
+
+// memoryRows reports where a node's RAM is: MemTotal − MemAvailable (what
+// workloads cannot have), split into what the kernel holds back from the
+// start (guest RAM − MemTotal, beside it), what it keeps free (the
+// min_free reserve, whose watermarks MemAvailable subtracts), what it uses
+// (slab, kernel stacks, page tables, per-CPU areas, modules) and what our
+// processes pin (PSS).
+func memoryRows(board, kind string, ramMiB int, st *api.Status) {
+	m := st.Memory
+	var pss uint64
+	for _, p := range st.Processes {
+		pss += p.PSSBytes
+	}
+	kernel := m.SlabBytes + m.KernelStackBytes + m.PageTablesBytes + m.PercpuBytes + m.ModulesBytes
+	row(fmt.Sprintf("%s: %s, %d MiB guest: **MemTotal − MemAvailable**", board, kind, ramMiB), "**%.1f MiB** (MemTotal %.1f, MemAvailable %.1f, MemFree %.1f MiB; THP %s)",
+		mib(int64(m.TotalBytes-m.AvailableBytes)), mib(int64(m.TotalBytes)), mib(int64(m.AvailableBytes)), mib(int64(m.FreeBytes)), m.TransparentHugepages)
+	row(fmt.Sprintf("%s: %s: kernel holds back / keeps free / uses / our processes pin", board, kind),
+		"%.1f MiB (RAM − MemTotal) / %.1f MiB (min_free) / %.1f MiB (slab %.1f of it unreclaimable %.1f, stacks %.1f, page tables %.1f, per-CPU %.1f, modules %.1f) / %.1f MiB PSS",
+		float64(ramMiB)-mib(int64(m.TotalBytes)), mib(int64(m.MinFreeBytes)), mib(int64(kernel)), mib(int64(m.SlabBytes)), mib(int64(m.SlabUnreclaimableBytes)),
+		mib(int64(m.KernelStackBytes)), mib(int64(m.PageTablesBytes)), mib(int64(m.PercpuBytes)), mib(int64(m.ModulesBytes)), mib(int64(pss)))
 }
 
 // idleStatus boots res with memMiB of RAM, waits for the console line
@@ -215,13 +283,25 @@ func idleStatuses(tmp string, res *build.Result, arch qemu.Arch, memMiB int, mil
 	var sts []*api.Status
 	for _, d := range after {
 		time.Sleep(time.Until(reached.Add(d)))
-		st, err := c.Status(context.Background())
+		st, err := statusRetry(c, 3)
 		if err != nil {
 			return nil, 0, err
 		}
 		sts = append(sts, st)
 	}
 	return sts, m.At, nil
+}
+
+// statusRetry reads the node's status, trying again up to tries times: on
+// a loaded machine a TCG guest can miss the client's 30 s timeout once.
+func statusRetry(c *api.Client, tries int) (*api.Status, error) {
+	for i := 1; ; i++ {
+		st, err := c.Status(context.Background())
+		if err == nil || i == tries {
+			return st, err
+		}
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // benchKube boots an x86_64 node running the bundled Kubernetes (with
@@ -273,6 +353,7 @@ func benchKubeBoard(env *testimage.Env, tmp, board, arch string, qarch qemu.Arch
 		when := fmt.Sprintf("%s after ready", short(idles[i]))
 		row(board+": idle Kubernetes node, all "+fmt.Sprint(len(st.Processes))+" processes, "+when+" (RSS / PSS / anonymous; per process the same)", "%.1f MiB / %.1f MiB / %.1f MiB (%s)", mib(int64(rss)), mib(int64(pss)), mib(int64(anon)), strings.Join(parts, ", "))
 		row(board+": memory available to workloads (of 2048 MiB guest RAM), "+when, "%.0f MiB", mib(int64(st.Memory.AvailableBytes)))
+		memoryRows(board, "Kubernetes node, "+when, 2048, st)
 	}
 	return nil
 }

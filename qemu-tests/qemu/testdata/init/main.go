@@ -4,6 +4,7 @@
 // unknown name=value parameters to init as environment variables):
 //
 //	cairntest=poweroff  power the machine off
+//	cairntest=meminfo   print what the kernel alone holds (see memory.go), then power off
 //	cairntest=idle      print a few ticks, then wait forever (the default)
 package main
 
@@ -18,12 +19,11 @@ import (
 func main() {
 	fmt.Printf("cairn-test: hello from init arch=%s\n", runtime.GOARCH)
 	switch os.Getenv("cairntest") {
+	case "meminfo":
+		printMemory()
+		powerOff()
 	case "poweroff":
-		fmt.Println("cairn-test: powering off")
-		syscall.Sync()
-		if err := syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
-			fmt.Println("cairn-test: power off:", err)
-		}
+		powerOff()
 	default:
 		for i := 1; i <= 3; i++ {
 			time.Sleep(100 * time.Millisecond)
@@ -32,5 +32,13 @@ func main() {
 	}
 	for { // PID 1 must not exit: the kernel would panic.
 		time.Sleep(time.Hour)
+	}
+}
+
+func powerOff() {
+	fmt.Println("cairn-test: powering off")
+	syscall.Sync()
+	if err := syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		fmt.Println("cairn-test: power off:", err)
 	}
 }
