@@ -230,10 +230,13 @@ func (m *Manager) List() []Status {
 	var out []Status
 	for _, name := range m.order {
 		u := m.units[name]
+		// The supervisor's count first: the Starting hook runs before a
+		// restart is counted, so a counted restart is never shown with the
+		// state of the run before it.
+		sup := u.sup.Status()
 		u.mu.Lock()
 		st := u.status
 		u.mu.Unlock()
-		sup := u.sup.Status()
 		st.Restarts = sup.Restarts
 		if e := sup.LastExit; e != nil {
 			st.LastExit = &Exit{Code: uint32(e.Code), At: e.At}
@@ -325,6 +328,9 @@ func (m *Manager) supervise(u *unit) {
 func (m *Manager) hooks(u *unit) supervisor.Hooks {
 	log := m.opts.Log.With("service", u.svc.Name)
 	return supervisor.Hooks{
+		Starting: func() {
+			u.set(func(s *Status) { s.State, s.Ready = StateStarting, false })
+		},
 		Started: func(pid int) {
 			u.set(func(s *Status) { s.State, s.PID, s.Ready = StateStarting, uint32(pid), false })
 		},

@@ -301,3 +301,28 @@ func TestLastExit(t *testing.T) {
 		t.Errorf("LastExit = %+v, want %+v", got, want)
 	}
 }
+
+// TestStartingBeforeCount: the Starting hook runs before a restart is
+// counted, so a reader of Status that sees a new count also sees what the
+// hook recorded (the services' "starting" state), never the exit before it.
+func TestStartingBeforeCount(t *testing.T) {
+	clock := &fakeClock{fire: true, t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	runner := &fakeRunner{clock: clock, script: []fakeRun{{code: 1}, {code: 1}}, running: make(chan struct{}, 1)}
+	var seen []int
+	var s *Supervisor
+	s = New(runner, Policy{Restart: Always}, Hooks{Starting: func() { seen = append(seen, s.Status().Restarts) }})
+	s.now, s.after = clock.now, clock.after
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	select {
+	case <-runner.running:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the script did not end in 5 s")
+	}
+	cancel()
+	<-done
+	if want := []int{0, 0, 1}; !slices.Equal(seen, want) {
+		t.Errorf("restarts counted when Starting ran = %v, want %v (the hook before each count)", seen, want)
+	}
+}

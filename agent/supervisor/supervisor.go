@@ -28,6 +28,10 @@ import (
 // Hooks hear what a Supervisor does; any may be nil. They are called from
 // the goroutine running Supervisor.Run, one at a time.
 type Hooks struct {
+	// Starting is called as a run begins, before it is counted as a
+	// restart: a reader that sees the new count also sees what Starting
+	// set (read Status first, then the hook's state).
+	Starting func()
 	// Started is called once a run has started, with its PID.
 	Started func(pid int)
 	// Exited is called after a run ended by itself or by RestartNow
@@ -152,6 +156,9 @@ func (s *Supervisor) Run(ctx context.Context) {
 func (s *Supervisor) runOnce(ctx context.Context, first bool) (Exit, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if s.hooks.Starting != nil {
+		s.hooks.Starting()
+	}
 	s.mu.Lock()
 	if !first {
 		s.restarts++
