@@ -50,7 +50,7 @@ func TestKubernetesBadInput(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			logEvents(t, k)
-			for _, pod := range []string{"default/dropper", "kube-system/filler", "default/breaker"} {
+			for _, pod := range []string{"default/dropper", "kube-system/filler", "kube-system/breaker"} {
 				ns, name, _ := strings.Cut(pod, "/")
 				logs, err := kubeGetText(ctx, k, "/api/v1/namespaces/"+ns+"/pods/"+name+"/log")
 				t.Logf("log of %s (%v):\n%s", pod, err, logs)
@@ -88,7 +88,10 @@ func TestKubernetesBadInput(t *testing.T) {
 
 	// The datastore overwritten under a killed cairn-kube: moved aside,
 	// reported, and the empty cluster given its manifests again.
-	apply(t, k, hostPod("default", "breaker", "/var/lib/cairn/kube/db", true,
+	// In kube-system, so the kubelet admits it (as a node-critical pod)
+	// while it still reports DiskPressure: the condition outlasts the full
+	// disk by the eviction transition period (5 min).
+	apply(t, k, hostPod("kube-system", "breaker", "/var/lib/cairn/kube/db", true,
 		"kill", "cairn-kube", "then", "corrupt", "/host/state.db", "/host/state.db-wal"))
 	if _, err := vm.Expect(kubeTimeout, `cairn-kube exited \(signal: killed\)`); err != nil {
 		t.Fatal(err)
@@ -191,8 +194,8 @@ func hostPod(ns, name, dir string, privileged bool, args ...string) string {
 		quoted[i] = strconv.Quote(a)
 	}
 	priority := ""
-	if ns == "kube-system" {
-		priority = "priorityClassName: system-node-critical"
+	if ns == "kube-system" { // scheduled and admitted under disk pressure too
+		priority = "priorityClassName: system-node-critical\n  tolerations: [{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}]"
 	}
 	return fmt.Sprintf(`
 apiVersion: v1
