@@ -37,6 +37,9 @@ type Config struct {
 	API API `yaml:"api,omitempty"`
 	// Kubernetes, when set, runs the bundled Kubernetes (cairn-kube).
 	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty"`
+	// Update configures over-the-air upgrades; without it `cairn node
+	// upgrade` is refused.
+	Update *Update `yaml:"update,omitempty"`
 }
 
 // API configures the node API.
@@ -60,6 +63,9 @@ func (c Config) Validate() error {
 		if err := c.Kubernetes.Validate(); err != nil {
 			return fmt.Errorf("kubernetes: %w", err)
 		}
+	}
+	if err := c.Update.Validate(); err != nil {
+		return fmt.Errorf("update: %w", err)
 	}
 	if c.API.Port < 0 || c.API.Port > 65535 {
 		return fmt.Errorf("api.port %d is not a TCP port", c.API.Port)

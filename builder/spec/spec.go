@@ -172,7 +172,31 @@ func ParseSpec(file string, data []byte) (*Spec, error) {
 	if s.Disk.DataSize == 0 {
 		s.Disk.DataSize = DefaultDataSize
 	}
+	if err := s.embedUpdateKeys(); err != nil {
+		return nil, err
+	}
 	return s, s.validate()
+}
+
+// embedUpdateKeys replaces each update.keys entry that names a file
+// (anything but a PEM block) with the file's content, so the agent gets
+// the keys themselves.
+func (s *Spec) embedUpdateKeys() error {
+	u := s.Agent.Update
+	if u == nil {
+		return nil
+	}
+	for i, k := range u.Keys {
+		if strings.HasPrefix(strings.TrimSpace(k), "-----BEGIN") {
+			continue
+		}
+		b, err := os.ReadFile(resolvePath(s.file, k))
+		if err != nil {
+			return fmt.Errorf("%s: update.keys[%d]: %v (give a public key file from cairn keygen, relative to the spec, or the PEM text)", s.lines.at(s.file, fmt.Sprintf("update.keys[%d]", i)), i, err)
+		}
+		u.Keys[i] = string(b)
+	}
+	return nil
 }
 
 func (s *Spec) validate() error {
