@@ -20,6 +20,8 @@
 //	POST /v1/shutdown                   202, {"status": "shutting down"}
 //	GET  /v1/kubeconfig                 application/yaml: an admin kubeconfig (?server=URL); 409 on an agent-mode node
 //	GET  /v1/join-kubeconfig            application/yaml: a node's join kubeconfig (?node=NAME, ?server=URL); server nodes only
+//	POST /v1/upgrade                    UpgradeRequest → 202, Upgrade; 422 refused, 409 one runs
+//	GET  /v1/upgrade                    Upgrade
 //	GET  /metrics                       Prometheus text exposition
 //
 // The handlers reach the system through two small interfaces, Node and
@@ -184,6 +186,9 @@ type Status struct {
 	Services   []Service         `json:"services"`
 	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
 	Health     *health.Snapshot  `json:"health,omitempty"`
+	// Upgrade is the current or last upgrade attempt, on a node whose
+	// image has an update section.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
 }
 
 // Health is the node's health model (*health.Model).
@@ -232,4 +237,63 @@ type PodCount struct {
 // Uptime returns the uptime as a Duration.
 func (s NodeStatus) Uptime() time.Duration {
 	return time.Duration(s.UptimeSeconds * float64(time.Second))
+}
+
+// ErrUpgradeRefused is wrapped by Upgrades.Start's errors for an upgrade
+// it will not do (a bad signature, another board, an older version); the
+// API answers 422 and nothing was written.
+var ErrUpgradeRefused = errors.New("upgrade refused")
+
+// ErrUpgradeBusy is wrapped by Upgrades.Start's errors while an upgrade
+// runs; the API answers 409.
+var ErrUpgradeBusy = errors.New("an upgrade is already running")
+
+// Upgrades is the node's upgrade control (*update.Updater).
+type Upgrades interface {
+	// Start checks the artifact req names and starts installing it, or
+	// refuses it (errors wrap ErrUpgradeRefused or ErrUpgradeBusy).
+	Start(ctx context.Context, req UpgradeRequest) (Upgrade, error)
+	// Progress is the current or last attempt.
+	Progress() Upgrade
+}
+
+// UpgradeRequest is POST /v1/upgrade's body.
+type UpgradeRequest struct {
+	// Ref is the artifact: REGISTRY/REPO:TAG, REGISTRY/REPO@DIGEST, or
+	// a tag (":TAG" or "TAG") of the image's update.repository.
+	Ref string `json:"ref"`
+	// Force allows a downgrade, a reinstall of the running version,
+	// another image's artifact and a digest that rolled back before.
+	Force bool `json:"force,omitempty"`
+}
+
+// Upgrade is an upgrade attempt: GET /v1/upgrade, and status's upgrade
+// section.
+type Upgrade struct {
+	// Phase is where the attempt is (agent/update's phases: "boot files",
+	// "downloading", "verifying", "armed", "trial", "gate failed") or how
+	// it ended ("committed", "rolled back", "failed"); empty: none yet.
+	Phase string `json:"phase"`
+	// Running is true while this agent works on it (before the reboot,
+	// or during the trial's gate).
+	Running     bool   `json:"running"`
+	Ref         string `json:"ref,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+	Version     string `json:"version,omitempty"`
+	Slot        string `json:"slot,omitempty"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	FromSlot    string `json:"fromSlot,omitempty"`
+	// Reason says why it failed or rolled back.
+	Reason string `json:"reason,omitempty"`
+	// DoneBytes of TotalBytes of the phase's work (downloading or
+	// verifying the slot), at RateBytes per second, ETASeconds left.
+	DoneBytes  int64   `json:"doneBytes,omitempty"`
+	TotalBytes int64   `json:"totalBytes,omitempty"`
+	RateBytes  float64 `json:"rateBytes,omitempty"`
+	ETASeconds float64 `json:"etaSeconds,omitempty"`
+	// FetchedBytes is what the agent received from registries since it
+	// started: with DoneBytes, how much a resume or a delta saved.
+	FetchedBytes int64     `json:"fetchedBytes,omitempty"`
+	Started      time.Time `json:"started,omitzero"`
+	Finished     time.Time `json:"finished,omitzero"`
 }

@@ -102,6 +102,9 @@ func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
 	if h := st.Health; h != nil {
 		writeHealth(p, h)
 	}
+	if u := st.Upgrade; u != nil {
+		writeUpgrade(p, u)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -200,4 +203,20 @@ func formatFloat(v float64) string {
 		return strconv.FormatInt(int64(v), 10) // byte counts read better whole
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// writeUpgrade writes the current or last upgrade attempt.
+func writeUpgrade(p promWriter, u *Upgrade) {
+	p.family("cairn_upgrade_running", "gauge", "1 while an upgrade is being installed or its trial boot is judged.")
+	p.sample("cairn_upgrade_running", b2f(u.Running))
+	p.family("cairn_upgrade_phase", "gauge", "1 for the phase the current or last upgrade attempt is in.")
+	if u.Phase != "" {
+		p.sample("cairn_upgrade_phase", 1, "phase", u.Phase, "version", u.Version)
+	}
+	p.family("cairn_upgrade_done_bytes", "gauge", "Bytes of the slot image written or verified in the running phase.")
+	p.sample("cairn_upgrade_done_bytes", float64(u.DoneBytes))
+	p.family("cairn_upgrade_total_bytes", "gauge", "Bytes of the slot image the running phase works through.")
+	p.sample("cairn_upgrade_total_bytes", float64(u.TotalBytes))
+	p.family("cairn_upgrade_fetched_bytes_total", "counter", "Bytes received from registries since the agent started.")
+	p.sample("cairn_upgrade_fetched_bytes_total", float64(u.FetchedBytes))
 }

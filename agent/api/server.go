@@ -26,6 +26,7 @@ type Server struct {
 	services Services
 	kube     Kubernetes // nil on a node without Kubernetes
 	health   Health     // nil: status and metrics have no health section
+	upgrades Upgrades   // nil: the image has no update section
 	log      *slog.Logger
 	metrics  *requestMetrics
 	handler  http.Handler
@@ -65,6 +66,8 @@ var routes = []route{
 	{"POST", "/v1/shutdown", (*Server).shutdown},
 	{"GET", "/v1/kubeconfig", (*Server).kubeconfig},
 	{"GET", "/v1/join-kubeconfig", (*Server).joinKubeconfig},
+	{"POST", "/v1/upgrade", (*Server).startUpgrade},
+	{"GET", "/v1/upgrade", (*Server).upgrade},
 	{"GET", "/metrics", (*Server).metricsHandler},
 }
 
@@ -77,19 +80,25 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 	mux := http.NewServeMux()
 	// paths knows every path whatever the method, to tell 405 from 404.
 	paths := http.NewServeMux()
+	methods := map[string][]string{} // path → its methods
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
-		paths.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", rt.method)
-			writeError(w, http.StatusMethodNotAllowed, "%s %s: use %s", r.Method, r.URL.Path, rt.method)
-		})
+		if methods[rt.path] == nil {
+			path := rt.path
+			paths.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				allow := strings.Join(methods[path], ", ")
+				w.Header().Set("Allow", allow)
+				writeError(w, http.StatusMethodNotAllowed, "%s %s: use %s", r.Method, r.URL.Path, strings.Join(methods[path], " or "))
+			})
+		}
+		methods[rt.path] = append(methods[rt.path], rt.method)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := paths.Handler(r); pattern != "" {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/kubeconfig, /v1/join-kubeconfig, /metrics)", r.Method, r.URL.Path)
+		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/upgrade, /v1/kubeconfig, /v1/join-kubeconfig, /metrics)", r.Method, r.URL.Path)
 	})
 	s.handler = s.observe(s.recover(requireClientCert(mux)))
 	return s
@@ -324,6 +333,10 @@ func (s *Server) gather(ctx context.Context) (*Status, error) {
 	if s.health != nil {
 		h := s.health.Snapshot()
 		st.Health = &h
+	}
+	if s.upgrades != nil {
+		up := s.upgrades.Progress()
+		st.Upgrade = &up
 	}
 	return st, nil
 }

@@ -168,6 +168,11 @@ const (
 	KubeDir = StateDir + "/kube"
 	// KubeManifestsDir takes manifests dropped in by users.
 	KubeManifestsDir = KubeDir + "/manifests"
+	// UpdateDir is the upgrade's state: the record of the attempt and its
+	// checkpoint (agent/update), and the datastore snapshot of a trial.
+	UpdateDir = StateDir + "/update"
+	// UpdateRecord is the current or last upgrade attempt.
+	UpdateRecord = UpdateDir + "/record.json"
 	// LogDir keeps the services' and cairn-kube's rotated logs.
 	LogDir = "/var/log/cairn"
 )

@@ -1,8 +1,8 @@
 // Package artifact is the OS update artifact's format: the OCI manifest
 // `cairn push` writes and the agent reads, one per board. It holds the
 // media types, the annotations and the config, and checks what a registry
-// sent before anything acts on it. It imports nothing of ours and nothing
-// heavy, so the builder and the agent share it.
+// sent before anything acts on it. It imports only the contract package and
+// nothing heavy, so the builder and the agent share it.
 //
 // An artifact is an OCI image manifest with ArtifactType, a config blob of
 // ConfigMediaType (Config) and these layers, each once:
@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/cairn-edge/cairn/agent/contract"
 )
 
 // Media types.
@@ -119,7 +121,7 @@ func (c *Config) Validate() error {
 		if a == "" || len(a) > 1024 || strings.ContainsAny(a, " \t\r\n\x00") {
 			return fmt.Errorf("update config: kernel parameter %q is empty, too long or holds white space", trunc(a))
 		}
-		if strings.HasPrefix(a, "cairn.slot=") {
+		if strings.HasPrefix(a, contract.SlotParam+"=") {
 			return fmt.Errorf("update config: the kernel command line names a slot (%q); the agent adds the slot", trunc(a))
 		}
 	}

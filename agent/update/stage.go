@@ -1,0 +1,245 @@
+package update
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/update/artifact"
+)
+
+// checkpointEvery is how many slot bytes go between checkpoints: a cut
+// loses at most this much download.
+var checkpointEvery int64 = 8 << 20
+
+// stage installs t into the inactive slot and reboots into a trial. It
+// runs in the background after Start; a failure ends the attempt with the
+// running slot still the default.
+func (u *Updater) stage(ctx context.Context, t *Target) {
+	err := u.install(ctx, t)
+	if err == nil {
+		return // rebooting
+	}
+	u.o.Log.Error("upgrade failed", "ref", t.Ref, "err", err)
+	u.o.Say("upgrade failed version=%s reason=%s", t.Config.Version, oneLine(err.Error()))
+	if serr := u.setPhase(PhaseFailed, err.Error()); serr != nil {
+		u.o.Log.Warn("upgrade record", "err", serr)
+	}
+	u.mu.Lock()
+	u.running = false
+	u.mu.Unlock()
+}
+
+func (u *Updater) install(ctx context.Context, t *Target) error {
+	o := u.o
+	slot := o.Running.Other()
+	u.mu.Lock()
+	prev := u.rec
+	r := &Record{
+		Phase: PhaseBootFiles, Ref: t.Ref, Repo: t.Repo, Digest: t.Digest, Version: t.Config.Version, Slot: slot,
+		FromVersion: o.Release.Version, FromSlot: o.Running, Started: time.Now().UTC(), Rejected: prev.Rejected,
+	}
+	// A checkpoint of the same slot blob into the same slot may resume.
+	if c := prev.Checkpoint; c != nil && c.Blob == t.Update.Slot.Digest && c.Slot == slot {
+		r.Checkpoint = c
+	}
+	u.rec = r
+	u.mu.Unlock()
+	if err := r.save(o.RecordPath); err != nil {
+		return err
+	}
+	o.Say("upgrade started version=%s slot=%s digest=%s", t.Config.Version, slot, t.Digest)
+
+	// Boot files first: installing them is what makes the slot unbootable
+	// before its partition is overwritten.
+	files := bootloader.BootFiles{
+		Kernel:  u.blob(ctx, t.Repo, t.Update.Kernel),
+		Initrd:  u.blob(ctx, t.Repo, t.Update.Initrd),
+		Cmdline: t.Config.Cmdline,
+		Title:   fmt.Sprintf("%s %s (slot %s)", t.Config.Name, t.Config.Version, strings.ToUpper(string(slot))),
+		Version: t.Config.Version,
+	}
+	if err := o.Bootloader.Install(slot, files); err != nil {
+		return fmt.Errorf("installing slot %s's boot files: %w", slot, err)
+	}
+
+	if err := u.setPhase(PhaseDownloading, ""); err != nil {
+		return err
+	}
+	dev, size, err := o.Slots.Open(ctx, slot)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if t.Update.Slot.Size > size {
+		return fmt.Errorf("slot image is %d bytes, the partition %d", t.Update.Slot.Size, size)
+	}
+	if err := u.download(ctx, t, dev); err != nil {
+		return err
+	}
+
+	if err := u.setPhase(PhaseVerifying, ""); err != nil {
+		return err
+	}
+	if err := u.verifySlot(dev, t.Update.Slot); err != nil {
+		return err
+	}
+
+	if o.BeforeTrial != nil {
+		if err := o.BeforeTrial(ctx); err != nil {
+			return fmt.Errorf("before the trial boot: %w", err)
+		}
+	}
+	reboot, err := o.Bootloader.ArmTrial(slot)
+	if err != nil {
+		return fmt.Errorf("arming the trial boot of slot %s: %w", slot, err)
+	}
+	// Recorded after arming: a record that says armed means the trial was.
+	u.mu.Lock()
+	u.rec.Checkpoint = nil
+	u.mu.Unlock()
+	if err := u.setPhase(PhaseArmed, ""); err != nil {
+		return err
+	}
+	o.Say("upgrade armed slot=%s version=%s; rebooting into the trial", slot, t.Config.Version)
+	return o.Reboot(reboot)
+}
+
+// blob is a reader of a small blob (a kernel, an initramfs) streamed from
+// the registry when first read; a digest mismatch is a read error, so the
+// boot loader never renames a damaged file into place.
+func (u *Updater) blob(ctx context.Context, repo string, d artifact.Descriptor) io.Reader {
+	return &lazyBlob{open: func() io.Reader {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.CloseWithError(u.o.Registry.Fetch(ctx, repo, d, 0, sha256.New(), pw, nil))
+		}()
+		return pr
+	}}
+}
+
+type lazyBlob struct {
+	open func() io.Reader
+	r    io.Reader
+}
+
+func (l *lazyBlob) Read(p []byte) (int, error) {
+	if l.r == nil {
+		l.r = l.open()
+	}
+	return l.r.Read(p)
+}
+
+// download streams the slot blob into dev, resuming from the record's
+// checkpoint when the bytes on the partition still hash to it, and saves
+// a checkpoint every checkpointEvery bytes.
+func (u *Updater) download(ctx context.Context, t *Target, dev Device) error {
+	d := t.Update.Slot
+	from, h := u.resumePoint(dev, d)
+	w := &slotWriter{u: u, dev: dev, off: from, h: h, blob: d.Digest, next: from + checkpointEvery}
+	u.progress(from, d.Size)
+	if from > 0 {
+		u.o.Log.Info("resuming the slot download", "from", from, "of", d.Size)
+		u.o.Say("upgrade resuming download at %d of %d bytes", from, d.Size)
+	}
+	err := u.o.Registry.Fetch(ctx, t.Repo, d, from, h, w, func(done int64) { u.progress(done, d.Size) })
+	if err != nil {
+		return fmt.Errorf("downloading the slot image: %w", err)
+	}
+	return dev.Sync()
+}
+
+// resumePoint is where a download into dev may go on: the checkpoint's
+// offset if re-hashing that much of the partition gives the checkpoint's
+// hash state, else 0 with a fresh hash.
+func (u *Updater) resumePoint(dev Device, d artifact.Descriptor) (int64, hash.Hash) {
+	c := u.rec.Checkpoint
+	if c == nil || c.Blob != d.Digest || c.Written <= 0 || c.Written > d.Size {
+		return 0, sha256.New()
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(dev, 0, c.Written)); err != nil {
+		u.o.Log.Warn("cannot re-read the checkpoint; starting over", "err", err)
+		return 0, sha256.New()
+	}
+	if !bytes.Equal(hashState(h), c.Hash) {
+		u.o.Log.Warn("the partition does not hold what the checkpoint says; starting over", "written", c.Written)
+		return 0, sha256.New()
+	}
+	return c.Written, h
+}
+
+// slotWriter writes the slot blob to its partition in order and
+// checkpoints as it goes.
+type slotWriter struct {
+	u         *Updater
+	dev       Device
+	h         hash.Hash // the hash the fetch feeds: read for checkpoints
+	blob      string
+	off, next int64
+}
+
+func (w *slotWriter) Write(p []byte) (int, error) {
+	n, err := w.dev.WriteAt(p, w.off)
+	w.off += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("writing the slot partition at %d: %w", w.off, err)
+	}
+	if w.off >= w.next {
+		w.next = w.off + checkpointEvery
+		if err := w.checkpoint(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// checkpoint makes the bytes so far durable, then records them. The fetch
+// feeds the hash before it writes, so the hash covers exactly w.off bytes.
+func (w *slotWriter) checkpoint() error {
+	if err := w.dev.Sync(); err != nil {
+		return fmt.Errorf("syncing the slot partition: %w", err)
+	}
+	u := w.u
+	u.mu.Lock()
+	u.rec.Checkpoint = &Checkpoint{Blob: w.blob, Slot: u.rec.Slot, Written: w.off, Hash: hashState(w.h)}
+	err := u.rec.save(u.o.RecordPath)
+	u.mu.Unlock()
+	return err
+}
+
+// verifySlot reads the slot image back from the partition and checks its
+// digest: what boots is what was signed.
+func (u *Updater) verifySlot(dev Device, d artifact.Descriptor) error {
+	h := sha256.New()
+	pr := &progressReader{r: io.NewSectionReader(dev, 0, d.Size), fn: func(n int64) { u.progress(n, d.Size) }}
+	if _, err := io.Copy(h, pr); err != nil {
+		return fmt.Errorf("reading the slot partition back: %w", err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d.Digest {
+		return fmt.Errorf("the slot partition reads back as %s, not the downloaded %s (a failing disk?); the old slot stays the default", got, d.Digest)
+	}
+	return nil
+}
+
+type progressReader struct {
+	r  io.Reader
+	n  int64
+	fn func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.fn(p.n)
+	return n, err
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
