@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -62,13 +63,24 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // do sends a request and returns the response if its status is want; any
 // other status becomes an *Error. The caller closes the body.
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, want int) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in any, want int) (*http.Response, error) {
 	u := *c.base
 	u.Path = path
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -88,9 +100,14 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, want
 
 // call does a request bounded by c.Timeout and decodes the JSON reply into out.
 func (c *Client) call(ctx context.Context, method, path string, want int, out any) error {
+	return c.callWith(ctx, method, path, nil, want, out)
+}
+
+// callWith is call with a JSON request body in.
+func (c *Client) callWith(ctx context.Context, method, path string, in any, want int, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	resp, err := c.do(ctx, method, path, nil, want)
+	resp, err := c.do(ctx, method, path, nil, in, want)
 	if err != nil {
 		return err
 	}
@@ -118,6 +135,26 @@ func (c *Client) Services(ctx context.Context) ([]Service, error) {
 func (c *Client) Restart(ctx context.Context, name string) error {
 	var r ActionReply
 	return c.call(ctx, "POST", "/v1/services/"+url.PathEscape(name)+"/restart", http.StatusAccepted, &r)
+}
+
+// Upgrade asks the node to upgrade to req.Ref: the attempt once the node
+// accepted it, or an *Error with its reason (422 refused, 409 one runs).
+// The upgrade's checks contact the registry, so it may take a minute.
+func (c *Client) Upgrade(ctx context.Context, req UpgradeRequest) (*Upgrade, error) {
+	var up Upgrade
+	long := *c
+	long.Timeout = max(c.Timeout, UpgradeCheckTimeout)
+	return &up, long.callWith(ctx, "POST", "/v1/upgrade", req, http.StatusAccepted, &up)
+}
+
+// UpgradeCheckTimeout bounds POST /v1/upgrade: the node resolves and
+// checks the artifact (a slow registry, retries) before it answers.
+const UpgradeCheckTimeout = 3 * time.Minute
+
+// UpgradeProgress is the node's current or last upgrade attempt.
+func (c *Client) UpgradeProgress(ctx context.Context) (*Upgrade, error) {
+	var up Upgrade
+	return &up, c.call(ctx, "GET", "/v1/upgrade", http.StatusOK, &up)
 }
 
 // Reboot asks the node to reboot.
@@ -163,7 +200,7 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	resp, err := c.do(ctx, "GET", path, q, http.StatusOK)
+	resp, err := c.do(ctx, "GET", path, q, nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +222,7 @@ func (c *Client) Logs(ctx context.Context, name string, opts LogOptions) (io.Rea
 	if !opts.Follow {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 	}
-	resp, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name)+"/logs", q, http.StatusOK)
+	resp, err := c.do(ctx, "GET", "/v1/services/"+url.PathEscape(name)+"/logs", q, nil, http.StatusOK)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -30,6 +30,10 @@ commands:
   reboot            reboot the node
   shutdown          power the node off
   metrics           the node's Prometheus metrics
+  upgrade REF       upgrade the node to the update artifact REF (REGISTRY/REPO:TAG, or a
+                    tag of the image's update.repository) and wait for the outcome:
+                    committed, or rolled back with the reason (--force allows a downgrade
+                    or reinstall; --wait DURATION bounds the wait, default 30m)
   kubeconfig        an admin kubeconfig of the node's Kubernetes (--kube-server
                     https://HOST:PORT sets its server; default the node's host, port 6443)
   join-kubeconfig   on a Kubernetes server node: a kubeconfig with new credentials for
@@ -52,6 +56,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tail := fs.Int("tail", 0, "logs: only the last N lines")
 	kubeServer := fs.String("kube-server", "", "kubeconfig, join-kubeconfig: the Kubernetes API server's URL as you (or the joining node) reach it")
 	nodeName := fs.String("node", "", "join-kubeconfig: the Kubernetes name of the node that joins")
+	force := fs.Bool("force", false, "upgrade: allow a downgrade, a reinstall or a release that rolled back")
+	wait := fs.Duration("wait", 30*time.Minute, "upgrade: how long to wait for the outcome")
 	// Flags may come before or after the command and its argument.
 	var pos []string
 	for {
@@ -69,11 +75,13 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flag.ErrHelp
 	}
 	cmd, rest := pos[0], pos[1:]
-	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0}
+	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0, "upgrade": 1}
 	n, ok := wantArgs[cmd]
 	switch {
 	case !ok:
-		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig)", cmd)
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig, upgrade)", cmd)
+	case len(rest) < n && cmd == "upgrade":
+		return errors.New("cairn node upgrade needs the artifact's reference, e.g. cairn node upgrade registry.example.com/edge/shop:1.3.0")
 	case len(rest) < n:
 		return fmt.Errorf("cairn node %s needs a service name, e.g. cairn node %s containerd", cmd, cmd)
 	case len(rest) > n:
@@ -84,6 +92,8 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--tail %d: give a line count of 0 or more", *tail)
 	case *kubeServer != "" && cmd != "kubeconfig" && cmd != "join-kubeconfig":
 		return fmt.Errorf("--kube-server applies to kubeconfig and join-kubeconfig only, not %s", cmd)
+	case *force && cmd != "upgrade":
+		return fmt.Errorf("--force applies to upgrade only, not %s", cmd)
 	case *nodeName != "" && cmd != "join-kubeconfig":
 		return fmt.Errorf("--node applies to join-kubeconfig only, not %s", cmd)
 	case cmd == "join-kubeconfig" && *nodeName == "":
@@ -102,6 +112,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		rest = []string{*kubeServer}
 	case "join-kubeconfig":
 		rest = []string{*nodeName, *kubeServer}
+	}
+	if cmd == "upgrade" {
+		return explainNodeError(upgradeNode(ctx, c, api.UpgradeRequest{Ref: rest[0], Force: *force}, *wait, *asJSON, stdout), addr)
 	}
 	err = runNode(ctx, c, cmd, rest, *asJSON, api.LogOptions{Follow: *follow, Tail: *tail}, stdout)
 	if err != nil && ctx.Err() != nil && cmd == "logs" {
@@ -238,6 +251,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	fmt.Fprintf(tw, "addresses\t%s\n", strings.Join(addrs, ", "))
 	if h := st.Health; h != nil {
 		fmt.Fprintf(tw, "health\t%s\n", healthLine(h, now))
+	}
+	if u := st.Upgrade; u != nil && u.Phase != "" {
+		fmt.Fprintf(tw, "upgrade\t%s\n", upgradeLine(u))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
