@@ -187,22 +187,23 @@ type slotWriter struct {
 }
 
 func (w *slotWriter) Write(p []byte) (int, error) {
+	// The fetch feeds the hash after each write returns, so here, before
+	// p, the hash covers exactly w.off bytes: the moment to checkpoint.
+	if w.off >= w.next {
+		w.next = w.off + checkpointEvery
+		if err := w.checkpoint(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := w.dev.WriteAt(p, w.off)
 	w.off += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("writing the slot partition at %d: %w", w.off, err)
 	}
-	if w.off >= w.next {
-		w.next = w.off + checkpointEvery
-		if err := w.checkpoint(); err != nil {
-			return n, err
-		}
-	}
 	return n, nil
 }
 
-// checkpoint makes the bytes so far durable, then records them. The fetch
-// feeds the hash before it writes, so the hash covers exactly w.off bytes.
+// checkpoint makes the bytes so far durable, then records them.
 func (w *slotWriter) checkpoint() error {
 	if err := w.dev.Sync(); err != nil {
 		return fmt.Errorf("syncing the slot partition: %w", err)

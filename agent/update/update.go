@@ -54,7 +54,8 @@ type Registry interface {
 	Resolve(ctx context.Context, ref, board, arch string) (*Target, error)
 	// Fetch writes blob d of repo to w from byte from on, resuming
 	// dropped connections, and feeds h, which holds the hash of the
-	// first from bytes; it checks h against d's digest at the end.
+	// first from bytes, with each piece after w took it; it checks h
+	// against d's digest at the end.
 	// progress gets the bytes done so far.
 	Fetch(ctx context.Context, repo string, d artifact.Descriptor, from int64, h hash.Hash, w io.Writer, progress func(done int64)) error
 	// Received is the bytes received from registries so far.

@@ -71,12 +71,13 @@ func (f *fakeRegistry) Fetch(ctx context.Context, repo string, d artifact.Descri
 	if cut > 0 {
 		rest = rest[:cut]
 	}
-	mw := io.MultiWriter(h, w)
+	// As registry.Client does: write, then hash what was written.
 	for b := rest; len(b) > 0; {
 		n := min(len(b), 64<<10)
-		if _, err := mw.Write(b[:n]); err != nil {
+		if _, err := w.Write(b[:n]); err != nil {
 			return err
 		}
+		h.Write(b[:n])
 		b = b[n:]
 	}
 	f.mu.Lock()
