@@ -65,6 +65,9 @@ type Result struct {
 // registry listing thousands cannot keep it busy.
 const maxCandidates = 16
 
+// emptyMediaType is OCI's empty config, which a bundle's manifest has.
+const emptyMediaType = "application/vnd.oci.empty.v1+json"
+
 // SignatureTag is the tag cosign v2 stores the signatures of digest under.
 func SignatureTag(digest string) string {
 	return strings.Replace(digest, ":", "-", 1) + ".sig"
@@ -203,8 +206,15 @@ func (v *verifier) index(where string, b []byte) []artifact.Descriptor {
 	}
 	var out []artifact.Descriptor
 	for _, d := range ix.Manifests {
-		// An entry without artifactType may still be a bundle: look inside.
-		if (d.ArtifactType == BundleMediaType || d.ArtifactType == "") && artifact.ValidDigest(d.Digest) {
+		// Registries that predate artifactType list the config's media
+		// type instead (OCI's empty one for a bundle), or nothing: look
+		// inside those too.
+		switch d.ArtifactType {
+		case BundleMediaType, emptyMediaType, "":
+		default:
+			continue
+		}
+		if artifact.ValidDigest(d.Digest) {
 			out = append(out, d)
 		}
 	}
