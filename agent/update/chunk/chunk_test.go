@@ -34,7 +34,10 @@ func TestStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(b)
-	got := hex.EncodeToString(sum[:8]) + " " + hex.EncodeToString(func() []byte { x := gear[255]; return []byte{byte(x >> 56), byte(x >> 48), byte(x >> 40), byte(x >> 32)} }())
+	got := hex.EncodeToString(sum[:8]) + " " + hex.EncodeToString(func() []byte {
+		x := gear[255]
+		return []byte{byte(x >> 56), byte(x >> 48), byte(x >> 40), byte(x >> 32)}
+	}())
 	t.Logf("%d chunks; index %s", len(ix.Chunks), got)
 	const want = "9e101bb1040987ea def37a77"
 	if got != want {
@@ -175,5 +178,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
-

@@ -35,11 +35,22 @@ const (
 // PlanOptions tune how fetched chunks are coalesced into ranges.
 type PlanOptions struct {
 	// MaxGap: fetched chunks separated by at most this many local bytes
-	// are fetched as one range (default DefaultMaxGap; negative: never).
+	// are fetched as one range (default DefaultMaxGap; negative: only
+	// adjacent fetched chunks are merged).
 	MaxGap int64
 	// MaxRange caps a range's length (default DefaultMaxRange); a single
 	// chunk longer than it still makes one range.
 	MaxRange int64
+}
+
+func (o PlanOptions) defaults() PlanOptions {
+	if o.MaxGap == 0 {
+		o.MaxGap = DefaultMaxGap
+	}
+	if o.MaxRange <= 0 {
+		o.MaxRange = DefaultMaxRange
+	}
+	return o
 }
 
 // Delta is the plan for assembling a new slot: for each chunk of Want,
@@ -78,12 +89,7 @@ func Plan(want *Index, have io.ReaderAt, haveIndex *Index) (*Delta, error) {
 
 // PlanWith is Plan with chosen coalescing limits.
 func PlanWith(want *Index, have io.ReaderAt, haveIndex *Index, opt PlanOptions) (*Delta, error) {
-	if opt.MaxGap == 0 {
-		opt.MaxGap = DefaultMaxGap
-	}
-	if opt.MaxRange <= 0 {
-		opt.MaxRange = DefaultMaxRange
-	}
+	opt = opt.defaults()
 	if err := want.check(-1); err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func (d *Delta) coalesce(opt PlanOptions) {
 		}
 		if cur != nil {
 			gap := c.Offset - chunks[lastFetched].End()
-			if gap <= opt.MaxGap && c.End()-cur.Offset <= opt.MaxRange {
+			if gap <= max(opt.MaxGap, 0) && c.End()-cur.Offset <= opt.MaxRange {
 				for j := lastFetched + 1; j < i; j++ {
 					d.Local[j] = -1
 				}
