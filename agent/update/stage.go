@@ -108,7 +108,7 @@ func (u *Updater) install(ctx context.Context, t *Target) error {
 	if err := u.setPhase(PhaseArmed, ""); err != nil {
 		return err
 	}
-	o.Say("upgrade armed slot=%s version=%s; rebooting into the trial", slot, t.Config.Version)
+	o.Say("upgrade armed slot=%s version=%s fetched=%d; rebooting into the trial", slot, t.Config.Version, o.Registry.Received())
 	return o.Reboot(reboot)
 }
 

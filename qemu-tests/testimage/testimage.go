@@ -163,7 +163,7 @@ func (e *Env) KubeAgentImage(board, arch, dir, server, joinKubeconfig string) (*
 // kubeImage builds the spec name for board: Kubernetes with kube (lines
 // of the kubernetes section) and the test program's image.
 func (e *Env) kubeImage(board, arch, dir, name, kube string) (*build.Result, error) {
-	layout, err := e.helloLayout(arch, dir)
+	layout, err := e.HelloLayout(arch, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +183,16 @@ kubernetes:
 	return e.Build(specFile, board, filepath.Join(dir, "out-"+name+"-"+board))
 }
 
-// helloLayout packs the test program for arch as an OCI layout (tag hello)
-// and returns the layout's directory.
-func (e *Env) helloLayout(arch, dir string) (string, error) {
+// BuildHello compiles the test program for arch into out.
+func (e *Env) BuildHello(arch, out string) error {
+	return e.goBuild("./qemu-tests/testdata/hello", arch, out)
+}
+
+// HelloLayout packs the test program for arch as an OCI layout (tag hello)
+// in dir and returns the layout's directory.
+func (e *Env) HelloLayout(arch, dir string) (string, error) {
 	rootfs := filepath.Join(dir, "hello-root-"+arch)
-	if err := e.goBuild("./qemu-tests/testdata/hello", arch, filepath.Join(rootfs, "hello")); err != nil {
+	if err := e.BuildHello(arch, filepath.Join(rootfs, "hello")); err != nil {
 		return "", err
 	}
 	layout := filepath.Join(dir, "hello-oci-"+arch)
@@ -203,7 +208,7 @@ func (e *Env) Minimal(board, out string) (*build.Result, error) {
 // ServicesImage builds an image for board whose one system service is the
 // test program qemu-tests/testdata/hello, run with args, in dir.
 func (e *Env) ServicesImage(board, arch, dir string, args ...string) (*build.Result, error) {
-	layout, err := e.helloLayout(arch, dir)
+	layout, err := e.HelloLayout(arch, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -119,6 +119,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 	}()
 
+	// Upgrades before Kubernetes: a rollback restores its datastore first.
+	updater, trial := startUpdates(ctx, conf.Update, rel, slot, hm, log)
+
 	var svcs *services.Manager
 	svcPart := hm.Part("services")
 	if len(conf.Services) == 0 {
@@ -162,7 +165,17 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("node API: %w", err)
 	}
 	node := &api.LocalNode{Release: rel, Slot: slot}
+	if updater != nil {
+		apiOpts = append(apiOpts, api.WithUpgrades(updater))
+	}
 	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log))...)
 	say("agent ready api=:%d", port)
+	if trial {
+		go func() {
+			if err := updater.Gate(ctx); err != nil {
+				log.Warn("upgrade gate", "err", err)
+			}
+		}()
+	}
 	return srv.Serve(ctx, ln, tlsConf)
 }

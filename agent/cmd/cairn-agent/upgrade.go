@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
+	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/health"
+	"github.com/cairn-edge/cairn/agent/release"
+	"github.com/cairn-edge/cairn/agent/update"
+	"golang.org/x/sys/unix"
+)
+
+// checksEvery is how often the image's user checks (update.checks) run.
+const checksEvery = 10 * time.Second
+
+// startUpdates makes the node's Updater and finishes what the last boot
+// left (a trial to judge, a rollback or commit to report). It runs before
+// Kubernetes starts, so a rollback's datastore restore comes first. It
+// returns nil on an image without an update section or without an ESP:
+// such a node refuses upgrades.
+func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, log *slog.Logger) (*update.Updater, bool) {
+	if conf == nil {
+		return nil, false
+	}
+	running, err := contract.ParseSlot(slot)
+	if err != nil {
+		say("warning: upgrades: %v", err)
+		return nil, false
+	}
+	keys, err := conf.PublicKeys()
+	if err != nil {
+		say("warning: upgrades: %v", err)
+		return nil, false
+	}
+	if checks := update.Checks(conf); len(checks) > 0 {
+		go health.RunChecks(ctx, hm.Part("checks"), checksEvery, checks...)
+	}
+	regs := update.NewRegistries(conf, log)
+	u := update.New(update.Options{
+		Release:    rel,
+		Running:    running,
+		Config:     conf,
+		Registry:   regs,
+		Verify:     regs.Verifier(keys),
+		Bootloader: sdboot.New(bootloader.DirFS(contract.ESPMount), log),
+		Slots:      update.Partitions{},
+		Health:     hm,
+		Reboot:     rebootInto,
+		Say:        say,
+		Log:        log,
+	})
+	trial, err := u.Recover(ctx)
+	if err != nil {
+		say("warning: upgrades: %v", err)
+	}
+	return u, trial
+}
+
+// rebootInto reboots the node for a trial or a rollback: cairn-init stops
+// everything in order and reboots.
+func rebootInto(r bootloader.Reboot) error {
+	// A plain reboot is all systemd-boot needs; r.Arg (the Raspberry
+	// Pi's tryboot) has no reboot path here yet.
+	time.AfterFunc(500*time.Millisecond, func() { unix.Kill(1, unix.SIGINT) })
+	return nil
+}

@@ -1,0 +1,467 @@
+package qemutests
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/update/registry/faultproxy"
+	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+	"github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+)
+
+// upgradeRig is a node that upgrades from a real registry: Debian's
+// docker-registry on the host's loopback, which the guest reaches through
+// QEMU's user network as 10.0.2.2; artifacts pushed with `cairn push`;
+// the node driven with `cairn node upgrade`.
+type upgradeRig struct {
+	t        *testing.T
+	dir      string
+	registry string // host:port on the host's loopback
+	guest    string // the same registry as the guest reaches it
+	key, pub string // cairn keygen's pair
+	disk     string
+	vars     string
+	config   string // node.yaml
+	vm       *qemu.VM
+}
+
+// upgradeSpec is the image the rig's node runs and upgrades to: small
+// (no services unless extra adds them), a short gate, a watchdog well above
+// a TCG boot, signatures required.
+const upgradeSpec = `name: upgrade
+version: %s
+overlay: [%s]
+kernel:
+  cmdline: [cairn.watchdog=60%s]
+disk:
+  slotSize: 128MiB
+update:
+  repository: %s/cairn/upgrade
+  plainHTTP: true
+  keys: [%s]
+  gateTimeout: 40s
+%s`
+
+func newUpgradeRig(t *testing.T) *upgradeRig {
+	t.Helper()
+	r := &upgradeRig{t: t, dir: t.TempDir()}
+	r.registry = startRegistry(t, r.dir)
+	_, port, _ := net.SplitHostPort(r.registry)
+	r.guest = "10.0.2.2:" + port
+	out, err := exec.Command(filepath.Join(binDir, "cairn"), "keygen", "-o", r.dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cairn keygen: %v\n%s", err, out)
+	}
+	r.key, r.pub = filepath.Join(r.dir, "cairn.key"), filepath.Join(r.dir, "cairn.pub")
+	return r
+}
+
+// spec writes the spec of version with extra cmdline parameters and
+// extra top-level YAML, and returns its path.
+func (r *upgradeRig) spec(version, cmdline, extra string) string {
+	r.t.Helper()
+	if cmdline != "" {
+		cmdline = ", " + cmdline
+	}
+	path := filepath.Join(r.dir, "upgrade-"+version+".yaml")
+	text := fmt.Sprintf(upgradeSpec, version, filepath.Join(env.Root, "overlay"), cmdline, r.guest, r.pub, extra)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return path
+}
+
+// push builds spec's artifact for board and pushes it as tag with flags
+// (--key or --unsigned), returning what cairn push printed.
+func (r *upgradeRig) push(spec, board, tag string, flags ...string) string {
+	r.t.Helper()
+	if len(flags) == 0 {
+		flags = []string{"--key", r.key}
+	}
+	args := append([]string{"push", "-f", spec, "--board", board, "--boards", filepath.Join(env.Root, "boards"),
+		"--cache", env.Cache, "--bin-dir", binDir, "--pki", pkiDir, "-o", filepath.Join(r.dir, "out")}, flags...)
+	args = append(args, r.registry+"/cairn/upgrade:"+tag)
+	start := time.Now()
+	out, err := exec.Command(filepath.Join(binDir, "cairn"), args...).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("cairn push %s: %v\n%s", tag, err, out)
+	}
+	r.t.Logf("pushed %s in %s", tag, time.Since(start).Round(time.Millisecond))
+	return string(out)
+}
+
+// boot starts the node on the rig's disk (a power-on after a cut keeps
+// disk and NVRAM) and waits for its agent.
+func (r *upgradeRig) boot() {
+	r.t.Helper()
+	r.vm = qemu.StartT(r.t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(r.disk), qemu.WithVarsFile(r.vars), qemu.WithMemory(512),
+		qemu.WithGuestReboot(), qemu.WithWatchdog(), qemu.WithPortForward(0, api.DefaultPort))
+	if _, err := r.vm.Expect(bootTimeout, `cairn: agent ready`); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// cut kills QEMU: the power is gone at once.
+func (r *upgradeRig) cut() {
+	r.t.Helper()
+	if err := r.vm.Kill(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// node runs `cairn node ARGS` against the rig's node.
+func (r *upgradeRig) node(args ...string) (string, error) {
+	return node(r.t, r.vm, r.config, args...)
+}
+
+func (r *upgradeRig) status() api.Status {
+	r.t.Helper()
+	var st api.Status
+	nodeJSON(r.t, r.vm, r.config, &st, "status")
+	return st
+}
+
+// expectRunning checks the node runs version from slot.
+func (r *upgradeRig) expectRunning(version, slot string) api.Status {
+	r.t.Helper()
+	st := r.status()
+	if st.Version != version || st.Slot != slot {
+		r.t.Fatalf("node runs %s from slot %s, want %s from slot %s", st.Version, st.Slot, version, slot)
+	}
+	return st
+}
+
+// slotSum hashes a slot partition of the rig's disk, read from the host.
+func (r *upgradeRig) slotSum(slot contract.Slot) string {
+	r.t.Helper()
+	return partitionSum(r.t, r.disk, slot.Label())
+}
+
+// TestUpgrade is the life of a node that is upgraded over the air: it
+// refuses what it must before touching its inactive slot, takes v2 through
+// a link that drops and stalls, commits it in slot b, takes v3 back in
+// slot a, rolls back by itself from a v4 whose gate fails, a v5 whose
+// kernel panics and a v6 that never reaches its agent, and still upgrades
+// after all that.
+func TestUpgrade(t *testing.T) {
+	needServices(t) // the gate-failure release runs a service
+	r := newUpgradeRig(t)
+	base := r.spec("1.0.0", "", "")
+	img, err := env.Build(base, "qemu-x86_64", filepath.Join(r.dir, "out-1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.disk, r.vars, r.config = qemu.CopyImage(t, img.Image), filepath.Join(r.dir, "vars.fd"), img.NodeConfig
+	os.Truncate(r.disk, 2<<30)
+	r.boot()
+	r.expectRunning("1.0.0", "a")
+	emptyB := r.slotSum(contract.SlotB)
+
+	t.Run("refused before the slot is touched", func(t *testing.T) {
+		other := filepath.Join(r.dir, "other")
+		if out, err := exec.Command(filepath.Join(binDir, "cairn"), "keygen", "-o", other).CombinedOutput(); err != nil {
+			t.Fatalf("keygen: %v\n%s", err, out)
+		}
+		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "unsigned", "--unsigned")
+		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "otherkey", "--key", filepath.Join(other, "cairn.key"))
+		r.push(r.spec("0.9.0", "", ""), "qemu-x86_64", "0.9.0")
+		r.push(r.spec("2.0.0", "", ""), "generic-x86_64", "generic")
+		r.push(r.spec("2.0.1", "", ""), "qemu-x86_64", "tampered")
+		tamperConfig(t, r.dir, r.registry, "tampered")
+		for _, tc := range []struct{ ref, want string }{
+			{"unsigned", "is not signed, and this image requires signatures"},
+			{"otherkey", "bad signature"},
+			{"0.9.0", "older than the running 1.0.0 (pass --force"},
+			{"generic", "is for board generic-x86_64, this node is qemu-x86_64"},
+			{"tampered", "digest"},
+			{"nosuchtag", "not found"},
+			{"10.0.2.2:1/cairn/upgrade:2.0.0", "connection refused"},
+		} {
+			out, err := r.node("upgrade", tc.ref)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("upgrade %s: %v, want a refusal with %q:\n%s", tc.ref, err, tc.want, out)
+			}
+			if lines := strings.Count(strings.TrimSpace(out), "\n"); lines > 0 {
+				t.Errorf("upgrade %s: the refusal is %d lines, want one:\n%s", tc.ref, lines+1, out)
+			}
+			if st := r.status(); st.Upgrade == nil || st.Upgrade.Phase != "failed" || !strings.Contains(st.Upgrade.Reason, tc.want) {
+				t.Errorf("upgrade %s: status has %+v, want the refusal's reason", tc.ref, st.Upgrade)
+			}
+		}
+		if got := r.slotSum(contract.SlotB); got != emptyB {
+			t.Fatal("a refused upgrade wrote to slot b")
+		}
+	})
+
+	t.Run("v2 over a spotty link commits in slot b", func(t *testing.T) {
+		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "2.0.0")
+		// Between the guest and the registry: 3 cuts and a stall longer
+		// than the agent's stall timeout, in the slot download.
+		proxy, err := faultproxy.Start(faultproxy.Options{Listen: "127.0.0.1:0", Upstream: r.registry, Total: []faultproxy.Fault{
+			{After: 4 << 20, Cut: true}, {After: 7 << 20, Stall: 35 * time.Second}, {After: 9 << 20, Cut: true}, {After: 12 << 20, Cut: true},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer proxy.Close()
+		_, pport, _ := net.SplitHostPort(proxy.Addr())
+		done := make(chan error, 1)
+		var out string
+		go func() {
+			var err error
+			out, err = r.node("upgrade", "10.0.2.2:"+pport+"/cairn/upgrade:2.0.0")
+			done <- err
+		}()
+		// One upgrade at a time.
+		if _, err := r.vm.Expect(2*time.Minute, `cairn: upgrade started version=2\.0\.0 slot=b`); err != nil {
+			t.Fatal(err)
+		}
+		if busy, err := r.node("upgrade", "2.0.0"); err == nil || !strings.Contains(busy, "already running") {
+			t.Errorf("a second upgrade while one runs: %v\n%s", err, busy)
+		}
+		m, err := r.vm.Expect(5*time.Minute, `cairn: upgrade armed slot=b version=2\.0\.0 fetched=(\d+)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.vm.Expect(bootTimeout, `cairn: upgrade committed slot=b version=2\.0\.0`); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil || !strings.Contains(out, "committed: slot b runs version 2.0.0") {
+			t.Fatalf("cairn node upgrade: %v\n%s", err, out)
+		}
+		st := proxy.Stats()
+		slotSize := artifactSlotSize(t, r.registry, "2.0.0")
+		fetched, _ := strconv.ParseInt(m.Groups[1], 10, 64)
+		t.Logf("spotty link: %d cuts, %d stalls, %d connections; %d bytes through the proxy, the agent received %d, the slot image is %d (%.3f×)",
+			st.Cuts, st.Stalls, st.Conns, st.Down, fetched, slotSize, float64(fetched)/float64(slotSize))
+		if st.Cuts != 3 || st.Stalls != 1 {
+			t.Errorf("the proxy cut %d times and stalled %d, want 3 and 1 (the download was too short?)", st.Cuts, st.Stalls)
+		}
+		if float64(fetched) > 1.05*float64(slotSize)+float64(4<<20) {
+			t.Errorf("the agent received %d bytes for a %d-byte slot image and its boot files: more than 1.05×", fetched, slotSize)
+		}
+		r.expectRunning("2.0.0", "b")
+	})
+
+	t.Run("v3 lands back in slot a", func(t *testing.T) {
+		r.push(r.spec("3.0.0", "", ""), "qemu-x86_64", "3.0.0")
+		if out, err := r.node("upgrade", "3.0.0"); err != nil || !strings.Contains(out, "committed: slot a runs version 3.0.0") {
+			t.Fatalf("upgrade to 3.0.0: %v\n%s", err, out)
+		}
+		r.expectRunning("3.0.0", "a")
+	})
+
+	t.Run("v4 whose gate fails rolls back to v3", func(t *testing.T) {
+		layout, err := env.HelloLayout("amd64", r.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A service that never gets ready: it idles, and nothing listens
+		// on the port its readiness check waits for.
+		r.push(r.spec("4.0.0", "", fmt.Sprintf("services:\n  - name: hello\n    image: oci-layout:%s:hello\n    args: [idle]\n    ready: {tcp: 9999, timeout: 10m}\n", layout)), "qemu-x86_64", "4.0.0")
+		out, err := r.node("upgrade", "4.0.0")
+		if err == nil || !strings.Contains(out, "rolled back to slot a (version 3.0.0)") || !strings.Contains(out, "hello") {
+			t.Fatalf("upgrade to a release whose gate fails: %v\n%s", err, out)
+		}
+		if _, err := r.vm.Expect(time.Second, `cairn: rollback to slot=a reason=health gate failed`); err != nil {
+			t.Fatal(err)
+		}
+		st := r.expectRunning("3.0.0", "a")
+		if st.Upgrade == nil || st.Upgrade.Phase != "rolled back" || !strings.Contains(st.Upgrade.Reason, "services") {
+			t.Errorf("status after the rollback: %+v", st.Upgrade)
+		}
+		// Remembered: not tried again unless forced.
+		if again, err := r.node("upgrade", "4.0.0"); err == nil || !strings.Contains(again, "rolled back on this node before") {
+			t.Errorf("retry of a rolled-back release: %v\n%s", err, again)
+		}
+	})
+
+	t.Run("v5 whose kernel panics rolls back", func(t *testing.T) {
+		// The initramfs has no such init: the kernel panics, panic=10 reboots.
+		r.push(r.spec("5.0.0", "rdinit=/no-such-init", ""), "qemu-x86_64", "5.0.0")
+		out, err := r.node("upgrade", "5.0.0")
+		if err == nil || !strings.Contains(out, "rolled back to slot a") || !strings.Contains(out, "did not reach a health verdict") {
+			t.Fatalf("upgrade to a release that panics: %v\n%s", err, out)
+		}
+		if _, err := r.vm.Expect(time.Second, `Kernel panic`); err != nil {
+			t.Error(err)
+		}
+		r.expectRunning("3.0.0", "a")
+	})
+
+	t.Run("v6 that never reaches its agent rolls back by the watchdog", func(t *testing.T) {
+		// The agent's binary is replaced by one that exits at once:
+		// cairn-init restarts it for ever, nobody pets the watchdog.
+		overlay := filepath.Join(r.dir, "broken-agent")
+		if err := os.MkdirAll(filepath.Join(overlay, "usr", "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.BuildHello("amd64", filepath.Join(overlay, "usr", "bin", "cairn-agent")); err != nil {
+			t.Fatal(err)
+		}
+		spec := r.spec("6.0.0", "", "")
+		text, _ := os.ReadFile(spec)
+		os.WriteFile(spec, []byte(strings.Replace(string(text), "overlay: [", "overlay: ["+overlay+", ", 1)), 0o644)
+		r.push(spec, "qemu-x86_64", "6.0.0")
+		out, err := r.node("upgrade", "6.0.0")
+		if err == nil || !strings.Contains(out, "rolled back to slot a") {
+			t.Fatalf("upgrade to a release without an agent: %v\n%s", err, out)
+		}
+		r.expectRunning("3.0.0", "a")
+	})
+
+	t.Run("an upgrade after rollbacks works", func(t *testing.T) {
+		r.push(r.spec("7.0.0", "", ""), "qemu-x86_64", "7.0.0")
+		if out, err := r.node("upgrade", "7.0.0"); err != nil || !strings.Contains(out, "committed: slot b runs version 7.0.0") {
+			t.Fatalf("upgrade to 7.0.0: %v\n%s", err, out)
+		}
+		r.expectRunning("7.0.0", "b")
+	})
+}
+
+// startRegistry runs Debian's docker-registry (distribution 2.8) on a free
+// loopback port with its storage in dir, until the test ends.
+func startRegistry(t *testing.T, dir string) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("no docker-registry (Debian's docker-registry package; make deps installs it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := filepath.Join(dir, "registry.yml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp: {addr: %s}\n",
+		filepath.Join(dir, "registry"), addr)), 0o644)
+	cmd := exec.Command(bin, "serve", conf)
+	logf, _ := os.Create(filepath.Join(dir, "registry.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+			t.Fatalf("docker-registry did not listen on %s:\n%s", addr, b)
+		}
+	}
+}
+
+// tamperConfig flips a byte of the config blob of tag's artifact in the
+// registry's storage: the registry serves it as it is, and a node must
+// refuse it.
+func tamperConfig(t *testing.T, dir, reg, tag string) {
+	t.Helper()
+	m := crane(t, "manifest", reg+"/cairn/upgrade:"+tag)
+	d := regexp.MustCompile(`"config":\{[^}]*"digest":"sha256:([0-9a-f]{64})"`).FindStringSubmatch(m)
+	if d == nil {
+		t.Fatalf("no config digest in %s", m)
+	}
+	data := filepath.Join(dir, "registry", "docker", "registry", "v2", "blobs", "sha256", d[1][:2], d[1], "data")
+	b, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(data, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// artifactSlotSize is the size of the slot layer of tag's artifact.
+func artifactSlotSize(t *testing.T, reg, tag string) int64 {
+	t.Helper()
+	m := crane(t, "manifest", reg+"/cairn/upgrade:"+tag)
+	g := regexp.MustCompile(`"mediaType":"application/vnd\.cairn\.slot\.v1\.squashfs","digest":"[^"]+","size":(\d+)`).FindStringSubmatch(m)
+	if g == nil {
+		t.Fatalf("no slot layer in %s", m)
+	}
+	n, _ := strconv.ParseInt(g[1], 10, 64)
+	return n
+}
+
+// crane runs go-containerregistry's crane, the real client `make tools`
+// installs, and returns its output.
+func crane(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := toolPath(t, "crane")
+	out, err := exec.Command(bin, append(args, "--insecure")...).Output()
+	if err != nil {
+		t.Fatalf("crane %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// toolPath finds a client `make tools` installed ($CAIRN_TEST_TOOLS, or
+// out/bin/tools in the module).
+func toolPath(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("CAIRN_TEST_TOOLS")
+	if dir == "" {
+		dir = filepath.Join(env.Root, "out", "bin", "tools")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no %s in %s: make test installs it (make tools)", name, dir)
+		}
+		t.Skipf("no %s in %s (make tools)", name, dir)
+	}
+	return p
+}
+
+// partitionSum is the SHA-256 of the partition labeled label on disk.
+func partitionSum(t *testing.T, disk, label string) string {
+	t.Helper()
+	d, err := diskfs.Open(disk, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pt, err := d.GetPartitionTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, ok := pt.(*gpt.Table)
+	if !ok {
+		t.Fatalf("%s has no GPT", disk)
+	}
+	for _, p := range table.Partitions {
+		if p.Name == label {
+			f, err := os.Open(disk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(f, int64(p.Start)*512, int64(p.Size))); err != nil {
+				t.Fatal(err)
+			}
+			return hex.EncodeToString(h.Sum(nil))
+		}
+	}
+	t.Fatalf("%s has no partition %s", disk, label)
+	return ""
+}
