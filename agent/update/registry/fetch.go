@@ -26,9 +26,10 @@ type FetchOptions struct {
 	From int64
 	// Hash is a SHA-256 already fed with those first From bytes, e.g.
 	// from HashPrefix. It is required when From > 0; nil starts a new one.
-	// Fetch feeds it after each write to w with exactly the bytes w took,
-	// so while w.Write runs (and when Progress is called) it covers the
-	// bytes written before: a checkpoint taken there is consistent.
+	// Fetch feeds it after each write to w with exactly the bytes w took:
+	// while w.Write runs it covers the bytes written before that call,
+	// and when Progress(done) runs it covers done bytes, so a checkpoint
+	// taken in either place is consistent.
 	Hash hash.Hash
 	// Progress, if set, is called as bytes are written with the blob's
 	// bytes done so far (From included).
