@@ -13,7 +13,7 @@
 //
 //	want, err := chunk.Parse(body, partitionSize)
 //	d, err := chunk.Plan(want, activeSlot, nil) // nil: chunk activeSlot now
-//	err = d.Apply(ctx, io.NewOffsetWriter(inactive, 0), fetch, chunk.ApplyOptions{})
+//	st, err := d.Apply(ctx, io.NewOffsetWriter(inactive, 0), fetch, chunk.ApplyOptions{})
 //
 // where fetch reads a closed byte range of the slot blob from the registry.
 //
@@ -39,9 +39,9 @@ import (
 	"math/bits"
 )
 
-// Chunker names the boundary algorithm in the index. An index with another
-// name was cut differently; Plan re-chunks the local slot rather than trust
-// its hashes to line up.
+// Chunker names the boundary algorithm in the index. Parse refuses an
+// index cut by another (ErrUnsupported: download the whole slot instead),
+// and Plan re-chunks a local slot whose index was not cut like the new one.
 const Chunker = "gear-v1"
 
 // Default chunk sizes: Build cuts chunks of at least DefaultMinSize and at

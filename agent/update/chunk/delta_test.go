@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -305,5 +306,37 @@ func BenchmarkBuild(b *testing.B) {
 		if _, err := Build(bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestApplyStreams checks that assembling a slot allocates a small, fixed
+// amount whatever the slot's size.
+func TestApplyStreams(t *testing.T) {
+	old := random(30, 32<<20)
+	new := bytes.Clone(old)
+	for i := 0; i < len(new); i += 4 << 20 { // a change every 4 MiB
+		new[i] ^= 1
+	}
+	want, _ := Build(bytes.NewReader(new))
+	d, err := Plan(want, bytes.NewReader(old), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(ctx context.Context, r Range, w io.Writer) error {
+		_, err := w.Write(new[r.Offset : r.Last()+1])
+		return err
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st, err := d.Apply(context.Background(), io.Discard, fetch, ApplyOptions{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("assembling 32 MiB (%d fetched in %d ranges) allocated %d KiB", st.Fetched, len(d.Ranges), alloc>>10)
+	if alloc > 2<<20 {
+		t.Errorf("Apply allocated %d bytes for a 32 MiB slot; it must stream", alloc)
 	}
 }
