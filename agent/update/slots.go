@@ -19,6 +19,19 @@ type Partitions struct{}
 
 // Open implements Slots.
 func (Partitions) Open(ctx context.Context, slot contract.Slot) (Device, int64, error) {
+	f, size, err := openPartition(slot, os.O_RDWR)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &partition{File: f}, size, nil
+}
+
+// Read implements Slots.
+func (Partitions) Read(ctx context.Context, slot contract.Slot) (ReadDevice, int64, error) {
+	return openPartition(slot, os.O_RDONLY)
+}
+
+func openPartition(slot contract.Slot, flag int) (*os.File, int64, error) {
 	p, err := blockdev.FindPartition(slot.Label())
 	if err != nil {
 		return nil, 0, fmt.Errorf("finding partition %s: %w", slot.Label(), err)
@@ -27,11 +40,11 @@ func (Partitions) Open(ctx context.Context, slot contract.Slot) (Device, int64, 
 	if err != nil {
 		return nil, 0, err
 	}
-	f, err := os.OpenFile(p.Path, os.O_RDWR, 0)
+	f, err := os.OpenFile(p.Path, flag, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening %s (%s): %w", p.Path, slot.Label(), err)
 	}
-	return &partition{File: f}, size, nil
+	return f, size, nil
 }
 
 type partition struct{ *os.File }

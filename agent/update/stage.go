@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -141,6 +142,16 @@ func (l *lazyBlob) Read(p []byte) (int, error) {
 // checkpoint when the bytes on the partition still hash to it, and saves
 // a checkpoint every checkpointEvery bytes.
 func (u *Updater) download(ctx context.Context, t *Target, dev Device) error {
+	if t.Update.Chunks != nil {
+		err := u.downloadDelta(ctx, t, dev)
+		if err == nil {
+			return dev.Sync()
+		}
+		if !errors.Is(err, errNoDelta) {
+			return err
+		}
+		u.o.Log.Warn("downloading the whole slot image", "why", err)
+	}
 	d := t.Update.Slot
 	from, h := u.resumePoint(dev, d)
 	w := &slotWriter{u: u, dev: dev, off: from, h: h, blob: d.Digest, next: from + checkpointEvery}

@@ -58,6 +58,11 @@ type Registry interface {
 	// against d's digest at the end.
 	// progress gets the bytes done so far.
 	Fetch(ctx context.Context, repo string, d artifact.Descriptor, from int64, h hash.Hash, w io.Writer, progress func(done int64)) error
+	// FetchRange writes bytes off..off+n-1 of blob d to w (a delta's
+	// ranges; each chunk's hash is checked by the caller).
+	FetchRange(ctx context.Context, repo string, d artifact.Descriptor, off, n int64, w io.Writer) error
+	// Blob reads small blob d whole (a chunk index), checking its digest.
+	Blob(ctx context.Context, repo string, d artifact.Descriptor, max int64) ([]byte, error)
 	// Received is the bytes received from registries so far.
 	Received() int64
 }
@@ -71,6 +76,15 @@ type Verifier func(ctx context.Context, repo, digest string) (signed bool, how s
 type Slots interface {
 	// Open opens slot's partition for reading and writing, with its size.
 	Open(ctx context.Context, slot contract.Slot) (Device, int64, error)
+	// Read opens slot's partition for reading only (the running slot, as
+	// a delta's source), with its size.
+	Read(ctx context.Context, slot contract.Slot) (ReadDevice, int64, error)
+}
+
+// ReadDevice is a slot partition open for reading.
+type ReadDevice interface {
+	io.ReaderAt
+	Close() error
 }
 
 // Device is an open slot partition.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/update/artifact"
+	"github.com/cairn-edge/cairn/agent/update/chunk"
 )
 
 func digestOf(b []byte) string {
@@ -42,6 +44,7 @@ type fakeRegistry struct {
 	// cutAfter makes the next slot fetch fail after that many bytes.
 	cutAfter int64
 	froms    []int64
+	ranges   int
 	received int64
 }
 
@@ -95,6 +98,32 @@ func (f *fakeRegistry) Fetch(ctx context.Context, repo string, d artifact.Descri
 	return nil
 }
 
+func (f *fakeRegistry) FetchRange(ctx context.Context, repo string, d artifact.Descriptor, off, n int64, w io.Writer) error {
+	f.mu.Lock()
+	b, ok := f.blobs[d.Digest]
+	f.ranges++
+	f.mu.Unlock()
+	if !ok || off+n > int64(len(b)) {
+		return fmt.Errorf("blob %s: no bytes %d+%d", d.Digest, off, n)
+	}
+	f.mu.Lock()
+	f.received += n
+	f.mu.Unlock()
+	_, err := w.Write(b[off : off+n])
+	return err
+}
+
+func (f *fakeRegistry) Blob(ctx context.Context, repo string, d artifact.Descriptor, max int64) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.blobs[d.Digest]
+	if !ok {
+		return nil, fmt.Errorf("blob %s not found", d.Digest)
+	}
+	f.received += int64(len(b))
+	return b, nil
+}
+
 func (f *fakeRegistry) Received() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -144,6 +173,10 @@ func (m memSlots) Open(ctx context.Context, s contract.Slot) (Device, int64, err
 	return m[s], int64(len(m[s].b)), nil
 }
 
+func (m memSlots) Read(ctx context.Context, s contract.Slot) (ReadDevice, int64, error) {
+	return m[s], int64(len(m[s].b)), nil
+}
+
 // node is one simulated box: an ESP, two slot partitions, CAIRN-DATA.
 type node struct {
 	t       *testing.T
@@ -170,13 +203,20 @@ func newNode(t *testing.T) *node {
 	return n
 }
 
-// artifact is a registry holding version of a slot image of size bytes.
+// artifact is a registry holding version of a random slot image of size
+// bytes, without a chunk index.
 func (n *node) artifact(version string, size int) *fakeRegistry {
 	slot := make([]byte, size)
 	rng := rand.New(rand.NewPCG(uint64(size), 7))
 	for i := range slot {
 		slot[i] = byte(rng.Uint32())
 	}
+	return artifactOf(version, slot, false)
+}
+
+// artifactOf is a registry holding version with slot image slot, and its
+// chunk index if chunks.
+func artifactOf(version string, slot []byte, chunks bool) *fakeRegistry {
 	kernel, initrd := []byte("kernel "+version), []byte("initrd "+version)
 	cfg := &artifact.Config{Name: "edge", Version: version, Board: "qemu-x86_64", Arch: "amd64", Cmdline: []string{"console=ttyS0"}}
 	u := &artifact.Update{
@@ -184,11 +224,18 @@ func (n *node) artifact(version string, size int) *fakeRegistry {
 		Kernel: artifact.Descriptor{MediaType: artifact.KernelMediaType, Digest: digestOf(kernel), Size: int64(len(kernel))},
 		Initrd: artifact.Descriptor{MediaType: artifact.InitrdMediaType, Digest: digestOf(initrd), Size: int64(len(initrd))},
 	}
-	mb, _ := json.Marshal(u)
-	return &fakeRegistry{
-		blobs:  map[string][]byte{u.Slot.Digest: slot, u.Kernel.Digest: kernel, u.Initrd.Digest: initrd},
-		target: Target{Repo: "reg.test/edge", Digest: digestOf(mb), Update: u, Config: cfg},
+	blobs := map[string][]byte{u.Slot.Digest: slot, u.Kernel.Digest: kernel, u.Initrd.Digest: initrd}
+	if chunks {
+		ix, err := chunk.Build(bytes.NewReader(slot))
+		if err != nil {
+			panic(err)
+		}
+		b, _ := ix.Marshal()
+		u.Chunks = &artifact.Descriptor{MediaType: artifact.ChunksMediaType, Digest: digestOf(b), Size: int64(len(b))}
+		blobs[u.Chunks.Digest] = b
 	}
+	mb, _ := json.Marshal(u)
+	return &fakeRegistry{blobs: blobs, target: Target{Repo: "reg.test/edge", Digest: digestOf(mb), Update: u, Config: cfg}}
 }
 
 type bootOpts struct {
@@ -492,6 +539,46 @@ func TestResumeAfterCut(t *testing.T) {
 				t.Fatal("slot b does not hold the image")
 			}
 		})
+	}
+}
+
+// squashfsLike makes data look like a squashfs image of its length (the
+// superblock fields a delta reads).
+func squashfsLike(data []byte) {
+	copy(data, "hsqs")
+	binary.LittleEndian.PutUint64(data[40:48], uint64(len(data)))
+}
+
+func TestDeltaFetchesOnlyWhatChanged(t *testing.T) {
+	n := newNode(t)
+	// Slot a holds 1.0.0; 1.1.0 is the same image with 4 KiB changed in
+	// the middle.
+	old := make([]byte, 3<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range old {
+		old[i] = byte(rng.Uint32())
+	}
+	squashfsLike(old)
+	copy(n.slots[contract.SlotA].b, old)
+	next := bytes.Clone(old)
+	for i := 0; i < 4096; i++ {
+		next[len(next)/2+i] ^= 0xff
+	}
+	n.reg = artifactOf("1.1.0", next, true)
+
+	u := n.boot(bootOpts{slot: contract.SlotA, version: "1.0.0"})
+	u.Recover(context.Background())
+	if _, err := u.Start(context.Background(), api.UpgradeRequest{Ref: "1.1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitReboot()
+	if !bytes.Equal(n.slots[contract.SlotB].snapshot()[:len(next)], next) {
+		t.Fatal("slot b does not hold the new image")
+	}
+	got := n.reg.Received()
+	t.Logf("delta: %d of %d bytes fetched (%.2f%%) in %d ranges", got, len(next), 100*float64(got)/float64(len(next)), n.reg.ranges)
+	if got > int64(len(next))/10 || len(n.reg.froms) != 0 {
+		t.Fatalf("fetched %d bytes (%d whole downloads) for a 4 KiB change of a %d-byte slot", got, len(n.reg.froms), len(next))
 	}
 }
 
