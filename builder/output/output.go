@@ -4,8 +4,9 @@
 //	w, err := output.Lookup("raw")           // checked before anything is built
 //	files, err := w.Write(ctx, p, workDir)  // files in workDir; the caller renames them into place
 //
-// Today: raw (a whole disk image with its block map). The ISO, PXE bundle,
-// SD-card layouts and the OCI update artifact come as further writers.
+// Today: raw (a whole disk image with its block map) and oci (the update
+// artifact `cairn push` sends, as an OCI image layout directory). The ISO,
+// PXE bundle and SD-card layouts come as further writers.
 package output
 
 import (
@@ -50,6 +51,7 @@ type Files struct {
 // formats maps a format name to its writer.
 var formats = map[string]Writer{
 	"raw": Raw{},
+	"oci": OCI{},
 }
 
 // DefaultFormat is the format of a build that names none.
