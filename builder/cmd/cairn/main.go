@@ -6,6 +6,7 @@
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
 //	cairn node --config out/minimal-qemu-x86_64.node.yaml --server 192.0.2.10 status
+//	cairn keygen -o ~/.config/cairn
 package main
 
 import (
@@ -35,6 +36,7 @@ commands:
   validate    check an image spec and a board without building (references, Kubernetes manifests)
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
+  keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
 
 Run 'cairn <command> -h' for the flags of a command.
 `
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "node":
 		return cmdNode(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args[1:], stdout, stderr)
 	case "input":
 		if len(args) > 1 && args[1] == "pack" {
 			return cmdPack(args[2:], stdout, stderr)
@@ -71,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node, keygen)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.
