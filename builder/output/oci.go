@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/update/artifact"
+	"github.com/cairn-edge/cairn/agent/update/chunk"
 	"github.com/cairn-edge/cairn/builder/plan"
 )
 
@@ -85,19 +88,16 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 	if err != nil {
 		return nil, err
 	}
-	layers := []artifact.Descriptor{slot, kernel, initrd}
-	if chunkIndex != nil {
-		log.Info("step", "step", "indexing the slot's chunks")
-		b, err := lay.chunks(slot)
-		if err != nil {
-			return nil, fmt.Errorf("%s: chunk index of the slot: %w", p.Name, err)
-		}
-		chunks, err := lay.write(b, artifact.ChunksMediaType, ChunksTitle)
-		if err != nil {
-			return nil, err
-		}
-		layers = append(layers, chunks)
+	log.Info("step", "step", "indexing the slot's chunks")
+	b, err := lay.chunks(slot)
+	if err != nil {
+		return nil, fmt.Errorf("%s: chunk index of the slot: %w", p.Name, err)
 	}
+	chunks, err := lay.write(b, artifact.ChunksMediaType, ChunksTitle)
+	if err != nil {
+		return nil, err
+	}
+	layers := []artifact.Descriptor{slot, kernel, initrd, chunks}
 
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -159,10 +159,6 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		InitramfsSize: int64(len(r.initrd)),
 	}, nil
 }
-
-// chunkIndex builds the chunk index of a slot image (agent/update/chunk),
-// as the bytes of the chunk layer; nil leaves the layer out.
-var chunkIndex func(io.Reader) ([]byte, error)
 
 // layout is an OCI image layout directory being written.
 type layout struct {
@@ -236,14 +232,20 @@ func (l *layout) copyFile(path, mediaType, title string) (artifact.Descriptor, e
 	return d, os.Rename(tmp.Name(), l.blob(hex.EncodeToString(h.Sum(nil))))
 }
 
-// chunks is the chunk index of the blob d.
+// chunks is the chunk index (agent/update/chunk) of the blob d, as the
+// chunk layer's bytes: the agent cuts its active slot the same way and
+// fetches only the chunks it lacks.
 func (l *layout) chunks(d artifact.Descriptor) ([]byte, error) {
-	f, err := os.Open(l.blob(d.Digest[len("sha256:"):]))
+	f, err := os.Open(l.blob(strings.TrimPrefix(d.Digest, "sha256:")))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return chunkIndex(f)
+	ix, err := chunk.Build(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return ix.Marshal()
 }
 
 // finish writes index.json, naming the one manifest, and oci-layout.

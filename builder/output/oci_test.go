@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/update/artifact"
+	"github.com/cairn-edge/cairn/agent/update/chunk"
 	"github.com/cairn-edge/cairn/builder/firmware"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/plan"
@@ -190,15 +191,26 @@ func TestOCI(t *testing.T) {
 	for _, l := range u.Manifest.Layers {
 		titles = append(titles, l.Annotations[artifact.AnnotationTitle])
 	}
-	wantTitles := []string{SlotTitle, KernelTitle, InitrdTitle}
-	if chunkIndex != nil {
-		wantTitles = append(wantTitles, ChunksTitle)
-		if u.Chunks == nil {
-			t.Error("the artifact has no chunk index")
-		}
+	if want := []string{SlotTitle, KernelTitle, InitrdTitle, ChunksTitle}; !slices.Equal(titles, want) {
+		t.Errorf("layer titles %v, want %v", titles, want)
 	}
-	if !slices.Equal(titles, wantTitles) {
-		t.Errorf("layer titles %v, want %v", titles, wantTitles)
+
+	// The chunk index covers the slot blob, chunk by chunk.
+	if u.Chunks == nil {
+		t.Fatal("the artifact has no chunk index")
+	}
+	ixRaw, _ := os.ReadFile(blobFile(dir, u.Chunks.Digest))
+	cix, err := chunk.Parse(ixRaw, u.Slot.Size)
+	if err != nil {
+		t.Fatalf("chunk.Parse: %v", err)
+	}
+	if cix.Size != u.Slot.Size || len(cix.Chunks) < 2 {
+		t.Errorf("chunk index: size %d in %d chunks, slot %d bytes", cix.Size, len(cix.Chunks), u.Slot.Size)
+	}
+	for _, c := range cix.Chunks {
+		if sha256.Sum256(slot[c.Offset:c.End()]) != c.Sum {
+			t.Errorf("chunk at %d+%d does not match the slot's bytes", c.Offset, c.Length)
+		}
 	}
 }
 
