@@ -356,7 +356,7 @@ func explain(ref name.Tag, what string, err error) error {
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
 		return fmt.Errorf("push to %s: %s: the registry refused access: %v (log in with docker login %s or crane auth login %s)", ref, what, err, host, host)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("push to %s: %s: registry %s speaks plain HTTP (pass --insecure)", ref, what, host)
+		return fmt.Errorf("push to %s: registry %s speaks plain HTTP (pass --insecure)", ref, host)
 	case errors.As(err, &nerr):
 		var oerr *net.OpError
 		if errors.As(err, &oerr) {

@@ -396,3 +396,32 @@ func TestOpenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPushInsecure: a plain-HTTP registry that go-containerregistry does
+// not take for local (127.0.0.2, as a LAN host would be) needs --insecure,
+// and the error without it says so.
+func TestPushInsecure(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2 here: %v", err)
+	}
+	s := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	s.Listener.Close()
+	s.Listener = l
+	s.Start()
+	defer s.Close()
+	host := l.Addr().String()
+	arts := mustOpen(t, layoutOf(t, "qemu-x86_64", "amd64", "1.2.0", "s"))
+	_, err = Push(context.Background(), mustRef(t, host+"/cairn/edge:1.2.0"), arts, Options{Log: quietLog()})
+	if err == nil || !strings.Contains(err.Error(), "speaks plain HTTP (pass --insecure)") {
+		t.Fatalf("Push over HTTPS to a plain-HTTP registry = %v", err)
+	}
+	t.Log(err)
+	ref, err := ParseRef(host+"/cairn/edge:1.2.0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(context.Background(), ref, arts, Options{Log: quietLog()}); err != nil {
+		t.Fatalf("Push with insecure: %v", err)
+	}
+}
