@@ -19,6 +19,7 @@ package push
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -349,7 +350,8 @@ func cmpOr(k, def authn.Keychain) authn.Keychain {
 func explain(ref name.Tag, what string, err error) error {
 	host := ref.RegistryStr()
 	var terr *transport.Error
-	var nerr net.Error
+	var oerr *net.OpError
+	var cerr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("push to %s: %s: cancelled; the tag was not moved (push again: what is in the registry is not sent twice)", ref, what)
@@ -357,12 +359,11 @@ func explain(ref name.Tag, what string, err error) error {
 		return fmt.Errorf("push to %s: %s: the registry refused access: %v (log in with docker login %s or crane auth login %s)", ref, what, err, host, host)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("push to %s: registry %s speaks plain HTTP (pass --insecure)", ref, host)
-	case errors.As(err, &nerr):
-		var oerr *net.OpError
-		if errors.As(err, &oerr) {
-			nerr = oerr // "dial tcp HOST: connect: connection refused", without the URLs tried
-		}
-		return fmt.Errorf("push to %s: registry %s cannot be reached: %v (is it running, and are the host and port in the reference right? a plain-HTTP registry on another host needs --insecure)", ref, host, nerr)
+	case errors.As(err, &cerr):
+		return fmt.Errorf("push to %s: registry %s has a TLS certificate that does not verify: %v (add its CA to the system's trust store, or use a host name its certificate holds)", ref, host, cerr.Err)
+	case errors.As(err, &oerr) && oerr.Op == "dial":
+		// "dial tcp HOST: connect: connection refused", without the URLs tried
+		return fmt.Errorf("push to %s: registry %s cannot be reached: %v (is it running, and are the host and port in the reference right? a plain-HTTP registry on another host needs --insecure)", ref, host, oerr)
 	}
 	return fmt.Errorf("push to %s: %s: %w; the tag was not moved", ref, what, err)
 }

@@ -425,3 +425,24 @@ func TestPushInsecure(t *testing.T) {
 		t.Fatalf("Push with insecure: %v", err)
 	}
 }
+
+// TestPushUntrustedCert: a registry whose certificate does not verify is
+// named as such.
+func TestPushUntrustedCert(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2 here: %v", err)
+	}
+	s := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	s.Listener.Close()
+	s.Listener = l
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
+	defer s.Close()
+	arts := mustOpen(t, layoutOf(t, "qemu-x86_64", "amd64", "1.2.0", "s"))
+	_, err = Push(context.Background(), mustRef(t, l.Addr().String()+"/cairn/edge:1.2.0"), arts, Options{Log: quietLog()})
+	if err == nil || !strings.Contains(err.Error(), "has a TLS certificate that does not verify") {
+		t.Fatalf("Push to a registry with an untrusted certificate = %v", err)
+	}
+	t.Log(err)
+}
