@@ -205,6 +205,25 @@ type Pushed struct {
 	Size                 int64
 }
 
+// Check reaches the registry of ref and asks for push access, as the
+// first upload would: cairn push runs it before building, so that a
+// registry that is down, speaks plain HTTP or refuses the credentials
+// costs no build. It sends nothing.
+func Check(ctx context.Context, ref name.Tag, opt Options) error {
+	auth, err := authn.Resolve(ctx, cmpOr(opt.Keychain, authn.DefaultKeychain), ref.Context())
+	if err != nil {
+		return fmt.Errorf("credentials for %s: %w (check the Docker config: docker login %s)", ref.Context(), err, ref.RegistryStr())
+	}
+	tr := opt.Transport
+	if tr == nil {
+		tr = remote.DefaultTransport
+	}
+	if _, err := transport.NewWithContext(ctx, ref.Context().Registry, auth, tr, []string{ref.Scope(transport.PushScope)}); err != nil {
+		return explain(ref, "push access", err)
+	}
+	return nil
+}
+
 // Push sends arts to ref: blobs, manifests by digest, signatures, the
 // index for several boards, then the tag. Artifacts are pushed in board
 // order, so the same artifacts give the same index.

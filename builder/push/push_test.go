@@ -321,6 +321,9 @@ func TestPushUnreachable(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
 	ref := mustRef(t, addr+"/cairn/edge:1.2.0")
+	if err := Check(context.Background(), ref, Options{}); err == nil || !strings.Contains(err.Error(), "registry "+addr+" cannot be reached: dial tcp") {
+		t.Errorf("Check of a closed port = %v", err)
+	}
 	_, err = Push(context.Background(), ref, mustOpen(t, layoutOf(t, "qemu-x86_64", "amd64", "1.2.0", "s")), Options{Log: quietLog()})
 	if err == nil || !strings.Contains(err.Error(), "registry "+addr+" cannot be reached: dial tcp") {
 		t.Fatalf("Push to a closed port = %v", err)
@@ -417,9 +420,15 @@ func TestPushInsecure(t *testing.T) {
 		t.Fatalf("Push over HTTPS to a plain-HTTP registry = %v", err)
 	}
 	t.Log(err)
+	if err := Check(context.Background(), mustRef(t, host+"/cairn/edge:1.2.0"), Options{}); err == nil || !strings.Contains(err.Error(), "speaks plain HTTP (pass --insecure)") {
+		t.Errorf("Check over HTTPS of a plain-HTTP registry = %v", err)
+	}
 	ref, err := ParseRef(host+"/cairn/edge:1.2.0", true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := Check(context.Background(), ref, Options{}); err != nil {
+		t.Errorf("Check with insecure: %v", err)
 	}
 	if _, err := Push(context.Background(), ref, arts, Options{Log: quietLog()}); err != nil {
 		t.Fatalf("Push with insecure: %v", err)

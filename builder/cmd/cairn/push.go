@@ -83,13 +83,23 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	setupLog(stderr, *verbose)
-
-	dirs := []string(artifacts)
-	switch {
-	case len(artifacts) > 0 && (*specFile != "" || len(boardNames) > 0):
+	if len(artifacts) > 0 && (*specFile != "" || len(boardNames) > 0) {
 		return errors.New("--artifact pushes artifacts built before: pass it without -f and --board (or drop it to build)")
-	case len(artifacts) == 0:
-		if dirs, err = buildArtifacts(ctx, *specFile, *boards, boardNames, build.Options{OutDir: *out, BinDir: *bin, PKIDir: *pkiDir, Format: "oci"}, *cache); err != nil {
+	}
+	var imgs []*spec.Image
+	if len(artifacts) == 0 {
+		if imgs, err = loadImages(*specFile, *boards, boardNames); err != nil {
+			return err
+		}
+	}
+	// The registry is asked before the build, which takes a while.
+	opt := push.Options{}
+	if err := push.Check(ctx, ref, opt); err != nil {
+		return err
+	}
+	dirs := []string(artifacts)
+	if len(artifacts) == 0 {
+		if dirs, err = buildArtifacts(ctx, imgs, build.Options{OutDir: *out, BinDir: *bin, PKIDir: *pkiDir, Format: "oci"}, *cache); err != nil {
 			return err
 		}
 	}
@@ -97,8 +107,6 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-
-	opt := push.Options{}
 	if key != nil {
 		opt.Sign = func(ctx context.Context, d name.Digest, opts ...remote.Option) error {
 			return signature.Attach(ctx, d, key, opts...)
@@ -112,10 +120,9 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// buildArtifacts builds the spec for each board as an OCI artifact and
-// returns the layout directories. Every board is loaded before the first
+// loadImages loads the spec on each board: every board before the first
 // build, so a misspelt second board costs no build.
-func buildArtifacts(ctx context.Context, specFile, boards string, boardNames []string, opt build.Options, cache string) ([]string, error) {
+func loadImages(specFile, boards string, boardNames []string) ([]*spec.Image, error) {
 	if specFile == "" {
 		return nil, errors.New("no image spec: pass -f FILE, e.g. -f images/minimal.yaml (or --artifact DIR.oci to push a build you have)")
 	}
@@ -139,13 +146,19 @@ func buildArtifacts(ctx context.Context, specFile, boards string, boardNames []s
 		}
 		imgs = append(imgs, spec.Merge(s, b))
 	}
+	return imgs, nil
+}
+
+// buildArtifacts builds each image as an OCI artifact and returns the
+// layout directories.
+func buildArtifacts(ctx context.Context, imgs []*spec.Image, opt build.Options, cache string) ([]string, error) {
 	c, err := source.OpenCache(cache)
 	if err != nil {
 		return nil, err
 	}
 	opt.Cache = c
 	if opt.PKIDir == "" {
-		opt.PKIDir = defaultPKI(s.Name)
+		opt.PKIDir = defaultPKI(imgs[0].Spec.Name)
 	}
 	var dirs []string
 	for _, img := range imgs {
