@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/agent/update/chunk"
+	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/plan"
 )
 
@@ -73,6 +74,13 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	// A node's slot partitions are the spec's disk.slotSize: a larger slot
+	// is refused here, as the raw image refuses it, not on the node.
+	for _, part := range p.Layout.Partitions {
+		if part.Label == disk.LabelA && r.slotSize > part.Size {
+			return nil, fmt.Errorf("%s: the slot image is %d MiB but the slot partition holds %d MiB: raise disk.slotSize in the image spec (nodes made from the old size keep it: reflash them)", p.Name, (r.slotSize+(1<<20)-1)>>20, part.Size>>20)
+		}
 	}
 
 	log.Info("step", "step", "writing the artifact's blobs")

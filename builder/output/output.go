@@ -31,9 +31,10 @@ type Writer interface {
 
 // File is one output file.
 type File struct {
-	// Path is where the writer put it, in its work directory.
+	// Path is where the writer put it, in its work directory: a file, or
+	// a directory (the oci format's layout), which is moved whole.
 	Path string
-	// Ext is its name's ending after the image name: ".img", ".bmap".
+	// Ext is its name's ending after the image name: ".img", ".bmap", ".oci".
 	Ext string
 }
 
