@@ -165,7 +165,7 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	res.Image = base + files.Files[0].Ext
 	// The output itself is renamed last: its presence means the build finished.
 	for _, mv := range moves {
-		if err := os.Rename(mv[0], mv[1]); err != nil {
+		if err := replace(mv[0], mv[1], work); err != nil {
 			return nil, fmt.Errorf("output: %w", err)
 		}
 	}
@@ -173,6 +173,35 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	step("")
 	log.Info("built", "image", res.Image, "size", res.ImageSize, "slot", res.SlotSize, "initramfs", res.InitramfsSize, "took", res.Took.Round(time.Millisecond))
 	return res, nil
+}
+
+// replace renames src to dst. A file replaces a file atomically (rename);
+// a directory (the oci format's layout) cannot replace a directory that
+// way, so an existing dst is first moved aside into work, which the build
+// removes: dst is then briefly absent, never a mix of two builds or half
+// written, and a build cut in between leaves no output rather than a
+// partial one.
+func replace(src, dst, work string) error {
+	err := os.Rename(src, dst)
+	if err == nil {
+		return nil
+	}
+	st, serr := os.Lstat(dst)
+	if serr != nil {
+		return err // dst is not in the way: the rename failed for another reason
+	}
+	srcSt, serr := os.Lstat(src)
+	if serr != nil || (!st.IsDir() && !srcSt.IsDir()) {
+		return err
+	}
+	old, terr := os.MkdirTemp(work, "replaced-")
+	if terr != nil {
+		return terr
+	}
+	if err := os.Rename(dst, filepath.Join(old, filepath.Base(dst))); err != nil {
+		return fmt.Errorf("%s is in the way and cannot be moved aside: %w (remove it)", dst, err)
+	}
+	return os.Rename(src, dst)
 }
 
 // stepper logs the start of each build step with how long the previous one took.

@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,6 +21,8 @@ import (
 type fixture struct {
 	dir, layout, boards, specFile, binDir string
 	kernelDigest                          string
+	// format is the output format; empty means the default.
+	format string
 }
 
 const fakeDep = `kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko
@@ -121,7 +124,7 @@ func (f *fixture) build(t *testing.T, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir, PKIDir: filepath.Join(f.dir, "pki")})
+	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir, PKIDir: filepath.Join(f.dir, "pki"), Format: f.format})
 }
 
 func TestBuildReproducible(t *testing.T) {
@@ -311,4 +314,79 @@ func TestBuildServices(t *testing.T) {
 	if !strings.Contains(string(conf), "hostname: edge-1") || !strings.Contains(string(conf), "name: web") {
 		t.Errorf("agent.yaml:\n%s", conf)
 	}
+}
+
+// TestBuildOCI builds the update artifact (--format oci): a layout
+// directory <name>.oci, byte-identical across builds of the same inputs,
+// and a second build into the same directory replaces the first whole.
+func TestBuildOCI(t *testing.T) {
+	f := newFixture(t)
+	f.format = "oci"
+	out := t.TempDir()
+	res, err := f.build(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(out, "test-test-board.oci"); res.Image != want || res.Bmap != "" {
+		t.Fatalf("Image = %s, Bmap = %q; want %s and no block map", res.Image, res.Bmap, want)
+	}
+	first := dirSums(t, res.Image)
+	if len(first) < 6 { // oci-layout, index.json, manifest, config, slot, kernel, initrd
+		t.Fatalf("the layout holds only %v", first)
+	}
+	// Something stale inside the old layout must not survive the next build.
+	os.WriteFile(filepath.Join(res.Image, "blobs", "sha256", "stale"), []byte("x"), 0o644)
+	again, err := f.build(t, out)
+	if err != nil {
+		t.Fatalf("a second build into the same directory: %v", err)
+	}
+	if second := dirSums(t, again.Image); !sameSums(first, second) {
+		t.Errorf("a rebuild differs from the first build:\n%v\n%v", first, second)
+	}
+	entries, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := "test-test-board.inputs.json test-test-board.node.yaml test-test-board.oci"; strings.Join(names, " ") != want {
+		t.Errorf("output directory holds %v, want %s", names, want)
+	}
+	other, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSums(first, dirSums(t, other.Image)) {
+		t.Error("two builds of the same inputs into two directories differ")
+	}
+}
+
+// dirSums maps each file under root to a hash of its content.
+func dirSums(t *testing.T, root string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		sums[rel] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
+
+func sameSums(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
 }

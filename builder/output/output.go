@@ -4,8 +4,9 @@
 //	w, err := output.Lookup("raw")           // checked before anything is built
 //	files, err := w.Write(ctx, p, workDir)  // files in workDir; the caller renames them into place
 //
-// Today: raw (a whole disk image with its block map). The ISO, PXE bundle,
-// SD-card layouts and the OCI update artifact come as further writers.
+// Today: raw (a whole disk image with its block map) and oci (the update
+// artifact `cairn push` sends, as an OCI image layout directory). The ISO,
+// PXE bundle and SD-card layouts come as further writers.
 package output
 
 import (
@@ -30,9 +31,10 @@ type Writer interface {
 
 // File is one output file.
 type File struct {
-	// Path is where the writer put it, in its work directory.
+	// Path is where the writer put it, in its work directory: a file, or
+	// a directory (the oci format's layout), which is moved whole.
 	Path string
-	// Ext is its name's ending after the image name: ".img", ".bmap".
+	// Ext is its name's ending after the image name: ".img", ".bmap", ".oci".
 	Ext string
 }
 
@@ -50,6 +52,7 @@ type Files struct {
 // formats maps a format name to its writer.
 var formats = map[string]Writer{
 	"raw": Raw{},
+	"oci": OCI{},
 }
 
 // DefaultFormat is the format of a build that names none.

@@ -7,6 +7,7 @@
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
 //	cairn node --config out/minimal-qemu-x86_64.node.yaml --server 192.0.2.10 status
 //	cairn keygen -o ~/.config/cairn
+//	cairn push -f images/minimal.yaml --board qemu-x86_64 --key cairn.key registry.example/cairn/minimal:1.0.0
 package main
 
 import (
@@ -37,6 +38,7 @@ commands:
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
   keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
+  push        build the update artifact of one or more boards and push it, signed, to a registry
 
 Run 'cairn <command> -h' for the flags of a command.
 `
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdNode(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
+	case "push":
+		return cmdPush(ctx, args[1:], stdout, stderr)
 	case "input":
 		if len(args) > 1 && args[1] == "pack" {
 			return cmdPack(args[2:], stdout, stderr)
@@ -75,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node, keygen)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node, keygen, push)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.
@@ -175,8 +179,11 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n%s\n%s\n%s\t(cairn node --config %s --server HOST:PORT status)\n",
-		res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion, res.Bmap, res.Inputs, res.NodeConfig, res.NodeConfig)
+	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n", res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion)
+	if res.Bmap != "" { // the oci format has none
+		fmt.Fprintln(stdout, res.Bmap)
+	}
+	fmt.Fprintf(stdout, "%s\n%s\t(cairn node --config %s --server HOST:PORT status)\n", res.Inputs, res.NodeConfig, res.NodeConfig)
 	return nil
 }
 
