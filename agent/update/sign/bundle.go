@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -192,57 +190,4 @@ func digestHex(d string) (string, error) {
 		return "", fmt.Errorf("manifest digest %q is not sha256:<64 hex>", trunc(d))
 	}
 	return d[len("sha256:"):], nil
-}
-
-// SignBundle makes the Sigstore bundle that `cosign sign --key` of cosign
-// v3 makes for an image: a DSSE envelope, signed with key, over an in-toto
-// statement of CosignSignPredicateType whose subject is name (the
-// repository) at manifestDigest. The bundle carries no log entry: it is
-// checked offline.
-func SignBundle(key *ecdsa.PrivateKey, name, manifestDigest string) ([]byte, error) {
-	hexDigest, err := digestHex(manifestDigest)
-	if err != nil {
-		return nil, err
-	}
-	st := map[string]any{
-		"_type":         InTotoStatementType,
-		"subject":       []any{map[string]any{"name": name, "digest": map[string]string{"sha256": hexDigest}}},
-		"predicateType": CosignSignPredicateType,
-		"predicate":     map[string]any{},
-	}
-	payload, err := json.Marshal(st)
-	if err != nil {
-		return nil, err
-	}
-	sigB64, err := Sign(key, PAE(InTotoPayloadType, payload))
-	if err != nil {
-		return nil, err
-	}
-	hint, err := keyHint(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(map[string]any{
-		"mediaType": BundleMediaType,
-		"verificationMaterial": map[string]any{
-			"publicKey":                 map[string]string{"hint": hint},
-			"tlogEntries":               []any{},
-			"timestampVerificationData": map[string]any{},
-		},
-		"dsseEnvelope": map[string]any{
-			"payload":     payload, // []byte: base64
-			"payloadType": InTotoPayloadType,
-			"signatures":  []any{map[string]string{"sig": sigB64}},
-		},
-	})
-}
-
-// keyHint is the bundle's public key hint: base64 SHA-256 of the PKIX key.
-func keyHint(pub *ecdsa.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("public key: %v", err)
-	}
-	sum := sha256.Sum256(der)
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }
