@@ -87,30 +87,34 @@ func PAE(payloadType string, payload []byte) []byte {
 // by one of keys and whose in-toto statement, of cosign sign's predicate,
 // has a subject with that sha256; or a message signature over that
 // digest. Transparency-log entries and certificates in the bundle are not
-// checked (an edge box has no log to ask). Errors wrap ErrBadSignature.
+// checked (an edge box has no log to ask). Errors about the bundle wrap
+// ErrBadSignature.
 func VerifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.PublicKey) error {
-	_, err := verifyBundle(bundleJSON, manifestDigest, keys)
-	return err
+	if _, err := digestHex(manifestDigest); err != nil {
+		return err
+	}
+	if _, err := verifyBundle(bundleJSON, manifestDigest, keys); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return nil
 }
 
-// verifyBundle is VerifyBundle returning the key that verified.
+// verifyBundle is VerifyBundle for a checked digest, returning the key
+// that verified.
 func verifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
 	b, err := parseBundle(bundleJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	want, err := digestHex(manifestDigest)
-	if err != nil {
 		return nil, err
 	}
+	want := manifestDigest[len("sha256:"):]
 	if m := b.MessageSignature; m != nil {
 		got := hex.EncodeToString(m.MessageDigest.Digest)
 		if got != want {
-			return nil, fmt.Errorf("%w: the bundle's message signature is over sha256:%s, not %s", ErrBadSignature, trunc(got), manifestDigest)
+			return nil, fmt.Errorf("the bundle's message signature is over sha256:%s, not %s", trunc(got), manifestDigest)
 		}
 		key := verifyAny(keys, m.MessageDigest.Digest, m.Signature)
 		if key == nil {
-			return nil, fmt.Errorf("%w: the bundle's message signature was made by none of the %d trusted keys", ErrBadSignature, len(keys))
+			return nil, fmt.Errorf("the bundle's message signature was made by none of the %d trusted keys", len(keys))
 		}
 		return key, nil
 	}
@@ -123,19 +127,19 @@ func verifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.Public
 		}
 	}
 	if key == nil {
-		return nil, fmt.Errorf("%w: the bundle's DSSE signature was made by none of the %d trusted keys, or its statement was changed", ErrBadSignature, len(keys))
+		return nil, fmt.Errorf("the bundle's DSSE signature was made by none of the %d trusted keys, or its statement was changed", len(keys))
 	}
 	// Only a signed statement is parsed: its claims are the signer's.
 	st, err := parseStatement(e.Payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return nil, err
 	}
 	for _, s := range st.Subject {
 		if s.Digest["sha256"] == want {
 			return key, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: the bundle's statement has no subject with digest %s (a signature copied from another artifact)", ErrBadSignature, manifestDigest)
+	return nil, fmt.Errorf("the bundle's statement has no subject with digest %s (a signature copied from another artifact)", manifestDigest)
 }
 
 // parseBundle decodes a bundle and checks its shape.
