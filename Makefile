@@ -14,7 +14,7 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs tools image images run test test-full bench fuzz clean
 
 all: image
 
@@ -59,6 +59,26 @@ inputs: deps binaries
 # after that both steps only check that nothing changed.
 kube-inputs: binaries addons
 	@bash agent/addons/images.sh $(OUT)/bin $(CACHE)/oci
+
+# The real clients the signature interop test runs (builder/signature),
+# pinned, built from the module proxy into $(TOOLS): cosign2 and cosign3
+# (cosign v2 and v3) and crane at go.mod's go-containerregistry. A tool
+# already built at its pinned version is kept.
+TOOLS           := $(abspath $(OUT))/bin/tools
+COSIGN2_VERSION := v2.6.5
+COSIGN3_VERSION := v3.1.3
+CRANE_VERSION    = $(shell $(GO) list -m -f '{{.Version}}' github.com/google/go-containerregistry)
+tools:
+	@set -e; install_tool() { \
+	  if $(GO) version -m $(TOOLS)/$$1 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$${2%%/cmd/*}[[:space:]]*$$3\b"; then return; fi; \
+	  echo "tools: building $$1 ($$2@$$3)"; \
+	  GOBIN=$(TOOLS)/.build $(GO) install $$2@$$3; \
+	  mv $(TOOLS)/.build/$$(basename $$2) $(TOOLS)/$$1; \
+	}; \
+	install_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign $(COSIGN2_VERSION); \
+	install_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign $(COSIGN3_VERSION); \
+	install_tool crane github.com/google/go-containerregistry/cmd/crane $(CRANE_VERSION); \
+	rmdir $(TOOLS)/.build 2>/dev/null || true
 
 # A spec with a kubernetes section also needs the container runtime,
 # cairn-kube and the cluster's images.

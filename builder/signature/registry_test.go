@@ -110,3 +110,16 @@ func (h httpRegistry) Referrers(ctx context.Context, repo, digest string) ([]byt
 	}
 	return b, err
 }
+
+func descriptor(l v1.Layer) v1.Descriptor {
+	d, _ := l.Digest() // static layers: in memory, cannot fail
+	n, _ := l.Size()
+	mt, _ := l.MediaType()
+	return v1.Descriptor{MediaType: mt, Digest: d, Size: n}
+}
+
+// rawManifest is an OCI manifest to put as it is.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }

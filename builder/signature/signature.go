@@ -1,13 +1,17 @@
-// Package signature attaches signatures to pushed update artifacts, in
-// the forms both cosign v2 and cosign v3 verify (`cosign verify --key
+// Package signature attaches signatures to pushed update artifacts in the
+// form both cosign v2 and cosign v3 verify (`cosign verify --key
 // cairn.pub --insecure-ignore-tlog REF`) and the agent checks
-// (agent/update/sign):
+// (agent/update/sign): cosign v2's simple signing, a layer of the manifest
+// tagged sha256-<hex>.sig with its signature in an annotation.
 //
-//   - cosign v2's simple signing: a layer of the manifest tagged
-//     sha256-<hex>.sig, its signature in an annotation;
-//   - cosign v3's Sigstore bundle: a manifest whose subject is the
-//     artifact, listed in the referrers fallback tag sha256-<hex> (or by
-//     the registry's referrers API where it has one).
+// Why not also cosign v3's Sigstore bundle (a referrer of the artifact)?
+// Without a bundle, cosign v3 verify reads the .sig as cosign v2 does. With
+// one, both look only at bundles: cosign v2.6 then wants a Sigstore
+// trusted root that it cannot fetch offline and fails, whatever the .sig
+// says. A bundle of ours would break cosign v2 for every artifact. (If a
+// user adds a bundle with cosign v3 sign, our .sig is still read by
+// `cosign verify --new-bundle-format=false` of v3, and by the agent.)
+// interop_test.go checks all of this with the real clients.
 //
 // The formats live in agent/update/sign; this package only talks to the
 // registry.
@@ -20,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cairn-edge/cairn/agent/update/sign"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -34,23 +37,11 @@ import (
 )
 
 // Attach signs the manifest ref names with key and pushes the signature
-// next to it in both forms. An earlier signature by the same key is
-// replaced; signatures by other keys are kept. opts reach the registry
-// (auth, transport); the context is Attach's own.
+// next to it. An earlier signature by the same key is replaced;
+// signatures by other keys are kept. opts reach the registry (auth,
+// transport).
 func Attach(ctx context.Context, ref name.Digest, key *ecdsa.PrivateKey, opts ...remote.Option) error {
 	opts = append(opts, remote.WithContext(ctx))
-	if err := attachSimpleSigning(ref, key, opts); err != nil {
-		return fmt.Errorf("signature of %s (cosign v2 form): %w", ref, err)
-	}
-	if err := attachBundle(ref, key, opts); err != nil {
-		return fmt.Errorf("signature of %s (cosign v3 form): %w", ref, err)
-	}
-	return nil
-}
-
-// attachSimpleSigning writes the sha256-<hex>.sig manifest: the layers
-// already there that key did not make, and a new one.
-func attachSimpleSigning(ref name.Digest, key *ecdsa.PrivateKey, opts []remote.Option) error {
 	payload := sign.SimpleSigning(ref.Context().Name(), ref.DigestStr())
 	sig, err := sign.Sign(key, payload)
 	if err != nil {
@@ -59,7 +50,7 @@ func attachSimpleSigning(ref name.Digest, key *ecdsa.PrivateKey, opts []remote.O
 	tag := ref.Context().Tag(sign.SignatureTag(ref.DigestStr()))
 	adds, err := othersSignatures(tag, &key.PublicKey, opts)
 	if err != nil {
-		return err
+		return fmt.Errorf("signing %s: %w", ref, err)
 	}
 	adds = append(adds, mutate.Addendum{
 		Layer:       static.NewLayer(payload, sign.SimpleSigningMediaType),
@@ -70,7 +61,10 @@ func attachSimpleSigning(ref name.Digest, key *ecdsa.PrivateKey, opts []remote.O
 	if err != nil {
 		return err
 	}
-	return remote.Write(tag, img, opts...)
+	if err := remote.Write(tag, img, opts...); err != nil {
+		return fmt.Errorf("pushing the signature of %s to %s: %w", ref, tag, err)
+	}
+	return nil
 }
 
 // othersSignatures returns the simple-signing layers under tag that pub
@@ -133,62 +127,6 @@ func readLayer(l v1.Layer) ([]byte, error) {
 	_, err = b.ReadFrom(rc)
 	return b.Bytes(), err
 }
-
-// attachBundle pushes a referrer manifest holding a Sigstore bundle, as
-// cosign v3 does; go-containerregistry adds it to the fallback tag when
-// the registry has no referrers API.
-func attachBundle(ref name.Digest, key *ecdsa.PrivateKey, opts []remote.Option) error {
-	subject, err := remote.Head(ref, opts...)
-	if err != nil {
-		return fmt.Errorf("reading the signed manifest: %w", err)
-	}
-	b, err := sign.SignBundle(key, ref.Context().Name(), ref.DigestStr())
-	if err != nil {
-		return err
-	}
-	layer := static.NewLayer(b, sign.BundleMediaType)
-	config := static.NewLayer([]byte("{}"), types.OCIEmptyJSON)
-	for _, l := range []v1.Layer{config, layer} {
-		if err := remote.WriteLayer(ref.Context(), l, opts...); err != nil {
-			return err
-		}
-	}
-	m := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  sign.BundleMediaType,
-		Config:        descriptor(config),
-		Layers:        []v1.Descriptor{descriptor(layer)},
-		Subject:       &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
-		Annotations: map[string]string{
-			"dev.sigstore.bundle.content":       "dsse-envelope",
-			"dev.sigstore.bundle.predicateType": sign.CosignSignPredicateType,
-			"org.opencontainers.image.created":  time.Now().UTC().Format(time.RFC3339),
-		},
-	}
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	d, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return err
-	}
-	return remote.Put(ref.Context().Digest(d.String()), rawManifest(raw), opts...)
-}
-
-func descriptor(l v1.Layer) v1.Descriptor {
-	d, _ := l.Digest() // static layers: in memory, cannot fail
-	n, _ := l.Size()
-	mt, _ := l.MediaType()
-	return v1.Descriptor{MediaType: mt, Digest: d, Size: n}
-}
-
-// rawManifest is an OCI manifest to put as it is.
-type rawManifest []byte
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 func isNotFound(err error) bool {
 	var te *transport.Error

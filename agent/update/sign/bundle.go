@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -89,30 +87,34 @@ func PAE(payloadType string, payload []byte) []byte {
 // by one of keys and whose in-toto statement, of cosign sign's predicate,
 // has a subject with that sha256; or a message signature over that
 // digest. Transparency-log entries and certificates in the bundle are not
-// checked (an edge box has no log to ask). Errors wrap ErrBadSignature.
+// checked (an edge box has no log to ask). Errors about the bundle wrap
+// ErrBadSignature.
 func VerifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.PublicKey) error {
-	_, err := verifyBundle(bundleJSON, manifestDigest, keys)
-	return err
+	if _, err := digestHex(manifestDigest); err != nil {
+		return err
+	}
+	if _, err := verifyBundle(bundleJSON, manifestDigest, keys); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return nil
 }
 
-// verifyBundle is VerifyBundle returning the key that verified.
+// verifyBundle is VerifyBundle for a checked digest, returning the key
+// that verified.
 func verifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
 	b, err := parseBundle(bundleJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	want, err := digestHex(manifestDigest)
-	if err != nil {
 		return nil, err
 	}
+	want := manifestDigest[len("sha256:"):]
 	if m := b.MessageSignature; m != nil {
 		got := hex.EncodeToString(m.MessageDigest.Digest)
 		if got != want {
-			return nil, fmt.Errorf("%w: the bundle's message signature is over sha256:%s, not %s", ErrBadSignature, trunc(got), manifestDigest)
+			return nil, fmt.Errorf("the bundle's message signature is over sha256:%s, not %s", trunc(got), manifestDigest)
 		}
 		key := verifyAny(keys, m.MessageDigest.Digest, m.Signature)
 		if key == nil {
-			return nil, fmt.Errorf("%w: the bundle's message signature was made by none of the %d trusted keys", ErrBadSignature, len(keys))
+			return nil, fmt.Errorf("the bundle's message signature was made by none of the %d trusted keys", len(keys))
 		}
 		return key, nil
 	}
@@ -125,19 +127,19 @@ func verifyBundle(bundleJSON []byte, manifestDigest string, keys []*ecdsa.Public
 		}
 	}
 	if key == nil {
-		return nil, fmt.Errorf("%w: the bundle's DSSE signature was made by none of the %d trusted keys, or its statement was changed", ErrBadSignature, len(keys))
+		return nil, fmt.Errorf("the bundle's DSSE signature was made by none of the %d trusted keys, or its statement was changed", len(keys))
 	}
 	// Only a signed statement is parsed: its claims are the signer's.
 	st, err := parseStatement(e.Payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return nil, err
 	}
 	for _, s := range st.Subject {
 		if s.Digest["sha256"] == want {
 			return key, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: the bundle's statement has no subject with digest %s (a signature copied from another artifact)", ErrBadSignature, manifestDigest)
+	return nil, fmt.Errorf("the bundle's statement has no subject with digest %s (a signature copied from another artifact)", manifestDigest)
 }
 
 // parseBundle decodes a bundle and checks its shape.
@@ -192,57 +194,4 @@ func digestHex(d string) (string, error) {
 		return "", fmt.Errorf("manifest digest %q is not sha256:<64 hex>", trunc(d))
 	}
 	return d[len("sha256:"):], nil
-}
-
-// SignBundle makes the Sigstore bundle that `cosign sign --key` of cosign
-// v3 makes for an image: a DSSE envelope, signed with key, over an in-toto
-// statement of CosignSignPredicateType whose subject is name (the
-// repository) at manifestDigest. The bundle carries no log entry: it is
-// checked offline.
-func SignBundle(key *ecdsa.PrivateKey, name, manifestDigest string) ([]byte, error) {
-	hexDigest, err := digestHex(manifestDigest)
-	if err != nil {
-		return nil, err
-	}
-	st := map[string]any{
-		"_type":         InTotoStatementType,
-		"subject":       []any{map[string]any{"name": name, "digest": map[string]string{"sha256": hexDigest}}},
-		"predicateType": CosignSignPredicateType,
-		"predicate":     map[string]any{},
-	}
-	payload, err := json.Marshal(st)
-	if err != nil {
-		return nil, err
-	}
-	sigB64, err := Sign(key, PAE(InTotoPayloadType, payload))
-	if err != nil {
-		return nil, err
-	}
-	hint, err := keyHint(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(map[string]any{
-		"mediaType": BundleMediaType,
-		"verificationMaterial": map[string]any{
-			"publicKey":                 map[string]string{"hint": hint},
-			"tlogEntries":               []any{},
-			"timestampVerificationData": map[string]any{},
-		},
-		"dsseEnvelope": map[string]any{
-			"payload":     payload, // []byte: base64
-			"payloadType": InTotoPayloadType,
-			"signatures":  []any{map[string]string{"sig": sigB64}},
-		},
-	})
-}
-
-// keyHint is the bundle's public key hint: base64 SHA-256 of the PKIX key.
-func keyHint(pub *ecdsa.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("public key: %v", err)
-	}
-	sum := sha256.Sum256(der)
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }

@@ -19,7 +19,7 @@ func TestPAE(t *testing.T) {
 }
 
 // dsseBundle makes a bundle of statement st signed with key.
-func dsseBundle(t *testing.T, key *ecdsa.PrivateKey, payloadType string, st any) []byte {
+func dsseBundle(t testing.TB, key *ecdsa.PrivateKey, payloadType string, st any) []byte {
 	t.Helper()
 	payload, _ := json.Marshal(st)
 	sig := mustSign(t, key, PAE(payloadType, payload))
@@ -57,10 +57,7 @@ func messageBundle(t *testing.T, key *ecdsa.PrivateKey, digest string) []byte {
 func TestVerifyBundle(t *testing.T) {
 	key, other := mustKey(t), mustKey(t)
 	keys := []*ecdsa.PublicKey{&other.PublicKey, &key.PublicKey}
-	signed, err := SignBundle(key, "r.example/x", digestA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := dsseBundle(t, key, InTotoPayloadType, statementFor(digestA, CosignSignPredicateType))
 	tampered := strings.Replace(string(signed), `"payload":"`, `"payload":"ICAg`, 1) // another statement, same signature
 	for _, tc := range []struct {
 		name   string
@@ -69,8 +66,9 @@ func TestVerifyBundle(t *testing.T) {
 		keys   []*ecdsa.PublicKey
 		want   string // error text; empty means valid
 	}{
-		{"SignBundle", signed, digestA, keys, ""},
-		{"dsse", dsseBundle(t, key, InTotoPayloadType, statementFor(digestA, CosignSignPredicateType)), digestA, keys, ""},
+		{"dsse", signed, digestA, keys, ""},
+		{"cosign v3.1.3", cosignBundle, cosignDigest, []*ecdsa.PublicKey{cosignKey(t)}, ""},
+		{"statement v0.1", dsseBundle(t, key, InTotoPayloadType, statementV01), digestA, keys, ""},
 		{"message signature", messageBundle(t, key, digestA), digestA, keys, ""},
 		{"other key", signed, digestA, []*ecdsa.PublicKey{&other.PublicKey}, "none of the 1 trusted keys"},
 		{"tampered statement", []byte(tampered), digestA, keys, "statement was changed"},
@@ -106,8 +104,8 @@ func TestVerifyBundle(t *testing.T) {
 
 func FuzzParseBundle(f *testing.F) {
 	key := mustKey(f)
-	b, _ := SignBundle(key, "r.example/x", digestA)
-	f.Add(b)
+	f.Add(dsseBundle(f, key, InTotoPayloadType, statementFor(digestA, CosignSignPredicateType)))
+	f.Add(cosignBundle)
 	f.Add([]byte(`{"mediaType":"` + BundleMediaType + `","messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"qg=="},"signature":"MEQ="}}`))
 	keys := []*ecdsa.PublicKey{&key.PublicKey}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -131,3 +129,18 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+// What cosign v3.1.3 `sign --key --tlog-upload=false` wrote for an
+// artifact, and its key (testdata).
+var (
+	cosignBundle = mustRead("testdata/cosign-v3.1.3.bundle.json")
+	cosignDigest = "sha256:0881834a27b849f43babdd309413559fe38d3863f498c961bb06769ebfc93ec5"
+)
+
+var statementV01 = map[string]any{
+	"_type":         "https://in-toto.io/Statement/v0.1",
+	"subject":       []any{map[string]any{"digest": map[string]string{"sha256": digestA[7:]}}},
+	"predicateType": CosignSignPredicateType,
+}
+
+func cosignKey(t testing.TB) *ecdsa.PublicKey { return readKey(t, "testdata/cosign-v3.1.3.pub") }

@@ -92,3 +92,20 @@ func TestLoadPrivateKeyMissing(t *testing.T) {
 		t.Fatalf("LoadPrivateKey = %v, want a hint to cairn keygen", err)
 	}
 }
+
+func mustRead(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func readKey(t testing.TB, path string) *ecdsa.PublicKey {
+	t.Helper()
+	k, err := config.ParsePublicKey(mustRead(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

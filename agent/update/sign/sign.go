@@ -115,19 +115,22 @@ func Sign(key *ecdsa.PrivateKey, payload []byte) (string, error) {
 
 // VerifySimpleSigning checks a cosign v2 signature: sigB64 is a signature
 // of payload by one of keys, and payload is a simple-signing payload for
-// manifestDigest. Errors wrap ErrBadSignature.
+// manifestDigest. Errors about the signature wrap ErrBadSignature.
 func VerifySimpleSigning(payload []byte, sigB64 string, manifestDigest string, keys []*ecdsa.PublicKey) error {
-	_, err := verifySimpleSigning(payload, sigB64, manifestDigest, keys)
-	return err
+	if _, err := digestHex(manifestDigest); err != nil {
+		return err
+	}
+	if _, err := verifySimpleSigning(payload, sigB64, manifestDigest, keys); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return nil
 }
 
-// verifySimpleSigning is VerifySimpleSigning returning the key that verified.
+// verifySimpleSigning is VerifySimpleSigning for a checked digest,
+// returning the key that verified.
 func verifySimpleSigning(payload []byte, sigB64 string, manifestDigest string, keys []*ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
 	if len(payload) > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: simple-signing payload is %d bytes, more than the %d allowed", ErrBadSignature, len(payload), MaxPayloadSize)
-	}
-	if _, err := digestHex(manifestDigest); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("simple-signing payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadSize)
 	}
 	sig, err := decodeSig(sigB64)
 	if err != nil {
@@ -136,15 +139,15 @@ func verifySimpleSigning(payload []byte, sigB64 string, manifestDigest string, k
 	h := sha256.Sum256(payload)
 	key := verifyAny(keys, h[:], sig)
 	if key == nil {
-		return nil, fmt.Errorf("%w: the simple-signing signature was made by none of the %d trusted keys, or the payload was changed", ErrBadSignature, len(keys))
+		return nil, fmt.Errorf("the simple-signing signature was made by none of the %d trusted keys, or the payload was changed", len(keys))
 	}
 	// Only a signed payload is parsed: its claims are the signer's.
 	got, err := parseSimpleSigning(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return nil, err
 	}
 	if got != manifestDigest {
-		return nil, fmt.Errorf("%w: the simple-signing payload signs %s, not %s (a signature copied from another artifact)", ErrBadSignature, trunc(got), manifestDigest)
+		return nil, fmt.Errorf("the simple-signing payload signs %s, not %s (a signature copied from another artifact)", trunc(got), manifestDigest)
 	}
 	return key, nil
 }
@@ -152,11 +155,11 @@ func verifySimpleSigning(payload []byte, sigB64 string, manifestDigest string, k
 // decodeSig decodes a base64 ASN.1 signature.
 func decodeSig(s string) ([]byte, error) {
 	if len(s) > maxSignatureB64 {
-		return nil, fmt.Errorf("%w: signature is %d characters, more than the %d allowed", ErrBadSignature, len(s), maxSignatureB64)
+		return nil, fmt.Errorf("signature is %d characters, more than the %d allowed", len(s), maxSignatureB64)
 	}
 	sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil || len(sig) == 0 {
-		return nil, fmt.Errorf("%w: signature is not base64", ErrBadSignature)
+		return nil, errors.New("signature is not base64")
 	}
 	return sig, nil
 }

@@ -52,6 +52,8 @@ func TestVerifySimpleSigning(t *testing.T) {
 		want    string // error text; empty means valid
 	}{
 		{"valid", payload, sig, digestA, keys, ""},
+		{"cosign v2.6.5", mustRead("testdata/cosign-v2.6.5.payload.json"), string(mustRead("testdata/cosign-v2.6.5.sig")),
+			"sha256:59b9a2b9c809ed9076c0ae434333b097704bd3c88953e187400487c313600614", []*ecdsa.PublicKey{readKey(t, "testdata/cosign-v2.6.5.pub")}, ""},
 		{"other key", payload, sig, digestA, []*ecdsa.PublicKey{&other.PublicKey}, "none of the 1 trusted keys"},
 		{"no keys", payload, sig, digestA, nil, "none of the 0 trusted keys"},
 		{"tampered payload", SimpleSigning("r.example/x", digestB), sig, digestB, keys, "payload was changed"},
@@ -85,6 +87,7 @@ func TestVerifySimpleSigning(t *testing.T) {
 
 func FuzzParseSimpleSigning(f *testing.F) {
 	f.Add(SimpleSigning("r.example/x", digestA))
+	f.Add(mustRead("testdata/cosign-v2.6.5.payload.json"))
 	f.Add([]byte(`{"critical":{"type":"cosign container image signature"},"optional":{"a":[1,{"b":null}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := parseSimpleSigning(b)

@@ -57,7 +57,8 @@ type Result struct {
 	Form Form
 	// Key is the Fingerprint of the trusted key that made it.
 	Key string
-	// Manifest is the digest of the signature's own manifest.
+	// Manifest is the signature's own manifest: the .sig tag or the
+	// referrer's digest.
 	Manifest string
 }
 
@@ -100,7 +101,7 @@ func Verify(ctx context.Context, r Registry, repo, manifestDigest string, keys [
 	}
 	switch {
 	case v.fail != nil:
-		return Result{}, v.fail
+		return Result{}, fmt.Errorf("looking for signatures of %s in %s: %w", manifestDigest, repo, v.fail)
 	case len(v.bad) > 0:
 		return Result{}, fmt.Errorf("%w: %d signature(s) of %s in %s, none valid: %s", ErrBadSignature, len(v.bad), manifestDigest, repo, strings.Join(v.bad, "; "))
 	}
@@ -160,7 +161,7 @@ func (v *verifier) simpleSigning(ctx context.Context) (Result, bool) {
 		}
 		key, err := verifySimpleSigning(payload, l.Annotations[SignatureAnnotation], v.digest, v.keys)
 		if err != nil {
-			v.bad = append(v.bad, fmt.Sprintf("%s layer %s: %v", tag, trunc(l.Digest), strings.TrimPrefix(err.Error(), ErrBadSignature.Error()+": ")))
+			v.bad = append(v.bad, fmt.Sprintf("%s layer %s: %v", tag, trunc(l.Digest), err))
 			continue
 		}
 		return Result{Form: FormSimpleSigning, Key: Fingerprint(key), Manifest: tag}, true
@@ -242,7 +243,7 @@ func (v *verifier) bundle(ctx context.Context, digest string) (Result, bool) {
 		}
 		key, err := verifyBundle(b, v.digest, v.keys)
 		if err != nil {
-			v.bad = append(v.bad, fmt.Sprintf("referrer %s: %v", trunc(digest), strings.TrimPrefix(err.Error(), ErrBadSignature.Error()+": ")))
+			v.bad = append(v.bad, fmt.Sprintf("referrer %s: %v", trunc(digest), err))
 			continue
 		}
 		return Result{Form: FormBundle, Key: Fingerprint(key), Manifest: digest}, true

@@ -103,8 +103,8 @@ func TestVerify(t *testing.T) {
 	key, other := mustKey(t), mustKey(t)
 	keys := []*ecdsa.PublicKey{&key.PublicKey}
 	payload := string(SimpleSigning("r.example/x", digestA))
-	bundle, _ := SignBundle(key, "r.example/x", digestA)
-	otherBundle, _ := SignBundle(other, "r.example/x", digestA)
+	bundle := dsseBundle(t, key, InTotoPayloadType, statementFor(digestA, CosignSignPredicateType))
+	otherBundle := dsseBundle(t, other, InTotoPayloadType, statementFor(digestA, CosignSignPredicateType))
 
 	for _, tc := range []struct {
 		name     string
