@@ -14,7 +14,7 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs tools image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs crane tools image images run test test-full bench fuzz clean
 
 all: image
 
@@ -60,25 +60,26 @@ inputs: deps binaries
 kube-inputs: binaries addons
 	@bash agent/addons/images.sh $(OUT)/bin $(CACHE)/oci
 
-# The real clients the signature interop test runs (builder/signature),
-# pinned, built from the module proxy into $(TOOLS): cosign2 and cosign3
-# (cosign v2 and v3) and crane at go.mod's go-containerregistry. A tool
+# Real clients, pinned, built from the module proxy into $(TOOLS): crane
+# (go-containerregistry at go.mod's version), which make test's upgrade
+# tests read artifacts with, and cosign2 and cosign3 (cosign v2 and v3),
+# which the signature interop test (builder/signature) runs in make
+# test-full: cold, the two cosigns take ~15 minutes to build here. A tool
 # already built at its pinned version is kept.
 TOOLS           := $(abspath $(OUT))/bin/tools
 COSIGN2_VERSION := v2.6.5
 COSIGN3_VERSION := v3.1.3
 CRANE_VERSION    = $(shell $(GO) list -m -f '{{.Version}}' github.com/google/go-containerregistry)
-tools:
-	@set -e; install_tool() { \
-	  if $(GO) version -m $(TOOLS)/$$1 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$${2%%/cmd/*}[[:space:]]*$$3\b"; then return; fi; \
-	  echo "tools: building $$1 ($$2@$$3)"; \
-	  GOBIN=$(TOOLS)/.build $(GO) install $$2@$$3; \
-	  mv $(TOOLS)/.build/$$(basename $$2) $(TOOLS)/$$1; \
-	}; \
-	install_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign $(COSIGN2_VERSION); \
-	install_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign $(COSIGN3_VERSION); \
-	install_tool crane github.com/google/go-containerregistry/cmd/crane $(CRANE_VERSION); \
-	rmdir $(TOOLS)/.build 2>/dev/null || true
+install_tool = set -e; \
+	if $(GO) version -m $(TOOLS)/$(1) 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*$(firstword $(subst /cmd/, ,$(2)))[[:space:]]*$(3)\b"; then exit 0; fi; \
+	echo "tools: building $(1) ($(2)@$(3))"; \
+	GOBIN=$(TOOLS)/.build $(GO) install $(2)@$(3); \
+	mv $(TOOLS)/.build/$(notdir $(2)) $(TOOLS)/$(1); rmdir $(TOOLS)/.build 2>/dev/null || true
+crane:
+	@$(call install_tool,crane,github.com/google/go-containerregistry/cmd/crane,$(CRANE_VERSION))
+tools: crane
+	@$(call install_tool,cosign2,github.com/sigstore/cosign/v2/cmd/cosign,$(COSIGN2_VERSION))
+	@$(call install_tool,cosign3,github.com/sigstore/cosign/v3/cmd/cosign,$(COSIGN3_VERSION))
 
 # A spec with a kubernetes section also needs the container runtime,
 # cairn-kube and the cluster's images.
@@ -100,14 +101,15 @@ TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
            CAIRN_TEST_KERNEL_TREE=$(abspath $(CACHE))/debian/linux-amd64 \
            CAIRN_TEST_KERNEL_AMD64=$(abspath $(CACHE))/debian/linux-amd64/boot/vmlinuz \
            CAIRN_TEST_KERNEL_ARM64=$(abspath $(CACHE))/debian/linux-arm64/boot/vmlinuz \
-           CAIRN_TEST_KUBE_BIN=$(abspath $(OUT))/bin/linux-amd64/cairn-kube
+           CAIRN_TEST_KUBE_BIN=$(abspath $(OUT))/bin/linux-amd64/cairn-kube \
+           CAIRN_TEST_TOOLS=$(TOOLS)
 
-test: inputs runtime kube-inputs kube-amd64
+test: inputs runtime kube-inputs kube-amd64 crane
 	$(GO) vet ./...
 	cd agent/kube && $(GO) test ./config ./args ./datastore ./memtrim
 	$(TEST_ENV) $(GO) test -timeout 40m ./...
 
-test-full: inputs runtime kube-inputs kube
+test-full: inputs runtime kube-inputs kube tools
 	$(GO) vet ./...
 	cd agent/kube && $(GO) vet ./... && $(GO) test ./...
 	$(TEST_ENV) CAIRN_TEST_FULL=1 $(GO) test -timeout 80m ./...
