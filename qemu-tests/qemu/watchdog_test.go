@@ -71,7 +71,7 @@ func TestWatchdogDisarmed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := vm.Expect(4*testWatchdogTimeout*time.Second, `cairn-test: watchdog disarmed after (\d+) pings`)
+			m, err := vm.Expect(4*testWatchdogTimeout*time.Second, `cairn-test: watchdog disarmed after (\d+) pings state=inactive err=<nil>`)
 			if err != nil {
 				t.Fatal(err)
 			}

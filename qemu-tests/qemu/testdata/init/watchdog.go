@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,5 +79,7 @@ func watchdogDisarm() {
 		fmt.Printf("cairn-test: watchdog disarm: %v\n", err)
 		return
 	}
-	fmt.Printf("cairn-test: watchdog disarmed after %d pings\n", n)
+	// What the kernel says, and Disarm checked.
+	state, err := os.ReadFile("/sys/class/watchdog/watchdog0/state")
+	fmt.Printf("cairn-test: watchdog disarmed after %d pings state=%s err=%v\n", n, strings.TrimSpace(string(state)), err)
 }
