@@ -185,7 +185,7 @@ func TestBuildChecksOut(t *testing.T) {
 		}
 	}
 	entry := run("mtype", "-i", esp, "::/loader/entries/cairn-00000001-a.conf")
-	if !strings.Contains(entry, "options transparent_hugepage=never console=ttyS0 cairn.slot=a") {
+	if !strings.Contains(entry, "options transparent_hugepage=never panic=10 console=ttyS0 cairn.slot=a") {
 		t.Errorf("boot entry:\n%s", entry)
 	}
 	slot := filepath.Join(t.TempDir(), "slot.img")

@@ -87,7 +87,17 @@ type Path struct {
 // workload wants huge pages sets kernel.cmdline: [transparent_hugepage=madvise]
 // and, to keep the memory, sysctl: {vm.min_free_kbytes: "…"}, which
 // cairn-init applies after khugepaged has raised it.
-var OSCmdline = []string{"transparent_hugepage=never"}
+//
+// panic=10: a kernel panic reboots the box after 10 s (long enough to read
+// the panic on a console) instead of halting it forever, Debian's default.
+// On a trial boot the reboot then falls back to the old slot through boot
+// counting; a hang that is no panic is the watchdog's (agent/watchdog).
+// Not oops=panic: an oops kills the task and the kernel goes on, and a
+// driver that oopses on every boot would then turn a box whose slot is
+// committed into an endless reboot loop with no slot to fall back to.
+// (The kubelet sets kernel.panic_on_oops=1 on Kubernetes nodes once it
+// runs, as upstream does.)
+var OSCmdline = []string{"transparent_hugepage=never", "panic=10"}
 
 // Merge applies the spec to the board.
 func Merge(s *Spec, b *Board) *Image {

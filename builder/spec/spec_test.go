@@ -155,7 +155,7 @@ func TestMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := Merge(s, b)
-	if got, want := strings.Join(img.Cmdline, " "), "transparent_hugepage=never console=ttyS0 quiet"; got != want {
+	if got, want := strings.Join(img.Cmdline, " "), "transparent_hugepage=never panic=10 console=ttyS0 quiet"; got != want {
 		t.Errorf("Cmdline = %q, want %q", got, want)
 	}
 	if got, want := strings.Join(img.Modules, " "), "e1000e"; got != want {

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -61,19 +62,40 @@ func testGuest(t *testing.T, arch Arch, action string) []Option {
 	return []Option{WithArch(arch), WithKernel(kernel, testInitramfs(t, arch), cmdline)}
 }
 
+// watchdogGuest returns options booting the tiny init on arch with the
+// i6300ESB's driver in its initramfs, doing a watchdog action (see
+// testdata/init) with a timeout of timeout seconds. The kernel is not
+// quiet: its first line ("Linux version …") marks the start of a boot.
+func watchdogGuest(t *testing.T, arch Arch, action string, timeout int) []Option {
+	t.Helper()
+	kernel := testKernel(t, arch)
+	tree, ok := KernelTree(kernel)
+	if !ok {
+		t.Skipf("%s is not in an unpacked kernel image with /lib/modules (the watchdog's driver is a module)", kernel)
+	}
+	cmdline := fmt.Sprintf("console=%s panic=-1 cairntest=%s cairntest_timeout=%d", arch.SerialConsole(), action, timeout)
+	initrd := testInitramfs(t, arch, GuestModules(tree, "i6300esb"))
+	return []Option{WithArch(arch), WithKernel(kernel, initrd, cmdline), WithWatchdog()}
+}
+
 var initramfs = struct {
 	sync.Mutex
 	dir   string
-	paths map[Arch]string
-}{paths: map[Arch]string{}}
+	paths map[string]string
+}{paths: map[string]string{}}
 
-// testInitramfs builds testdata/init for arch (GuestInitramfs), once per
-// test binary run.
-func testInitramfs(t *testing.T, arch Arch) string {
+// testInitramfs builds testdata/init for arch (GuestInitramfs) with opts,
+// once per test binary run and set of modules.
+func testInitramfs(t *testing.T, arch Arch, opts ...GuestOption) string {
 	t.Helper()
 	initramfs.Lock()
 	defer initramfs.Unlock()
-	if p, ok := initramfs.paths[arch]; ok {
+	var cfg guestConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	key := string(arch) + " " + strings.Join(cfg.modules, ",")
+	if p, ok := initramfs.paths[key]; ok {
 		return p
 	}
 	if initramfs.dir == "" {
@@ -83,11 +105,11 @@ func testInitramfs(t *testing.T, arch Arch) string {
 		}
 		initramfs.dir = dir
 	}
-	path, err := GuestInitramfs(initramfs.dir, arch)
+	path, err := GuestInitramfs(initramfs.dir, arch, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	initramfs.paths[arch] = path
+	initramfs.paths[key] = path
 	return path
 }
 

@@ -5,16 +5,49 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
+	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/builder/kmod"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
+// GuestOption adds to the initramfs GuestInitramfs builds.
+type GuestOption func(*guestConfig)
+
+type guestConfig struct {
+	kernelTree string
+	modules    []string
+}
+
+// GuestModules puts the kernel modules names, with what they depend on,
+// from the unpacked kernel image at tree (boot/vmlinuz, lib/modules/<version>)
+// into the initramfs and lists them in /etc/cairn/modules, which the test
+// init loads the way cairn-init does. The watchdog actions need the
+// watchdog's driver: GuestModules(tree, "i6300esb").
+func GuestModules(tree string, names ...string) GuestOption {
+	return func(c *guestConfig) { c.kernelTree, c.modules = tree, append(c.modules, names...) }
+}
+
+// KernelTree returns the unpacked kernel image a kernel file belongs to
+// (the directory above its boot/), if it carries /lib/modules.
+func KernelTree(vmlinuz string) (string, bool) {
+	tree := filepath.Dir(filepath.Dir(vmlinuz))
+	_, err := os.Stat(filepath.Join(tree, "lib", "modules"))
+	return tree, err == nil
+}
+
 // GuestInitramfs builds the harness's tiny Go init (testdata/init: hello,
-// power off, or print what the kernel alone holds in memory, as the kernel
-// command line's cairntest= asks) for arch and packs it as /init into a
-// newc cpio archive in dir. It returns the archive's path. Boot it with
-// WithKernel and a command line like "console=ttyS0 cairntest=meminfo".
-func GuestInitramfs(dir string, arch Arch) (string, error) {
+// power off, print what the kernel alone holds in memory, panic, or arm
+// the watchdog, as the kernel command line's cairntest= asks) for arch and
+// packs it as /init into a newc cpio archive in dir. It returns the
+// archive's path. Boot it with WithKernel and a command line like
+// "console=ttyS0 cairntest=meminfo".
+func GuestInitramfs(dir string, arch Arch, opts ...GuestOption) (string, error) {
+	var cfg guestConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	root, ok := moduleRoot()
 	if !ok {
 		return "", fmt.Errorf("building the test init: no Cairn go.mod above the working directory (run from inside the repository)")
@@ -30,22 +63,32 @@ func GuestInitramfs(dir string, arch Arch) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	records := []cpio.Record{
+		// The kernel opens /dev/console as init's stdin, stdout and stderr.
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		// Mount points for the meminfo probe and the module loader.
+		cpio.Directory("proc", 0o755),
+		cpio.Directory("sys", 0o755),
+		cpio.StaticFile("init", string(content), 0o755),
+	}
+	name := "initramfs-" + string(arch)
+	if len(cfg.modules) > 0 {
+		mods, err := moduleRecords(cfg.kernelTree, cfg.modules)
+		if err != nil {
+			return "", err
+		}
+		records = append(records, mods...)
+		name += "-" + strings.Join(cfg.modules, "-")
+	}
 
-	path := filepath.Join(dir, "initramfs-"+string(arch)+".cpio")
+	path := filepath.Join(dir, name+".cpio")
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	w := cpio.Newc.Writer(f)
-	err = cpio.WriteRecordsAndDirs(w, []cpio.Record{
-		// The kernel opens /dev/console as init's stdin, stdout and stderr.
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		// Mount points for the meminfo probe.
-		cpio.Directory("proc", 0o755),
-		cpio.Directory("sys", 0o755),
-		cpio.StaticFile("init", string(content), 0o755),
-	})
+	err = cpio.WriteRecordsAndDirs(w, records)
 	if err == nil {
 		err = cpio.WriteTrailer(w)
 	}
@@ -56,4 +99,32 @@ func GuestInitramfs(dir string, arch Arch) (string, error) {
 		return "", fmt.Errorf("writing initramfs %s: %w", path, err)
 	}
 	return path, nil
+}
+
+// moduleRecords are the modules names and their dependencies from the
+// kernel image at tree, a modules.dep for them, and the list to load.
+func moduleRecords(tree string, names []string) ([]cpio.Record, error) {
+	ix, err := kmod.Open(tree)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := ix.Resolve(names)
+	if err != nil {
+		return nil, err
+	}
+	base := "lib/modules/" + ix.Version + "/"
+	var recs []cpio.Record
+	for _, p := range paths {
+		b, err := os.ReadFile(filepath.Join(ix.Dir, filepath.FromSlash(p)))
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, cpio.StaticFile(base+p, string(b), 0o644))
+	}
+	builtin, _ := os.ReadFile(filepath.Join(ix.Dir, "modules.builtin"))
+	return append(recs,
+		cpio.StaticFile(base+"modules.dep", string(ix.DepFile(paths)), 0o644),
+		cpio.StaticFile(base+"modules.builtin", string(builtin), 0o644),
+		cpio.StaticFile(contract.SlotPath(contract.ModulesList), strings.Join(names, "\n")+"\n", 0o644),
+	), nil
 }

@@ -88,6 +88,7 @@ type config struct {
 	initrd      string
 	cmdline     string
 	guestReboot bool
+	watchdog    bool
 	network     bool
 	isolated    bool // network, cut off (restrict=on)
 	forwards    []portForward
@@ -161,9 +162,22 @@ func WithKernel(kernel, initrd, cmdline string) Option {
 // WithGuestReboot lets a guest reboot restart the machine inside the same
 // QEMU process. By default QEMU runs with -no-reboot: a reboot makes QEMU
 // exit, so a test sees each boot as its own VM and can swap disks or
-// inspect them in between.
+// inspect them in between. A reboot is the guest's own, a kernel panic's
+// (panic=N, N > 0 seconds later; panic=-1 at once) or a watchdog reset
+// (WithWatchdog) alike.
 func WithGuestReboot() Option {
 	return func(c *config) { c.guestReboot = true }
+}
+
+// WithWatchdog gives the guest QEMU's Intel 6300ESB watchdog, a PCI
+// device on both machines (Linux's driver: i6300esb, a module in Debian's
+// kernels for amd64 and arm64), set to reset the machine when it fires
+// (-action watchdog=reset). That reset counts as a guest reboot: without
+// WithGuestReboot QEMU exits (Wait returns nil), with it the guest boots
+// again in the same process, and its driver then reports the watchdog
+// as the reason (WDIOF_CARDRESET in its boot status).
+func WithWatchdog() Option {
+	return func(c *config) { c.watchdog = true }
 }
 
 // WithNetwork gives the guest one virtio-net NIC on QEMU's user-mode network

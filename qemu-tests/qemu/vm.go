@@ -219,7 +219,14 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 		"-qmp", "unix:"+qemuEscape(v.qmpPath)+",server=on,wait=off",
 	)
 	if !c.guestReboot {
+		// A guest reboot, a panic's reboot (panic=N) and a watchdog
+		// reset alike end QEMU.
 		args = append(args, "-no-reboot")
+	}
+	if c.watchdog {
+		// -action needs QEMU 6.0 (-watchdog-action before); reset is
+		// also its default, said here so the tests do not hang on it.
+		args = append(args, "-device", "i6300esb", "-action", "watchdog=reset")
 	}
 	if c.uefi {
 		fw, err := findFirmware(c.arch)

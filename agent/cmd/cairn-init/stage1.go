@@ -60,7 +60,9 @@ func stage1() {
 	ensureConsole()
 
 	modErr := loadModules("initramfs")
-	slot := bootSlot(kernelCmdline())
+	cl := kernelCmdline()
+	armWatchdog(cl) // before anything below can hang
+	slot := bootSlot(cl)
 
 	label := slot.Label()
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)

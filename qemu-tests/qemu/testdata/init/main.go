@@ -6,6 +6,13 @@
 //	cairntest=poweroff  power the machine off
 //	cairntest=meminfo   print what the kernel alone holds (see memory.go), then power off
 //	cairntest=idle      print a few ticks, then wait forever (the default)
+//	cairntest=panic     exit, which panics the kernel (reboots with panic=N)
+//	cairntest=watchdog-hang    arm the watchdog (cairntest_timeout=SECONDS,
+//	                           default 5), close it armed and wait forever
+//	cairntest=watchdog-disarm  arm it, ping it for two timeouts, disarm it,
+//	                           then wait forever
+//
+// The watchdog actions need its driver in the initramfs (GuestModules).
 package main
 
 import (
@@ -24,6 +31,13 @@ func main() {
 		powerOff()
 	case "poweroff":
 		powerOff()
+	case "panic":
+		fmt.Println("cairn-test: panicking")
+		os.Exit(3) // PID 1 exiting: "Attempted to kill init!"
+	case "watchdog-hang":
+		watchdogHang()
+	case "watchdog-disarm":
+		watchdogDisarm()
 	default:
 		for i := 1; i <= 3; i++ {
 			time.Sleep(100 * time.Millisecond)
