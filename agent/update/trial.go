@@ -51,7 +51,11 @@ func (u *Updater) Recover(ctx context.Context) (trial bool, err error) {
 			return false, u.committed(ctx)
 		}
 		reason := rec.Reason
-		if rec.Phase != PhaseGateFailed || reason == "" {
+		switch {
+		case rec.Phase == PhaseGateFailed && reason != "":
+		case o.WatchdogReset:
+			reason = fmt.Sprintf("the trial boot of slot %s (version %s) hung: the watchdog reset the box before a health verdict", rec.Slot, rec.Version)
+		default:
 			reason = fmt.Sprintf("the trial boot of slot %s (version %s) did not reach a health verdict: kernel panic, hung boot, watchdog reset or power loss", rec.Slot, rec.Version)
 		}
 		return false, u.rolledBack(ctx, reason)

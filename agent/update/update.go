@@ -117,6 +117,9 @@ type Options struct {
 	// Reboot reboots the node the way r says; it may return before the
 	// reboot happens.
 	Reboot func(r bootloader.Reboot) error
+	// WatchdogReset says the hardware watchdog reset the box before this
+	// boot: a rollback found now is blamed on a hang.
+	WatchdogReset bool
 	// Hooks run around the reboot into a trial and on a rollback (the
 	// Kubernetes datastore snapshot and its restore); nil skips.
 	BeforeTrial func(ctx context.Context) error

@@ -32,6 +32,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/network"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/services"
+	"github.com/cairn-edge/cairn/agent/watchdog"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,6 +70,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		say("warning: %v; using defaults", err)
 		conf = config.Config{}
 	}
+
+	// First the watchdog cairn-init armed: from here the agent pets it.
+	wdog := openWatchdog(log)
 
 	// The node's one health model: status, /metrics and the console's
 	// readiness lines read it (package agent/health).
@@ -120,7 +124,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}()
 
 	// Upgrades before Kubernetes: a rollback restores its datastore first.
-	updater, trial := startUpdates(ctx, conf.Update, rel, slot, hm, log)
+	updater, trial := startUpdates(ctx, conf.Update, rel, slot, hm, watchdogReset(wdog), log)
+	wd := settleWatchdog(ctx, wdog, trial, conf.Update.Gate(), log)
 
 	var svcs *services.Manager
 	svcPart := hm.Part("services")
@@ -172,9 +177,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 	say("agent ready api=:%d", port)
 	if trial {
 		go func() {
+			end := watchdog.Disarm
 			if err := updater.Gate(ctx); err != nil {
 				log.Warn("upgrade gate", "err", err)
+				end = watchdog.LeaveArmed
 			}
+			releaseWatchdog(wd, end, log)
 		}()
 	}
 	return srv.Serve(ctx, ln, tlsConf)

@@ -21,9 +21,9 @@ const checksEvery = 10 * time.Second
 // startUpdates makes the node's Updater and finishes what the last boot
 // left (a trial to judge, a rollback or commit to report). It runs before
 // Kubernetes starts, so a rollback's datastore restore comes first. It
-// returns nil on an image without an update section or without an ESP:
-// such a node refuses upgrades.
-func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, log *slog.Logger) (*update.Updater, bool) {
+// returns nil on an image without an update section: such a node refuses
+// upgrades. watchdogReset says the watchdog reset the box before this boot.
+func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, watchdogReset bool, log *slog.Logger) (*update.Updater, bool) {
 	if conf == nil {
 		return nil, false
 	}
@@ -51,8 +51,10 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 		Slots:      update.Partitions{},
 		Health:     hm,
 		Reboot:     rebootInto,
-		Say:        say,
-		Log:        log,
+		// A reset by the watchdog names the cause of a rollback.
+		WatchdogReset: watchdogReset,
+		Say:           say,
+		Log:           log,
 	})
 	trial, err := u.Recover(ctx)
 	if err != nil {
