@@ -168,11 +168,20 @@ const (
 	KubeDir = StateDir + "/kube"
 	// KubeManifestsDir takes manifests dropped in by users.
 	KubeManifestsDir = KubeDir + "/manifests"
+	// KubeDatastore is the server's datastore, kine's SQLite database:
+	// dataDir/db/state.db in agent/kube (a module of its own, which
+	// cannot import this one: the agent gives it KubeDir as dataDir).
+	KubeDatastore = KubeDir + "/db/state.db"
 	// UpdateDir is the upgrade's state: the record of the attempt and its
 	// checkpoint (agent/update), and the datastore snapshot of a trial.
 	UpdateDir = StateDir + "/update"
 	// UpdateRecord is the current or last upgrade attempt.
 	UpdateRecord = UpdateDir + "/record.json"
+	// KubeSnapshot is the copy of KubeDatastore taken before a trial
+	// boot: restored if the trial rolls back, removed when it commits
+	// (agent/kubeboot). On the same file system as KubeDatastore, so a
+	// restore is a rename.
+	KubeSnapshot = UpdateDir + "/kube-state.db"
 	// LogDir keeps the services' and cairn-kube's rotated logs.
 	LogDir = "/var/log/cairn"
 )

@@ -4,7 +4,9 @@
 // server is ready and the node Ready, and applies the auto-deploy manifests.
 // A node in agent mode (agent.go) instead joins a control plane elsewhere
 // with a join kubeconfig and runs only the kubelet and kube-proxy; a
-// server mints join kubeconfigs for such nodes (join.go).
+// server mints join kubeconfigs for such nodes (join.go). Around an
+// upgrade's trial boot it snapshots a server's datastore and restores it on
+// a rollback (snapshot.go).
 package kubeboot
 
 import (

@@ -240,7 +240,7 @@ func (n *Node) watch(ctx context.Context) {
 			deployedRun = run
 		}
 		wasReady = ready
-		n.datastoreRecords(filepath.Join(DataDir, "db"))
+		n.datastoreRecords(filepath.Dir(datastorePath))
 		select {
 		case <-ctx.Done():
 		case <-time.After(pollEvery(announced)):

@@ -50,6 +50,12 @@ func check(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	return quickCheck(ctx, path)
+}
+
+// quickCheck runs PRAGMA quick_check on the database at path, with check's
+// results: nil, a *CorruptError or another error.
+func quickCheck(ctx context.Context, path string) error {
 	// Read-only: it never creates the file, and never checkpoints or
 	// deletes the write-ahead log on close (a read-write connection does),
 	// so a corrupt database is moved aside with its log as it was. The

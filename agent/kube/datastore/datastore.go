@@ -12,6 +12,9 @@
 //
 //	endpoint, err := datastore.Start(ctx, "/var/lib/cairn/kube/db/state.db", "/var/lib/cairn/kube/kine.sock")
 //	// --etcd-servers=endpoint
+//
+// Snapshot copies the database while kine runs (`cairn-kube snapshot`,
+// taken before an upgrade's trial boot).
 package datastore
 
 import (

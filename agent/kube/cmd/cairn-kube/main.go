@@ -3,8 +3,9 @@
 // kubelet and kube-proxy (nftables mode) as goroutines, from upstream
 // Kubernetes.
 //
-//	cairn-kube server --config FILE   the control plane and the node components
-//	cairn-kube agent --config FILE    the kubelet and kube-proxy, joining a server
+//	cairn-kube server --config FILE    the control plane and the node components
+//	cairn-kube agent --config FILE     the kubelet and kube-proxy, joining a server
+//	cairn-kube snapshot SRC.db DST.db  a consistent copy of the datastore, while it runs
 //	cairn-kube version
 //
 // The config file format and the PKI it reads are in agent/kube/README.md.
@@ -24,11 +25,12 @@ import (
 	"github.com/cairn-edge/cairn/agent/kube/cluster"
 	"github.com/cairn-edge/cairn/agent/kube/component"
 	"github.com/cairn-edge/cairn/agent/kube/config"
+	"github.com/cairn-edge/cairn/agent/kube/datastore"
 	"github.com/cairn-edge/cairn/agent/kube/memtrim"
 	"k8s.io/component-base/version"
 )
 
-const usage = `usage: cairn-kube server --config FILE | agent --config FILE | version`
+const usage = `usage: cairn-kube server --config FILE | agent --config FILE | snapshot SRC.db DST.db | version`
 
 func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
@@ -45,6 +47,15 @@ func main() {
 		fs.Parse(os.Args[2:])
 		if err := run(cluster.Mode(cmd), *path); err != nil {
 			log.Fatalf("cairn-kube %s: %v", cmd, err)
+		}
+	case "snapshot":
+		if len(os.Args) != 4 {
+			fmt.Fprintln(os.Stderr, usage)
+			os.Exit(2)
+		}
+		log.SetFlags(0) // the node agent logs the output, with its own times
+		if err := snapshot(os.Args[2], os.Args[3]); err != nil {
+			log.Fatalf("cairn-kube %v", err)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, usage)
@@ -71,6 +82,23 @@ func run(mode cluster.Mode, path string) error {
 	defer stop()
 	log.Printf("cairn-kube %s %s starting (node %s, data %s)", mode, version.Get().GitVersion, cfg.NodeName, cfg.DataDir)
 	return cluster.Run(ctx, mode, cfg, func() { time.AfterFunc(settleTime, releaseStartupPages) })
+}
+
+// snapshot copies the datastore at src to dst (datastore.Snapshot); the
+// node agent runs it before an upgrade's trial boot (agent/kubeboot).
+func snapshot(src, dst string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	began := time.Now()
+	if err := datastore.Snapshot(ctx, src, dst); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return err
+	}
+	log.Printf("cairn-kube: snapshot of %s in %s: %d bytes in %s", src, dst, fi.Size(), time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
 // settleTime is how long after every component started the startup work
