@@ -124,7 +124,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}()
 
 	// Upgrades before Kubernetes: a rollback restores its datastore first.
-	updater, trial := startUpdates(ctx, conf.Update, rel, slot, hm, watchdogReset(wdog), log)
+	updater, trial, recoverErr := startUpdates(ctx, conf.Update, rel, slot, hm, watchdogReset(wdog), log)
 	wd := settleWatchdog(ctx, wdog, trial, conf.Update.Gate(), log)
 
 	var svcs *services.Manager
@@ -145,7 +145,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 
 	var apiOpts []api.Option
-	if conf.Kubernetes != nil {
+	if conf.Kubernetes != nil && recoverErr != nil {
+		// A rollback whose datastore restore failed: the older API
+		// server must not read what the newer one wrote.
+		why := fmt.Sprintf("not started: %v (restore the snapshot or remove %s, then restart the agent)", recoverErr, contract.KubeDatastore)
+		say("warning: kubernetes: %s", why)
+		hm.Part("kubernetes").Set(health.Failed, why)
+	} else if conf.Kubernetes != nil {
 		kube, err := startKubernetes(ctx, *conf.Kubernetes, netConf.Hostname, log)
 		if err != nil {
 			say("warning: kubernetes: %v", err)

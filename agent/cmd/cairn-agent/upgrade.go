@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/health"
+	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/update"
 	"golang.org/x/sys/unix"
@@ -23,25 +24,27 @@ const checksEvery = 10 * time.Second
 // Kubernetes starts, so a rollback's datastore restore comes first. It
 // returns nil on an image without an update section: such a node refuses
 // upgrades. watchdogReset says the watchdog reset the box before this boot.
-func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, watchdogReset bool, log *slog.Logger) (*update.Updater, bool) {
+// recoverErr is what went wrong finishing the last attempt, such as a
+// rollback whose datastore restore failed.
+func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, watchdogReset bool, log *slog.Logger) (u *update.Updater, trial bool, recoverErr error) {
 	if conf == nil {
-		return nil, false
+		return nil, false, nil
 	}
 	running, err := contract.ParseSlot(slot)
 	if err != nil {
 		say("warning: upgrades: %v", err)
-		return nil, false
+		return nil, false, nil
 	}
 	keys, err := conf.PublicKeys()
 	if err != nil {
 		say("warning: upgrades: %v", err)
-		return nil, false
+		return nil, false, nil
 	}
 	if checks := update.Checks(conf); len(checks) > 0 {
 		go health.RunChecks(ctx, hm.Part("checks"), checksEvery, checks...)
 	}
 	regs := update.NewRegistries(conf, log)
-	u := update.New(update.Options{
+	u = update.New(update.Options{
 		Release:    rel,
 		Running:    running,
 		Config:     conf,
@@ -53,14 +56,21 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 		Reboot:     rebootInto,
 		// A reset by the watchdog names the cause of a rollback.
 		WatchdogReset: watchdogReset,
-		Say:           say,
-		Log:           log,
+		// The Kubernetes datastore as it was before the trial, restored
+		// on a rollback before the old cairn-kube starts (this runs
+		// before Kubernetes does), dropped at the commit. Without a
+		// datastore they do nothing.
+		BeforeTrial: kubeboot.Snapshot,
+		OnRollback:  func(context.Context) error { _, err := kubeboot.Restore(); return err },
+		OnCommit:    func(context.Context) error { return kubeboot.DropSnapshot() },
+		Say:         say,
+		Log:         log,
 	})
-	trial, err := u.Recover(ctx)
-	if err != nil {
-		say("warning: upgrades: %v", err)
+	trial, recoverErr = u.Recover(ctx)
+	if recoverErr != nil {
+		say("warning: upgrades: %v", recoverErr)
 	}
-	return u, trial
+	return u, trial, recoverErr
 }
 
 // rebootInto reboots the node for a trial or a rollback: cairn-init stops

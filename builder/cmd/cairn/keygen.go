@@ -26,6 +26,9 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s exists: not overwriting a key (artifacts signed with it would no longer verify); move it away or pass -o DIR", p)
 		}
 	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("-o %s: %w (pass a directory you can write)", *dir, err)
+	}
 	key, err := sign.GenerateKey()
 	if err != nil {
 		return err

@@ -48,7 +48,10 @@ func upgradeNode(ctx context.Context, c *api.Client, req api.UpgradeRequest, wai
 		case errors.As(err, &apiErr):
 			return err
 		default:
-			p.waiting(last) // rebooting: the API is away
+			// Rebooting: the API is away, and a kept-alive connection to
+			// it may be dead; the next poll dials anew.
+			c.CloseIdleConnections()
+			p.waiting(last)
 		}
 		select {
 		case <-ctx.Done():
