@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/agent/update/registry/faultproxy"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 	"github.com/diskfs/go-diskfs"
@@ -423,12 +424,9 @@ func startRegistry(t *testing.T, dir string) string {
 // refuse it.
 func tamperConfig(t *testing.T, dir, reg, tag string) {
 	t.Helper()
-	m := crane(t, "manifest", reg+"/cairn/upgrade:"+tag)
-	d := regexp.MustCompile(`"config":\{[^}]*"digest":"sha256:([0-9a-f]{64})"`).FindStringSubmatch(m)
-	if d == nil {
-		t.Fatalf("no config digest in %s", m)
-	}
-	data := filepath.Join(dir, "registry", "docker", "registry", "v2", "blobs", "sha256", d[1][:2], d[1], "data")
+	m := artifactManifest(t, reg, tag)
+	hexd := strings.TrimPrefix(m.Config.Digest, "sha256:")
+	data := filepath.Join(dir, "registry", "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd, "data")
 	b, err := os.ReadFile(data)
 	if err != nil {
 		t.Fatal(err)
@@ -439,17 +437,23 @@ func tamperConfig(t *testing.T, dir, reg, tag string) {
 	}
 }
 
+// artifactManifest reads tag's manifest with crane.
+func artifactManifest(t *testing.T, reg, tag string) artifact.Manifest {
+	t.Helper()
+	var m artifact.Manifest
+	if err := json.Unmarshal([]byte(crane(t, "manifest", reg+"/cairn/upgrade:"+tag)), &m); err != nil {
+		t.Fatalf("crane manifest %s: %v", tag, err)
+	}
+	return m
+}
+
 // artifactSize is the bytes of tag's artifact: its config and layers.
 func artifactSize(t *testing.T, reg, tag string) int64 {
 	t.Helper()
-	m := crane(t, "manifest", reg+"/cairn/upgrade:"+tag)
-	var n int64
-	for _, g := range regexp.MustCompile(`"size":(\d+)`).FindAllStringSubmatch(m, -1) {
-		v, _ := strconv.ParseInt(g[1], 10, 64)
-		n += v
-	}
-	if n == 0 {
-		t.Fatalf("no sizes in %s", m)
+	m := artifactManifest(t, reg, tag)
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
 	}
 	return n
 }

@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/update/artifact"
@@ -41,21 +40,6 @@ func (u *Updater) stage(ctx context.Context, t *Target) {
 func (u *Updater) install(ctx context.Context, t *Target) error {
 	o := u.o
 	slot := o.Running.Other()
-	u.mu.Lock()
-	prev := u.rec
-	r := &Record{
-		Phase: PhaseBootFiles, Ref: t.Ref, Repo: t.Repo, Digest: t.Digest, Version: t.Config.Version, Slot: slot,
-		FromVersion: o.Release.Version, FromSlot: o.Running, Started: time.Now().UTC(), Rejected: prev.Rejected,
-	}
-	// A checkpoint of the same slot blob into the same slot may resume.
-	if c := prev.Checkpoint; c != nil && c.Blob == t.Update.Slot.Digest && c.Slot == slot {
-		r.Checkpoint = c
-	}
-	u.rec = r
-	u.mu.Unlock()
-	if err := r.save(o.RecordPath); err != nil {
-		return err
-	}
 	o.Say("upgrade started version=%s slot=%s digest=%s", t.Config.Version, slot, t.Digest)
 
 	// Boot files first: installing them is what makes the slot unbootable

@@ -198,8 +198,34 @@ func (u *Updater) Start(ctx context.Context, req api.UpgradeRequest) (api.Upgrad
 		u.o.Log.Warn("upgrade refused", "ref", req.Ref, "reason", err)
 		return u.Progress(), err
 	}
+	if err := u.begin(t); err != nil {
+		u.mu.Lock()
+		u.running = false
+		u.mu.Unlock()
+		return u.Progress(), err
+	}
 	go u.stage(context.WithoutCancel(ctx), t)
 	return u.Progress(), nil
+}
+
+// begin records a new attempt at t, keeping what the node learned before
+// (rolled-back digests, and a checkpoint of the same slot blob into the
+// same slot, which a resume may use).
+func (u *Updater) begin(t *Target) error {
+	o := u.o
+	slot := o.Running.Other()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	prev := u.rec
+	r := &Record{
+		Phase: PhaseBootFiles, Ref: t.Ref, Repo: t.Repo, Digest: t.Digest, Version: t.Config.Version, Slot: slot,
+		FromVersion: o.Release.Version, FromSlot: o.Running, Started: time.Now().UTC(), Rejected: prev.Rejected,
+	}
+	if c := prev.Checkpoint; c != nil && c.Blob == t.Update.Slot.Digest && c.Slot == slot {
+		r.Checkpoint = c
+	}
+	u.rec = r
+	return r.save(o.RecordPath)
 }
 
 var errTrialPending = errors.New("a trial boot is pending")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cairn-edge/cairn/agent/network"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -134,4 +136,55 @@ func downReason(s services.Status) string {
 		why += fmt.Sprintf(" after exit status %d at %s", s.LastExit.Code, s.LastExit.At.UTC().Format(time.RFC3339))
 	}
 	return why
+}
+
+// networkEvery is how often the network's state is read into the model.
+var networkEvery = 2 * time.Second
+
+// networkGrace is how long after the agent starts a node without an
+// address is still only "starting" (links come up, DHCP answers).
+const networkGrace = 2 * time.Minute
+
+// watchNetwork reports the network as the "network" part: ok once a link
+// has an address the node can be reached at. An upgrade's gate waits for
+// it, so a release that loses the network (a NIC driver gone, a broken
+// DHCP client) rolls back instead of leaving a box nobody can reach.
+func watchNetwork(ctx context.Context, p *health.Part, nm *network.Manager) {
+	began := time.Now()
+	health.Poll(ctx, p, networkEvery, func() (health.State, string) { return networkHealth(nm.Status(), time.Since(began)) })
+}
+
+// networkHealth is the network part's verdict on the manager's status,
+// waited after the agent started: ok with a reachable address (not
+// loopback, not link-local), starting while none came within the grace,
+// degraded after it (the node runs, but is out of reach).
+func networkHealth(st network.Status, waited time.Duration) (health.State, string) {
+	var waiting []string
+	for _, l := range st.Links {
+		for _, a := range l.Addresses {
+			if p, err := netip.ParsePrefix(a); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+				return health.OK, fmt.Sprintf("%s %s", l.Name, a)
+			}
+		}
+		why := "no carrier"
+		switch {
+		case !l.Up:
+			why = "down"
+		case l.Carrier && l.DHCP != nil:
+			why = "DHCP " + l.DHCP.State
+		case l.Carrier:
+			why = "no address"
+		}
+		waiting = append(waiting, l.Name+": "+why)
+	}
+	reason := "no address on any link"
+	if len(waiting) > 0 {
+		reason += " (" + strings.Join(waiting, ", ") + ")"
+	} else {
+		reason += " (no link matches the network settings)"
+	}
+	if waited < networkGrace {
+		return health.Starting, "waiting: " + reason
+	}
+	return health.Degraded, reason + " (check the cable, the DHCP server or network.interfaces)"
 }

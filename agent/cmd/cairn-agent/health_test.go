@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairn-edge/cairn/agent/network"
 	"log/slog"
 	"slices"
 	"strings"
@@ -177,4 +178,29 @@ func TestWatchServices(t *testing.T) {
 			t.Errorf("console %q", got)
 		}
 	})
+}
+
+func TestNetworkHealth(t *testing.T) {
+	bound := network.LinkStatus{Name: "eth0", Up: true, Carrier: true, Addresses: []string{"fe80::1/64", "10.0.2.15/24"}}
+	selecting := network.LinkStatus{Name: "eth0", Up: true, Carrier: true, Addresses: []string{"fe80::1/64"}, DHCP: &network.LeaseStatus{State: "discovering"}}
+	unplugged := network.LinkStatus{Name: "eth1", Up: true}
+	for _, tt := range []struct {
+		name   string
+		links  []network.LinkStatus
+		waited time.Duration
+		want   health.State
+		reason string
+	}{
+		{"bound", []network.LinkStatus{unplugged, bound}, time.Minute, health.OK, "eth0 10.0.2.15/24"},
+		{"link-local only, early", []network.LinkStatus{selecting}, time.Second, health.Starting, "eth0: DHCP discovering"},
+		{"no answer for long", []network.LinkStatus{selecting, unplugged}, 5 * time.Minute, health.Degraded, "eth1: no carrier"},
+		{"no links", nil, 5 * time.Minute, health.Degraded, "no link matches"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := networkHealth(network.Status{Links: tt.links}, tt.waited)
+			if got != tt.want || !strings.Contains(reason, tt.reason) {
+				t.Errorf("networkHealth = %s, %q; want %s with %q", got, reason, tt.want, tt.reason)
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,4 +168,22 @@ func defaultHostname() (string, error) {
 		return "", err
 	}
 	return "cairn-" + s[:6], nil
+}
+
+// awaitEntropy blocks until the kernel's random number generator is
+// seeded. A blocking getrandom(2) makes the kernel gather jitter entropy
+// at once; without it, on a box with no hardware RNG (a VM without
+// virtio-rng, under TCG) the generator can stay unseeded for minutes, and
+// code that only polls for randomness (the DHCP client's transaction IDs)
+// fails until then: the node would have no address.
+func awaitEntropy(log *slog.Logger) {
+	start := time.Now()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		log.Warn("no randomness from the kernel", "err", err)
+		return
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		log.Info("waited for the kernel's random number generator", "took", took.Round(time.Millisecond))
+	}
 }

@@ -73,6 +73,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 
 	// First the watchdog cairn-init armed: from here the agent pets it.
 	wdog := openWatchdog(log)
+	awaitEntropy(log)
 
 	// The node's one health model: status, /metrics and the console's
 	// readiness lines read it (package agent/health).
@@ -122,6 +123,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 			say("warning: network: %v", err)
 		}
 	}()
+	go watchNetwork(ctx, hm.Part("network"), nm)
 
 	// Upgrades before Kubernetes: a rollback restores its datastore first.
 	updater, trial, recoverErr := startUpdates(ctx, conf.Update, rel, slot, hm, watchdogReset(wdog), log)
