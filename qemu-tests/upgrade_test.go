@@ -224,7 +224,9 @@ func TestUpgrade(t *testing.T) {
 		if out, err := exec.Command(filepath.Join(binDir, "cairn"), "keygen", "-o", other).CombinedOutput(); err != nil {
 			t.Fatalf("keygen: %v\n%s", err, out)
 		}
-		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "unsigned", "--unsigned")
+		// Each its own release: a digest signed under one tag is signed
+		// under every tag.
+		r.push(r.spec("2.0.2", "", ""), "qemu-x86_64", "unsigned", "--unsigned")
 		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "otherkey", "--key", filepath.Join(other, "cairn.key"))
 		r.push(r.spec("0.9.0", "", ""), "qemu-x86_64", "0.9.0")
 		r.push(r.spec("2.0.0", "", ""), "generic-x86_64", "generic")
@@ -236,7 +238,7 @@ func TestUpgrade(t *testing.T) {
 			{"0.9.0", "older than the running 1.0.0 (pass --force"},
 			{"generic", "is for board generic-x86_64, this node is qemu-x86_64"},
 			{"tampered", "digest"},
-			{"nosuchtag", "not found"},
+			{"nosuchtag", "manifest unknown"},
 			{"10.0.2.2:1/cairn/upgrade:2.0.0", "connection refused"},
 		} {
 			out, err := r.upgrade(tc.ref)

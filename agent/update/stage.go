@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 )
 
@@ -45,8 +47,8 @@ func (u *Updater) install(ctx context.Context, t *Target) error {
 	// Boot files first: installing them is what makes the slot unbootable
 	// before its partition is overwritten.
 	files := bootloader.BootFiles{
-		Kernel:  u.blob(ctx, t.Repo, t.Update.Kernel),
-		Initrd:  u.blob(ctx, t.Repo, t.Update.Initrd),
+		Kernel:  u.bootBlob(ctx, t.Repo, t.Update.Kernel, contract.KernelFile),
+		Initrd:  u.bootBlob(ctx, t.Repo, t.Update.Initrd, contract.InitrdFile),
 		Cmdline: t.Config.Cmdline,
 		Title:   fmt.Sprintf("%s %s (slot %s)", t.Config.Name, t.Config.Version, strings.ToUpper(string(slot))),
 		Version: t.Config.Version,
@@ -97,17 +99,47 @@ func (u *Updater) install(ctx context.Context, t *Target) error {
 	return o.Reboot(reboot)
 }
 
-// blob is a reader of a small blob (a kernel, an initramfs) streamed from
-// the registry when first read; a digest mismatch is a read error, so the
-// boot loader never renames a damaged file into place.
-func (u *Updater) blob(ctx context.Context, repo string, d artifact.Descriptor) io.Reader {
+// bootBlob is a reader of a boot file (a kernel, an initramfs), opened
+// when first read: the running slot's copy of the same file when its
+// digest is d's (a release that changed only its slot downloads no boot
+// files), else d streamed from the registry, where a digest mismatch is a
+// read error, so the boot loader never renames a damaged file into place.
+func (u *Updater) bootBlob(ctx context.Context, repo string, d artifact.Descriptor, file string) io.Reader {
 	return &lazyBlob{open: func() io.Reader {
+		if r := u.localBoot(d, file); r != nil {
+			return r
+		}
 		pr, pw := io.Pipe()
 		go func() {
 			pw.CloseWithError(u.o.Registry.Fetch(ctx, repo, d, 0, sha256.New(), pw, nil))
 		}()
 		return pr
 	}}
+}
+
+// localBoot opens the running slot's boot file if it holds d's bytes,
+// hashing it first as a stream (an arm64 kernel is 30 MiB: no copy in
+// memory).
+func (u *Updater) localBoot(d artifact.Descriptor, file string) io.Reader {
+	if u.o.ESP == nil {
+		return nil
+	}
+	name := path.Join(u.o.Running.BootDir(), file)
+	f, err := u.o.ESP.Open(name)
+	if err != nil {
+		return nil
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil || n != d.Size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.Digest {
+		return nil
+	}
+	if f, err = u.o.ESP.Open(name); err != nil {
+		return nil
+	}
+	u.o.Log.Info("boot file unchanged: copied from the running slot", "file", name, "bytes", n)
+	return f
 }
 
 type lazyBlob struct {
@@ -119,7 +151,11 @@ func (l *lazyBlob) Read(p []byte) (int, error) {
 	if l.r == nil {
 		l.r = l.open()
 	}
-	return l.r.Read(p)
+	n, err := l.r.Read(p)
+	if c, ok := l.r.(io.Closer); ok && err != nil {
+		c.Close()
+	}
+	return n, err
 }
 
 // download streams the slot blob into dev, resuming from the record's

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -117,6 +118,11 @@ type Options struct {
 	// Reboot reboots the node the way r says; it may return before the
 	// reboot happens.
 	Reboot func(r bootloader.Reboot) error
+	// ESP is the boot partition as the boot loader lays it out
+	// (contract.Slot.BootDir): a boot file of the running slot that is
+	// the artifact's own is copied from there rather than downloaded.
+	// nil downloads them always.
+	ESP fs.FS
 	// WatchdogReset says the hardware watchdog reset the box before this
 	// boot: a rollback found now is blamed on a hang.
 	WatchdogReset bool

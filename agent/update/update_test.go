@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
@@ -29,11 +30,6 @@ import (
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/agent/update/chunk"
 )
-
-func digestOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
-}
 
 // fakeRegistry serves one artifact from memory.
 type fakeRegistry struct {
@@ -96,6 +92,11 @@ func (f *fakeRegistry) Fetch(ctx context.Context, repo string, d artifact.Descri
 		return fmt.Errorf("blob %s arrived as %s", d.Digest, got)
 	}
 	return nil
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
 }
 
 func (f *fakeRegistry) FetchRange(ctx context.Context, repo string, d artifact.Descriptor, off, n int64, w io.Writer) error {
@@ -567,6 +568,11 @@ func TestDeltaFetchesOnlyWhatChanged(t *testing.T) {
 	n.reg = artifactOf("1.1.0", next, true)
 
 	u := n.boot(bootOpts{slot: contract.SlotA, version: "1.0.0"})
+	// The running slot's boot files are the release's: copied, not fetched.
+	u.o.ESP = fstest.MapFS{
+		"cairn/a/" + contract.KernelFile: {Data: n.reg.blobs[n.reg.target.Update.Kernel.Digest]},
+		"cairn/a/" + contract.InitrdFile: {Data: n.reg.blobs[n.reg.target.Update.Initrd.Digest]},
+	}
 	u.Recover(context.Background())
 	if _, err := u.Start(context.Background(), api.UpgradeRequest{Ref: "1.1.0"}); err != nil {
 		t.Fatal(err)
@@ -574,6 +580,9 @@ func TestDeltaFetchesOnlyWhatChanged(t *testing.T) {
 	n.waitReboot()
 	if !bytes.Equal(n.slots[contract.SlotB].snapshot()[:len(next)], next) {
 		t.Fatal("slot b does not hold the new image")
+	}
+	if k, _ := n.esp.ReadFile("cairn/b/" + contract.KernelFile); !bytes.Equal(k, n.reg.blobs[n.reg.target.Update.Kernel.Digest]) {
+		t.Fatalf("slot b's kernel is %q", k)
 	}
 	got := n.reg.Received()
 	t.Logf("delta: %d of %d bytes fetched (%.2f%%) in %d ranges", got, len(next), 100*float64(got)/float64(len(next)), n.reg.ranges)

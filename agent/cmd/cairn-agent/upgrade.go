@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
@@ -51,6 +52,7 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 		Registry:   regs,
 		Verify:     regs.Verifier(keys),
 		Bootloader: sdboot.New(bootloader.DirFS(contract.ESPMount), log),
+		ESP:        os.DirFS(contract.ESPMount),
 		Slots:      update.Partitions{},
 		Health:     hm,
 		Reboot:     rebootInto,
