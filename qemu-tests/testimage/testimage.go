@@ -35,6 +35,14 @@ type Env struct {
 	// Sysctl is added to every image's kernel settings (the spec's sysctl
 	// section), for tests that check they reach the node.
 	Sysctl map[string]string
+	// Overlay is a `go build -overlay` file (JSON: {"Replace": {file:
+	// replacement}}) for every Go program the Env compiles, so a benchmark
+	// can build a variant with one source file changed without touching
+	// the tree.
+	Overlay string
+	// Format is the output format of every build (builder/output: raw,
+	// oci); empty means raw.
+	Format string
 }
 
 // RepoRoot finds the repository above the working directory.
@@ -54,6 +62,9 @@ func RepoRoot() (string, error) {
 // goBuild compiles pkg (relative to the repository) for arch into out.
 func (e *Env) goBuild(pkg, arch, out string, flags ...string) error {
 	args := append([]string{"build", "-trimpath", "-buildvcs=false"}, flags...)
+	if e.Overlay != "" {
+		args = append(args, "-overlay", e.Overlay)
+	}
 	args = append(args, "-o", out, pkg)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = e.Root
@@ -139,7 +150,7 @@ func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
 		s.Sysctl = map[string]string{}
 	}
 	maps.Copy(s.Sysctl, e.Sysctl)
-	return build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir})
+	return build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir, Format: e.Format})
 }
 
 // HasKube reports whether cairn-kube for arch is among the binaries.

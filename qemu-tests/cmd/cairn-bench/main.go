@@ -2,7 +2,8 @@
 // them as a Markdown table: build time (cold and warm cache), image, slot
 // and initramfs sizes, boot time under QEMU to `cairn: init ok` and
 // `cairn: agent ready`, the idle memory of the OS with a service running,
-// and the node API's status latency. Run it through `make bench`, which
+// the node API's status latency, and the bytes a node downloads for a
+// small change (delta downloads). Run it through `make bench`, which
 // prepares the inputs and the container runtime.
 package main
 
@@ -38,10 +39,12 @@ func main() {
 	flag.BoolVar(&o.memoryOnly, "memory", false, "measure only the idle memory (quick, for tuning)")
 	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
 	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
+	flag.BoolVar(&o.deltaOnly, "delta", false, "measure only the delta downloads of small changes (no QEMU; the Kubernetes pair needs make kube-amd64)")
 	flag.Func("floor-cmdline", "with -floor, also measure the kernel alone with these parameters (repeatable), e.g. cma=0", func(v string) error {
 		o.floorMore = append(o.floorMore, v)
 		return nil
 	})
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (images, artifacts) and print its path")
 	flag.StringVar(&o.kernels, "kernels", ".cache/debian", "Debian's unpacked kernels, linux-<arch>/boot/vmlinuz (make inputs)")
 	flag.StringVar(&cmdline, "cmdline", "", "kernel parameters appended to every image's command line, e.g. transparent_hugepage=madvise to measure the old default")
 	flag.Parse()
@@ -60,6 +63,7 @@ type options struct {
 	runs                            int
 	idle                            time.Duration
 	memoryOnly, kubeOnly, floorOnly bool
+	deltaOnly, keep                 bool
 }
 
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
@@ -73,7 +77,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	if o.keep {
+		fmt.Fprintf(os.Stderr, "cairn-bench: work directory %s (kept)\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	fmt.Printf("| figure | value |\n| --- | --- |\n")
 	type board struct {
 		name string
@@ -94,6 +102,9 @@ func run(o options) error {
 		return nil
 	}
 	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cmdline: o.cmdline}
+	if o.deltaOnly {
+		return benchDeltas(env, tmp, o)
+	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		if err := env.Binaries(arch); err != nil {
 			return err
@@ -125,6 +136,9 @@ func run(o options) error {
 		return nil
 	}
 	if err := benchKube(env, tmp, o.boards); err != nil {
+		return err
+	}
+	if err := benchDeltas(env, tmp, o); err != nil {
 		return err
 	}
 	return benchAPI(tmp)
