@@ -48,14 +48,14 @@ const upgradeSpec = `name: upgrade
 version: %s
 overlay: [%s]
 kernel:
-  cmdline: [cairn.watchdog=60%s]
+  cmdline: [cairn.watchdog=45%s]
 disk:
   slotSize: 128MiB
 update:
   repository: %s/cairn/upgrade
   plainHTTP: true
   keys: [%s]
-  gateTimeout: 40s
+  gateTimeout: 30s
 %s`
 
 func newUpgradeRig(t *testing.T) *upgradeRig {
@@ -202,9 +202,10 @@ func (r *upgradeRig) slotSum(slot contract.Slot) string {
 // TestUpgrade is the life of a node that is upgraded over the air: it
 // refuses what it must before touching its inactive slot, takes v2 through
 // a link that drops and stalls, commits it in slot b, takes v3 back in
-// slot a, rolls back by itself from a v4 whose gate fails, a v5 whose
-// kernel panics and a v6 that never reaches its agent, and still upgrades
-// after all that.
+// slot a through a power cut mid-download (resumed), rolls back by itself
+// from a v4 whose gate fails, a v5 whose kernel panics and a v6 that never
+// reaches its agent, and still upgrades after all that, through a power
+// cut once the trial is armed.
 func TestUpgrade(t *testing.T) {
 	needServices(t) // the gate-failure release runs a service
 	r := newUpgradeRig(t)
@@ -258,7 +259,9 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	t.Run("v2 over a spotty link commits in slot b", func(t *testing.T) {
-		r.push(r.spec("2.0.0", "", ""), "qemu-x86_64", "2.0.0")
+		// 2.0.0 caps its own downloads (update.maxRate), so the next
+		// upgrade can be cut while it downloads.
+		r.push(r.spec("2.0.0", "", "  maxRate: 65536\n"), "qemu-x86_64", "2.0.0")
 		// Between the guest and the registry: 3 cuts and a stall longer
 		// than the agent's stall timeout, in the slot download.
 		// The boot files (8 MiB of kernel first) come before the slot's
@@ -309,10 +312,25 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("2.0.0", "b")
 	})
 
-	t.Run("v3 lands back in slot a", func(t *testing.T) {
+	t.Run("v3, cut by a power loss while it downloads, resumes and lands in slot a", func(t *testing.T) {
 		r.push(r.spec("3.0.0", "", ""), "qemu-x86_64", "3.0.0")
-		if out, err := r.upgrade("3.0.0"); err != nil || !strings.Contains(out, "committed: slot a runs version 3.0.0") {
-			t.Fatalf("upgrade to 3.0.0: %v\n%s", err, out)
+		go r.upgrade("3.0.0") // the power goes before it ends
+		if _, err := r.vm.Expect(2*time.Minute, `cairn: upgrade delta local=\d+ fetch=\d+ ranges=\d+ resume=0`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second) // at 64 KiB/s: part of the delta is in
+		r.cut()
+		r.boot()
+		st := r.expectRunning("2.0.0", "b")
+		if st.Upgrade == nil || st.Upgrade.Phase != "failed" || !strings.Contains(st.Upgrade.Reason, "interrupted while downloading") {
+			t.Errorf("status after the cut: %+v", st.Upgrade)
+		}
+		out, err := r.upgrade("3.0.0")
+		if err != nil || !strings.Contains(out, "committed: slot a runs version 3.0.0") {
+			t.Fatalf("upgrade to 3.0.0 after the cut: %v\n%s", err, out)
+		}
+		if m, err := r.vm.Expect(time.Second, `cairn: upgrade delta .* resume=(\d+)`); err != nil || m.Groups[1] == "0" {
+			t.Errorf("the retry after the cut did not resume: %v %v", m, err)
 		}
 		r.expectRunning("3.0.0", "a")
 	})
@@ -376,10 +394,17 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("3.0.0", "a")
 	})
 
-	t.Run("an upgrade after rollbacks works", func(t *testing.T) {
+	t.Run("an upgrade after rollbacks works, through a power loss once armed", func(t *testing.T) {
 		r.push(r.spec("7.0.0", "", ""), "qemu-x86_64", "7.0.0")
-		if out, err := r.upgrade("7.0.0"); err != nil || !strings.Contains(out, "committed: slot b runs version 7.0.0") {
-			t.Fatalf("upgrade to 7.0.0: %v\n%s", err, out)
+		go r.upgrade("7.0.0") // the power goes before it ends
+		if _, err := r.vm.Expect(3*time.Minute, `cairn: upgrade armed slot=b version=7\.0\.0`); err != nil {
+			t.Fatal(err)
+		}
+		// Armed: the next power-on is the trial, which commits.
+		r.cut()
+		r.boot()
+		if _, err := r.vm.Expect(bootTimeout, `cairn: upgrade committed slot=b version=7\.0\.0`); err != nil {
+			t.Fatal(err)
 		}
 		r.expectRunning("7.0.0", "b")
 	})

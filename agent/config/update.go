@@ -28,6 +28,9 @@ type Update struct {
 	// PlainHTTP talks to the registry over http:// (a registry on a
 	// trusted local network, or a test); default https.
 	PlainHTTP bool `yaml:"plainHTTP,omitempty"`
+	// MaxRate caps the download rate in bytes per second, for metered
+	// or shared links; 0 means no cap.
+	MaxRate int64 `yaml:"maxRate,omitempty"`
 	// GateTimeout bounds the trial boot's health gate (default 10m).
 	GateTimeout time.Duration `yaml:"gateTimeout,omitempty"`
 	// Checks are the user's checks the gate also waits for.
@@ -67,6 +70,9 @@ func (u *Update) Validate() error {
 	}
 	if _, err := u.PublicKeys(); err != nil {
 		return err
+	}
+	if u.MaxRate < 0 {
+		return fmt.Errorf("maxRate %d is negative (bytes per second; 0 or leave it out for no cap)", u.MaxRate)
 	}
 	if u.GateTimeout < 0 {
 		return fmt.Errorf("gateTimeout %v is negative", u.GateTimeout)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cairn-edge/cairn/agent/update/chunk"
 	"github.com/cairn-edge/cairn/agent/update/registry"
@@ -14,6 +15,10 @@ import (
 // maxChunkIndex bounds a chunk index blob (a 1 GiB slot in 16 KiB chunks
 // is about 6 MiB of index).
 const maxChunkIndex = 16 << 20
+
+// deltaSyncEvery bounds the time between syncs of a delta being written:
+// on a slow link, what arrived survives a cut.
+var deltaSyncEvery = 2 * time.Second
 
 // errNoDelta wraps the reasons a delta cannot be tried; the whole slot
 // image is downloaded instead.
@@ -62,8 +67,20 @@ func (u *Updater) downloadDelta(ctx context.Context, t *Target, dev Device) erro
 		return o.Registry.FetchRange(ctx, t.Repo, t.Update.Slot, r.Offset, r.Length, w)
 	}
 	u.progress(from, want.Size)
-	st, err := d.Apply(ctx, io.NewOffsetWriter(dev, from), fetch, chunk.ApplyOptions{From: from,
-		Progress: func(local, fetched int64) { u.progress(from+local+fetched, want.Size) }})
+	// Synced every checkpointEvery bytes or deltaSyncEvery, so a cut
+	// keeps what came before (VerifyPrefix finds it on the next attempt).
+	next, synced, syncErr := from+checkpointEvery, time.Now(), error(nil)
+	progress := func(local, fetched int64) {
+		done := from + local + fetched
+		u.progress(done, want.Size)
+		if (done >= next || time.Since(synced) >= deltaSyncEvery) && syncErr == nil {
+			next, synced, syncErr = done+checkpointEvery, time.Now(), dev.Sync()
+		}
+	}
+	st, err := d.Apply(ctx, io.NewOffsetWriter(dev, from), fetch, chunk.ApplyOptions{From: from, Progress: progress})
+	if err == nil && syncErr != nil {
+		err = fmt.Errorf("syncing the slot partition: %w", syncErr)
+	}
 	if errors.Is(err, registry.ErrRangeUnsupported) {
 		return fmt.Errorf("%w: %w", errNoDelta, err)
 	}

@@ -27,14 +27,13 @@ type Registries struct {
 
 	mu      sync.Mutex
 	clients map[string]*registry.Client
-	gone    int64 // bytes received by clients no longer cached
 }
 
 // NewRegistries returns the Registries for an image's update section.
 func NewRegistries(u *config.Update, log *slog.Logger) *Registries {
 	r := &Registries{Log: log}
 	if u != nil {
-		r.PlainHTTP = u.PlainHTTP
+		r.PlainHTTP, r.MaxRate = u.PlainHTTP, u.MaxRate
 	}
 	return r
 }
@@ -114,7 +113,7 @@ func (r *Registries) Blob(ctx context.Context, repo string, d artifact.Descripto
 func (r *Registries) Received() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := r.gone
+	var n int64
 	for _, c := range r.clients {
 		n += c.Received()
 	}
