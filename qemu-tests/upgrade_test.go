@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +32,9 @@ import (
 // QEMU's user network as 10.0.2.2; artifacts pushed with `cairn push`;
 // the node driven with `cairn node upgrade`.
 type upgradeRig struct {
-	t        *testing.T
+	// t is the test or step failures go to; life the test the VMs live as
+	// long as.
+	t, life  *testing.T
 	dir      string
 	registry string // host:port on the host's loopback
 	guest    string // the same registry as the guest reaches it
@@ -60,7 +64,7 @@ update:
 
 func newUpgradeRig(t *testing.T) *upgradeRig {
 	t.Helper()
-	r := &upgradeRig{t: t, dir: t.TempDir()}
+	r := &upgradeRig{t: t, life: t, dir: t.TempDir()}
 	r.registry = startRegistry(t, r.dir)
 	_, port, _ := net.SplitHostPort(r.registry)
 	r.guest = "10.0.2.2:" + port
@@ -110,11 +114,20 @@ func (r *upgradeRig) push(spec, board, tag string, flags ...string) string {
 // disk and NVRAM) and waits for its agent.
 func (r *upgradeRig) boot() {
 	r.t.Helper()
-	r.vm = qemu.StartT(r.t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(r.disk), qemu.WithVarsFile(r.vars), qemu.WithMemory(512),
+	r.vm = qemu.StartT(r.life, qemu.WithArch(qemu.AMD64), qemu.WithDisk(r.disk), qemu.WithVarsFile(r.vars), qemu.WithMemory(512),
 		qemu.WithGuestReboot(), qemu.WithWatchdog(), qemu.WithPortForward(0, api.DefaultPort))
 	if _, err := r.vm.Expect(bootTimeout, `cairn: agent ready`); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// step runs one step of a story as a subtest, whose failures are its own.
+func (r *upgradeRig) step(name string, fn func(t *testing.T)) {
+	r.life.Run(name, func(t *testing.T) {
+		r.t = t
+		defer func() { r.t = r.life }()
+		fn(t)
+	})
 }
 
 // cut kills QEMU: the power is gone at once.
@@ -133,14 +146,29 @@ func (r *upgradeRig) node(args ...string) (string, error) {
 // upgrade runs `cairn node upgrade REF` (bounded by --wait), logging what
 // it prints as it prints it, and returns its output.
 func (r *upgradeRig) upgrade(ref string, args ...string) (string, error) {
+	cmd, out := r.upgradeCmd(ref, args...)
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// upgradeCut starts `cairn node upgrade REF` for an upgrade the power will
+// cut; call the function it returns after the cut, to stop the client.
+func (r *upgradeRig) upgradeCut(ref string, args ...string) func() {
+	r.t.Helper()
+	cmd, _ := r.upgradeCmd(ref, args...)
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	return func() { cmd.Process.Kill(); cmd.Wait() }
+}
+
+func (r *upgradeRig) upgradeCmd(ref string, args ...string) (*exec.Cmd, *lineLog) {
 	full := append([]string{"node", "--config", r.config, "--server", fmt.Sprintf("127.0.0.1:%d", r.vm.HostPort(api.DefaultPort)),
 		"upgrade", ref, "--wait", "10m"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, "cairn"), full...)
-	var out lineLog
-	out.t, out.prefix = r.t, "cairn node upgrade "+ref+": "
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	out := &lineLog{t: r.t, prefix: "cairn node upgrade " + ref + ": "}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
 }
 
 // lineLog keeps what a command prints and logs it a line at a time.
@@ -220,7 +248,7 @@ func TestUpgrade(t *testing.T) {
 	r.expectRunning("1.0.0", "a")
 	emptyB := r.slotSum(contract.SlotB)
 
-	t.Run("refused before the slot is touched", func(t *testing.T) {
+	r.step("refused before the slot is touched", func(t *testing.T) {
 		other := filepath.Join(r.dir, "other")
 		if out, err := exec.Command(filepath.Join(binDir, "cairn"), "keygen", "-o", other).CombinedOutput(); err != nil {
 			t.Fatalf("keygen: %v\n%s", err, out)
@@ -258,16 +286,27 @@ func TestUpgrade(t *testing.T) {
 		}
 	})
 
-	t.Run("v2 over a spotty link commits in slot b", func(t *testing.T) {
-		// 2.0.0 caps its own downloads (update.maxRate), so the next
-		// upgrade can be cut while it downloads.
-		r.push(r.spec("2.0.0", "", "  maxRate: 65536\n"), "qemu-x86_64", "2.0.0")
+	r.step("v2 over a spotty link commits in slot b", func(t *testing.T) {
+		// 2.0.0 brings 3 MiB that 1.0.0 does not have (random bytes, so
+		// the delta must fetch them), and caps its own downloads
+		// (update.maxRate), so the next upgrade can be cut mid-download.
+		blob := filepath.Join(r.dir, "blob-overlay")
+		if err := os.MkdirAll(filepath.Join(blob, "usr", "share", "cairn-test"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		random := make([]byte, 3<<20)
+		rand.NewChaCha8([32]byte{2}).Read(random)
+		os.WriteFile(filepath.Join(blob, "usr", "share", "cairn-test", "blob"), random, 0o644)
+		spec := r.spec("2.0.0", "", "  maxRate: 16384\n")
+		text, _ := os.ReadFile(spec)
+		os.WriteFile(spec, []byte(strings.Replace(string(text), "overlay: [", "overlay: ["+blob+", ", 1)), 0o644)
+		r.push(spec, "qemu-x86_64", "2.0.0")
 		// Between the guest and the registry: 3 cuts and a stall longer
 		// than the agent's stall timeout, in the slot download.
-		// The boot files (8 MiB of kernel first) come before the slot's
-		// delta, so the faults land in the kernel's download.
+		// The delta fetches 2.0.0's 3 MiB of new bytes: the faults land
+		// there (the boot files are 1.0.0's, copied from the ESP).
 		proxy, err := faultproxy.Start(faultproxy.Options{Listen: "127.0.0.1:0", Upstream: r.registry, Total: []faultproxy.Fault{
-			{After: 1 << 20, Cut: true}, {After: 3 << 20, Stall: 35 * time.Second}, {After: 5 << 20, Cut: true}, {After: 7 << 20, Cut: true},
+			{After: 1 << 20, Cut: true}, {After: 3 << 19, Stall: 35 * time.Second}, {After: 2 << 20, Cut: true}, {After: 5 << 19, Cut: true},
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -312,14 +351,15 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("2.0.0", "b")
 	})
 
-	t.Run("v3, cut by a power loss while it downloads, resumes and lands in slot a", func(t *testing.T) {
+	r.step("v3, cut by a power loss while it downloads, resumes and lands in slot a", func(t *testing.T) {
 		r.push(r.spec("3.0.0", "", ""), "qemu-x86_64", "3.0.0")
-		go r.upgrade("3.0.0") // the power goes before it ends
+		stop := r.upgradeCut("3.0.0")
 		if _, err := r.vm.Expect(2*time.Minute, `cairn: upgrade delta local=\d+ fetch=\d+ ranges=\d+ resume=0`); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Second) // at 64 KiB/s: part of the delta is in
+		time.Sleep(5 * time.Second) // at 16 KiB/s: part of the delta is in
 		r.cut()
+		stop()
 		r.boot()
 		st := r.expectRunning("2.0.0", "b")
 		if st.Upgrade == nil || st.Upgrade.Phase != "failed" || !strings.Contains(st.Upgrade.Reason, "interrupted while downloading") {
@@ -335,7 +375,7 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("3.0.0", "a")
 	})
 
-	t.Run("v4 whose gate fails rolls back to v3", func(t *testing.T) {
+	r.step("v4 whose gate fails rolls back to v3", func(t *testing.T) {
 		layout, err := env.HelloLayout("amd64", r.dir)
 		if err != nil {
 			t.Fatal(err)
@@ -360,7 +400,7 @@ func TestUpgrade(t *testing.T) {
 		}
 	})
 
-	t.Run("v5 whose kernel panics rolls back", func(t *testing.T) {
+	r.step("v5 whose kernel panics rolls back", func(t *testing.T) {
 		// The initramfs has no such init: the kernel panics, panic=10 reboots.
 		r.push(r.spec("5.0.0", "rdinit=/no-such-init", ""), "qemu-x86_64", "5.0.0")
 		out, err := r.upgrade("5.0.0")
@@ -373,7 +413,7 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("3.0.0", "a")
 	})
 
-	t.Run("v6 that never reaches its agent rolls back by the watchdog", func(t *testing.T) {
+	r.step("v6 that never reaches its agent rolls back by the watchdog", func(t *testing.T) {
 		// The agent's binary is replaced by one that exits at once:
 		// cairn-init restarts it for ever, nobody pets the watchdog.
 		overlay := filepath.Join(r.dir, "broken-agent")
@@ -394,14 +434,15 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("3.0.0", "a")
 	})
 
-	t.Run("an upgrade after rollbacks works, through a power loss once armed", func(t *testing.T) {
+	r.step("an upgrade after rollbacks works, through a power loss once armed", func(t *testing.T) {
 		r.push(r.spec("7.0.0", "", ""), "qemu-x86_64", "7.0.0")
-		go r.upgrade("7.0.0") // the power goes before it ends
+		stop := r.upgradeCut("7.0.0")
 		if _, err := r.vm.Expect(3*time.Minute, `cairn: upgrade armed slot=b version=7\.0\.0`); err != nil {
 			t.Fatal(err)
 		}
 		// Armed: the next power-on is the trial, which commits.
 		r.cut()
+		stop()
 		r.boot()
 		if _, err := r.vm.Expect(bootTimeout, `cairn: upgrade committed slot=b version=7\.0\.0`); err != nil {
 			t.Fatal(err)
@@ -547,4 +588,133 @@ func partitionSum(t *testing.T, disk, label string) string {
 	}
 	t.Fatalf("%s has no partition %s", disk, label)
 	return ""
+}
+
+// cutPoint is where TestUpgradePowerCuts cuts the power: delay after the
+// console line matching after (of the attempt that began last).
+type cutPoint struct {
+	phase string
+	after string
+	delay time.Duration
+	// failing: the attempt installs a release whose gate fails.
+	failing bool
+}
+
+// powerCutPoints spread over every phase of an upgrade: boot files,
+// download (a delta at 64 KiB/s), verification, arming and the reboot,
+// the trial boot from firmware to agent, the gate, the commit, and a
+// failed gate's rollback.
+func powerCutPoints() []cutPoint {
+	var ps []cutPoint
+	add := func(phase, after string, failing bool, delays ...float64) {
+		for _, d := range delays {
+			ps = append(ps, cutPoint{phase, after, time.Duration(d * float64(time.Second)), failing})
+		}
+	}
+	add("boot files", `cairn: upgrade started`, false, 0, 0.2, 0.5, 1, 2, 3)
+	add("download", `cairn: upgrade delta`, false, 0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+	add("arming and reboot", `cairn: upgrade armed`, false, 0, 0.3, 0.6, 1, 1.5, 2, 3)
+	add("trial: firmware", `BdsDxe: starting`, false, 0, 0.5)
+	add("trial: kernel", `Linux version`, false, 0, 1)
+	add("trial: initramfs", `cairn: watchdog armed`, false, 0, 0.5)
+	add("trial: slot", `cairn: init ok slot=`, false, 0, 0.5)
+	add("trial: agent", `cairn: upgrade trial`, false, 0, 0.3)
+	add("gate", `cairn: agent ready`, false, 0, 0.5, 1, 2)
+	add("commit", `cairn: upgrade committed`, false, 0, 0.1, 0.5)
+	add("failed gate", `cairn: upgrade gate failed`, true, 0, 0.2, 0.5, 1)
+	add("rollback boot", `cairn: reboot`, true, 0.5, 2, 5)
+	add("rollback: slot", `cairn: init ok slot=`, true, 0, 1)
+	return ps
+}
+
+// TestUpgradePowerCuts (make test-full) cuts the power at every point of
+// powerCutPoints, one upgrade each: after every cut the node boots a good
+// slot (the one committed before, or the new one if it committed), and a
+// retried upgrade commits. CAIRN_TEST_CUTS, a regular expression, picks
+// points by phase.
+func TestUpgradePowerCuts(t *testing.T) {
+	if os.Getenv("CAIRN_TEST_FULL") == "" && os.Getenv("CAIRN_TEST_CUTS") == "" {
+		t.Skip("the power-cut matrix runs in make test-full; make test cuts at two points in TestUpgrade")
+	}
+	needServices(t)
+	pick := regexp.MustCompile(os.Getenv("CAIRN_TEST_CUTS"))
+	r := newUpgradeRig(t)
+	slow := "  maxRate: 65536\n"
+	img, err := env.Build(r.spec("1.0.0", "", slow), "qemu-x86_64", filepath.Join(r.dir, "out-1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.disk, r.vars, r.config = qemu.CopyImage(t, img.Image), filepath.Join(r.dir, "vars.fd"), img.NodeConfig
+	os.Truncate(r.disk, 2<<30)
+	// Two good releases to go back and forth between (with --force), and
+	// one whose gate fails.
+	r.push(r.spec("2.0.0", "", slow), "qemu-x86_64", "2.0.0")
+	r.push(r.spec("3.0.0", "", slow), "qemu-x86_64", "3.0.0")
+	r.push(r.spec("9.0.0", "", slow+"  checks: [{tcp: \"127.0.0.1:9\"}]\n"), "qemu-x86_64", "failing")
+	r.boot()
+	good := "1.0.0"
+	ran := 0
+	for i, p := range powerCutPoints() {
+		if !pick.MatchString(p.phase) {
+			continue
+		}
+		ran++
+		name := fmt.Sprintf("%02d %s +%s", i, p.phase, p.delay)
+		target := map[string]string{"1.0.0": "2.0.0", "2.0.0": "3.0.0", "3.0.0": "2.0.0"}[good]
+		ref := target
+		if p.failing {
+			ref = "failing"
+		}
+		t.Logf("power-cut point %s: upgrade %s → %s", name, good, ref)
+		stop := r.upgradeCut(ref, "--force")
+		if _, err := r.vm.Expect(5*time.Minute, `cairn: upgrade started`); err != nil {
+			stop()
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p.failing && p.phase != "failed gate" {
+			if _, err := r.vm.Expect(5*time.Minute, `cairn: upgrade gate failed`); err != nil {
+				stop()
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		m, err := r.vm.Expect(5*time.Minute, p.after)
+		if err != nil {
+			stop()
+			t.Fatalf("%s: %v", name, err)
+		}
+		time.Sleep(p.delay)
+		r.cut()
+		stop()
+		t.Logf("%s: power cut %s after %q", name, p.delay, m.Line)
+		r.boot()
+		st := r.settled()
+		switch {
+		case st.Version == target && !p.failing && st.Upgrade != nil && st.Upgrade.Phase == "committed":
+			good = target // the cut came after the commit, or the armed trial went on and committed
+		case st.Version == good:
+			// A good slot: the one committed before. A retry commits.
+			if out, err := r.upgrade(target, "--force"); err != nil || !strings.Contains(out, "committed") {
+				t.Fatalf("%s: retry after the cut: %v\n%s", name, err, out)
+			}
+			good = target
+		default:
+			t.Fatalf("%s: after the cut the node runs %s from slot %s (upgrade %+v), want %s or a committed %s", name, st.Version, st.Slot, st.Upgrade, good, target)
+		}
+		r.expectRunning(good, r.status().Slot)
+	}
+	t.Logf("%d power-cut points, all passed", ran)
+}
+
+// settled waits until no upgrade is in flight (a trial's gate may still
+// run after the boot) and returns the status.
+func (r *upgradeRig) settled() api.Status {
+	r.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := r.status()
+		if st.Upgrade == nil || !st.Upgrade.Running || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
