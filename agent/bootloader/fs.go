@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairn-edge/cairn/agent/atomicfile"
 )
 
@@ -100,6 +102,24 @@ func (d DirFS) WriteFile(name string, r io.Reader) error {
 	if err := atomicfile.Write(p, r, 0); err != nil {
 		return fmt.Errorf("writing %s: %w (is the ESP mounted read-write, with space left?)", p, err)
 	}
+	return d.syncFS()
+}
+
+// syncFS writes out everything of the file system under d. vfat's fsync
+// of a file and of its directory does not make every FAT change durable:
+// a power cut after an fsynced write and rename, with no sync since, was
+// seen to leave an ESP the firmware's FAT driver could not read loader/
+// on. syncfs(2) writes the FAT, the directories and FSInfo, as a clean
+// shutdown's sync does.
+func (d DirFS) syncFS() error {
+	f, err := os.Open(string(d))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncing %s: %w", string(d), err)
+	}
 	return nil
 }
 
@@ -114,7 +134,10 @@ func (d DirFS) Remove(name string) error {
 	} else if err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(filepath.Dir(p))
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
+		return err
+	}
+	return d.syncFS()
 }
 
 // MemFS is an FS in memory: the builder fills one and copies it into the

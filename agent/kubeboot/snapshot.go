@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/atomicfile"
+
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
@@ -153,14 +155,14 @@ func Restore() (bool, error) {
 			return false, fmt.Errorf("kubernetes datastore restore: removing the trial's log: %w (the snapshot %s is kept)", err, snapshotPath)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return false, fmt.Errorf("kubernetes datastore restore: %w (the snapshot %s is kept)", err, snapshotPath)
 	}
 	if err := os.Rename(snapshotPath, datastorePath); err != nil {
 		return false, fmt.Errorf("kubernetes datastore restore: %w (the snapshot %s is kept)", err, snapshotPath)
 	}
 	for _, d := range []string{dir, filepath.Dir(snapshotPath)} {
-		if err := syncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return true, fmt.Errorf("kubernetes datastore restore: %w", err)
 		}
 	}
@@ -190,21 +192,8 @@ func DropSnapshot() error {
 	// A removal a cut undoes is harmless (only a rollback restores, and
 	// only after a trial, whose Snapshot drops it first); synced all the
 	// same, so its space on CAIRN-DATA is free for good.
-	if err := syncDir(filepath.Dir(snapshotPath)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(snapshotPath)); err != nil {
 		return fmt.Errorf("kubernetes datastore snapshot: %w", err)
 	}
 	return nil
-}
-
-// syncDir makes the names in directory dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -340,7 +341,7 @@ func TestBuildOCI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a second build into the same directory: %v", err)
 	}
-	if second := dirSums(t, again.Image); !sameSums(first, second) {
+	if second := dirSums(t, again.Image); !maps.Equal(first, second) {
 		t.Errorf("a rebuild differs from the first build:\n%v\n%v", first, second)
 	}
 	entries, _ := os.ReadDir(out)
@@ -355,7 +356,7 @@ func TestBuildOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameSums(first, dirSums(t, other.Image)) {
+	if !maps.Equal(first, dirSums(t, other.Image)) {
 		t.Error("two builds of the same inputs into two directories differ")
 	}
 }
@@ -377,16 +378,4 @@ func dirSums(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return sums
-}
-
-func sameSums(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -226,7 +227,7 @@ func TestOCIReproducible(t *testing.T) {
 	p := smallPlan(t)
 	a, _ := writeOCI(t, p)
 	b, _ := writeOCI(t, p)
-	if got, want := treeOf(t, b), treeOf(t, a); !mapsEqual(got, want) {
+	if got, want := treeOf(t, b), treeOf(t, a); !maps.Equal(got, want) {
 		t.Errorf("two writes of one plan differ:\n%v\n%v", keys(got), keys(want))
 	}
 }
@@ -248,18 +249,6 @@ func treeOf(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return files
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func keys(m map[string]string) []string {

@@ -95,8 +95,9 @@ func upgradeOutcome(out io.Writer, up *api.Upgrade, took time.Duration, asJSON b
 // bar for the byte phases, redrawn in place.
 type progressPrinter struct {
 	w      io.Writer
-	quiet  bool // --json: only the outcome
-	drawn  bool // a bar is on the current line
+	quiet  bool   // --json: only the outcome
+	drawn  bool   // a bar is on the current line
+	last   string // the bar drawn last
 	waited bool
 }
 
@@ -145,8 +146,12 @@ func (p *progressPrinter) bytes(up *api.Upgrade) {
 	if p.quiet || up.TotalBytes == 0 {
 		return
 	}
-	fmt.Fprintf(p.w, "\r%s", progressBar(up))
-	p.drawn = true
+	bar := progressBar(up)
+	if bar == p.last {
+		return // a stall: nothing new to draw
+	}
+	fmt.Fprintf(p.w, "\r%s", bar)
+	p.drawn, p.last = true, bar
 }
 
 // progressBar is one line: "downloading [#####-----] 45% 12 MiB/27 MiB 3.1 MiB/s ETA 5s".
