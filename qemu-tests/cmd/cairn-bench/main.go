@@ -2,8 +2,10 @@
 // them as a Markdown table: build time (cold and warm cache), image, slot
 // and initramfs sizes, boot time under QEMU to `cairn: init ok` and
 // `cairn: agent ready`, the idle memory of the OS with a service running,
-// the node API's status latency, and the bytes a node downloads for a
-// small change (delta downloads). Run it through `make bench`, which
+// the node API's status latency, the bytes a node downloads for a small
+// change (delta downloads), and over-the-air upgrades under QEMU (time to
+// committed and to a rollback, bytes with connection cuts, the agent's
+// memory while it upgrades). Run it through `make bench`, which
 // prepares the inputs and the container runtime.
 package main
 
@@ -40,6 +42,7 @@ func main() {
 	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
 	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
 	flag.BoolVar(&o.deltaOnly, "delta", false, "measure only the delta downloads of small changes (no QEMU; the Kubernetes pair needs make kube-amd64)")
+	flag.BoolVar(&o.upgradeOnly, "upgrade", false, "measure only the over-the-air upgrades of qemu-x86_64 (QEMU; needs docker-registry): time to committed and to a rollback, bytes with and without cuts, the agent's memory")
 	flag.Func("floor-cmdline", "with -floor, also measure the kernel alone with these parameters (repeatable), e.g. cma=0", func(v string) error {
 		o.floorMore = append(o.floorMore, v)
 		return nil
@@ -63,7 +66,7 @@ type options struct {
 	runs                            int
 	idle                            time.Duration
 	memoryOnly, kubeOnly, floorOnly bool
-	deltaOnly, keep                 bool
+	deltaOnly, upgradeOnly, keep    bool
 }
 
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
@@ -105,6 +108,9 @@ func run(o options) error {
 	if o.deltaOnly {
 		return benchDeltas(env, tmp, o)
 	}
+	if o.upgradeOnly {
+		return benchUpgrades(env, tmp, o)
+	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		if err := env.Binaries(arch); err != nil {
 			return err
@@ -139,6 +145,9 @@ func run(o options) error {
 		return err
 	}
 	if err := benchDeltas(env, tmp, o); err != nil {
+		return err
+	}
+	if err := benchUpgrades(env, tmp, o); err != nil {
 		return err
 	}
 	return benchAPI(tmp)
