@@ -377,12 +377,19 @@ func TestUpgrade(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// At 4 KiB/s: cut once three quarters of the delta came in, so a
-		// part of it is written and synced, and a part is not.
+		// At 4 KiB/s: cut 8 KiB before the end, inside the last range (a
+		// chunk is at least 16 KiB): what came before is written and
+		// synced (every 2 s), the rest is not.
 		fetch, _ := strconv.ParseInt(m.Groups[1], 10, 64)
-		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-			if up := r.status().Upgrade; up.Phase != "downloading" || up.FetchedBytes-base >= fetch*3/4 {
-				t.Logf("power cut in phase %s, %d of the delta's %d bytes in", up.Phase, up.FetchedBytes-base, fetch)
+		need := fetch
+		for _, l := range artifactManifest(t, r.registry, "3.0.0").Layers {
+			if l.MediaType == artifact.ChunksMediaType {
+				need += l.Size
+			}
+		}
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if up := r.status().Upgrade; up.Phase != "downloading" || up.FetchedBytes-base >= need-8<<10 {
+				t.Logf("power cut in phase %s, %d of the %d bytes to fetch in", up.Phase, up.FetchedBytes-base, need)
 				break
 			}
 		}
