@@ -2,14 +2,14 @@ package qemutests
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
-	"math/rand/v2"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -322,7 +322,7 @@ func TestUpgrade(t *testing.T) {
 		var out string
 		go func() {
 			var err error
-			out, err = r.upgrade("10.0.2.2:"+pport+"/cairn/upgrade:2.0.0")
+			out, err = r.upgrade("10.0.2.2:" + pport + "/cairn/upgrade:2.0.0")
 			done <- err
 		}()
 		// One upgrade at a time.
