@@ -63,7 +63,7 @@ const (
 	// upgradeCuts is how many times the cut runs lose their connection.
 	upgradeCuts = 3
 	// upgradeRepo is the artifacts' repository in the registry.
-	upgradeRepo = "cairn/upgrade"
+	upgradeRepo = "bench/upgrade"
 )
 
 // progress is the bench's own log on stderr: main discards the default
