@@ -747,7 +747,7 @@ func (r *upgradeRig) settled() api.Status {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		st := r.status()
-		if st.Upgrade == nil || !st.Upgrade.Running || time.Now().After(deadline) {
+		if st.Upgrade == nil || (!st.Upgrade.Running && st.Upgrade.Phase != "trial") || time.Now().After(deadline) {
 			return st
 		}
 		time.Sleep(2 * time.Second)

@@ -274,8 +274,8 @@ type Upgrade struct {
 	// "downloading", "verifying", "armed", "trial", "gate failed") or how
 	// it ended ("committed", "rolled back", "failed"); empty: none yet.
 	Phase string `json:"phase"`
-	// Running is true while this agent works on it (before the reboot,
-	// or during the trial's gate).
+	// Running is true while this agent installs it (before the reboot
+	// into the trial); during the trial's gate the phase is "trial".
 	Running     bool   `json:"running"`
 	Ref         string `json:"ref,omitempty"`
 	Digest      string `json:"digest,omitempty"`
