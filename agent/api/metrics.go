@@ -207,7 +207,7 @@ func formatFloat(v float64) string {
 
 // writeUpgrade writes the current or last upgrade attempt.
 func writeUpgrade(p promWriter, u *Upgrade) {
-	p.family("cairn_upgrade_running", "gauge", "1 while an upgrade is being installed or its trial boot is judged.")
+	p.family("cairn_upgrade_running", "gauge", "1 while an upgrade is being installed, before its reboot into the trial.")
 	p.sample("cairn_upgrade_running", b2f(u.Running))
 	p.family("cairn_upgrade_phase", "gauge", "1 for the phase the current or last upgrade attempt is in.")
 	if u.Phase != "" {
