@@ -732,6 +732,10 @@ func TestUpgradePowerCuts(t *testing.T) {
 			t.Fatalf("%s: after the cut the node runs %s from slot %s (upgrade %+v), want %s or a committed %s", name, st.Version, st.Slot, st.Upgrade, good, target)
 		}
 		r.expectRunning(good, r.status().Slot)
+		// The next point looks from here on: past this point's commit.
+		if _, err := r.vm.Expect(time.Minute, `cairn: upgrade committed slot=\S+ version=`+regexp.QuoteMeta(good)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 	t.Logf("%d power-cut points, all passed", ran)
 }
