@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -35,9 +36,12 @@ type testBoard struct {
 var images = map[string]string{}
 
 // env holds what the run builds; binDir and pkiDir are shorthands.
+// updateKey and updatePub are the pair (cairn keygen) upgrade tests sign
+// with and their images trust.
 var (
-	env            *testimage.Env
-	binDir, pkiDir string
+	env                  *testimage.Env
+	binDir, pkiDir       string
+	updateKey, updatePub string
 )
 
 func TestMain(m *testing.M) {
@@ -69,10 +73,17 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
-		if _, err := env.CLI(); err != nil {
+		cli, err := env.CLI()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		if out, err := exec.Command(cli, "keygen", "-o", filepath.Join(tmp, "update-key")).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "cairn keygen: %v\n%s", err, out)
+			return 1
+		}
+		updateKey, updatePub = filepath.Join(tmp, "update-key", "cairn.key"), filepath.Join(tmp, "update-key", "cairn.pub")
+		env.Update = fmt.Sprintf("update:\n  keys: [%s]\n  plainHTTP: true\n", updatePub)
 		for _, b := range boards {
 			img, err := env.Minimal(b.name, filepath.Join(tmp, "out"))
 			if err != nil {

@@ -31,11 +31,11 @@ var kubeImage *build.Result
 // kubeNodeOptions are the QEMU options of a Kubernetes test node: a copy
 // of kubeImage grown to 4 GiB, 2 GiB of memory, 2 CPUs, an isolated
 // network with the node API and the API server forwarded.
-func kubeNodeOptions(t *testing.T) []qemu.Option {
+func kubeNodeOptions(t *testing.T, more ...qemu.Option) []qemu.Option {
 	disk := qemu.CopyImage(t, kubeImage.Image)
 	os.Truncate(disk, 4<<30)
-	return []qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
-		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}
+	return append([]qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
+		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}, more...)
 }
 
 // kubeTimeout bounds a Kubernetes milestone under TCG.
@@ -55,8 +55,11 @@ func TestKubernetes(t *testing.T) {
 	if kubeImage == nil {
 		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
 	}
-	opts := kubeNodeOptions(t)
-	vm := qemu.StartT(t, opts...)
+	// A registry on the host, which the isolated guest reaches as
+	// 10.0.2.100:5000, for the upgrade at the end.
+	r := newUpgradeRig(t)
+	r.guest = "10.0.2.100:5000"
+	vm := qemu.StartT(t, kubeNodeOptions(t, qemu.WithGuestReboot(), qemu.WithGuestForward(r.guest, r.registry))...)
 	m, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`)
 	if err != nil {
 		t.Fatal(err)
@@ -113,31 +116,90 @@ func TestKubernetes(t *testing.T) {
 	}
 	waitFor(t, "node Ready after cairn-kube was killed", kubeTimeout, func() (bool, string) { return nodeReady(ctx, k) })
 
-	// The cluster's state survives a reboot.
-	if out, err := node(t, vm, kubeImage.NodeConfig, "reboot"); err != nil {
-		t.Fatalf("reboot: %v\n%s", err, out)
+	// Upgraded over the air to 0.4.0 (a reboot into slot b, the gate
+	// waiting for the node Ready and CoreDNS): the cluster's state is
+	// still there.
+	ref := func(version string) string { return r.guest + "/cairn/upgrade:kube-" + version }
+	kubeRelease := func(version, update string) {
+		spec, err := env.KubeSpec("amd64", r.dir, version, update)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.push(spec, "qemu-x86_64", "kube-"+version)
 	}
-	if err := vm.Wait(bootTimeout); err != nil {
-		t.Logf("QEMU after the reboot: %v", err)
+	kubeRelease("0.4.0", "")
+	if out, err := node(t, vm, kubeImage.NodeConfig, "upgrade", ref("0.4.0"), "--wait", "20m"); err != nil || !strings.Contains(out, "committed: slot b runs version 0.4.0") {
+		t.Fatalf("cairn node upgrade to 0.4.0: %v\n%s", err, out)
 	}
-	vm = qemu.StartT(t, opts...)
+	for _, line := range []string{`datastore snapshot taken before the trial`, `cairn: upgrade trial slot=b version=0\.4\.0`, `cairn: kubernetes ready`, `cairn: upgrade committed slot=b`} {
+		if _, err := vm.Expect(time.Second, line); err != nil {
+			t.Error(err)
+		}
+	}
+	k = kubeAt(t, vm)
+	waitFor(t, "the web Deployment still there, with its ready replica, on 0.4.0", kubeTimeout, func() (bool, string) { return deploymentReady(ctx, k, "web") })
+
+	if os.Getenv("CAIRN_TEST_FULL") == "" {
+		return
+	}
+	// make test-full: 0.5.0, whose gate fails (a check nothing answers),
+	// rolls back to 0.4.0, and the datastore as it was before the trial
+	// is restored: what the trial wrote is gone, the Deployment is there.
+	kubeRelease("0.5.0", "  gateTimeout: 4m\n  checks: [{tcp: \"127.0.0.1:9\"}]\n")
+	done := make(chan string, 1)
+	go func() {
+		out, _ := node(t, vm, kubeImage.NodeConfig, "upgrade", ref("0.5.0"), "--wait", "30m")
+		done <- out
+	}()
+	if _, err := vm.Expect(10*time.Minute, `cairn: upgrade trial slot=a version=0\.5\.0`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`); err != nil {
 		t.Fatal(err)
 	}
-	kc, err = node(t, vm, kubeImage.NodeConfig, "kubeconfig", "--kube-server", fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(kubeAPIPort)))
+	k = kubeAt(t, vm)
+	apply(t, k, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: written-in-trial, namespace: default}\ndata: {release: 0.5.0}\n")
+	if out := <-done; !strings.Contains(out, "rolled back to slot b (version 0.4.0)") {
+		t.Fatalf("cairn node upgrade to 0.5.0, whose gate fails:\n%s", out)
+	}
+	for _, line := range []string{`cairn: upgrade gate failed slot=a`, `datastore restored from the snapshot taken before the trial`, `cairn: rollback to slot=b reason=health gate failed`, `cairn: kubernetes ready`} {
+		if _, err := vm.Expect(kubeTimeout, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k = kubeAt(t, vm)
+	waitFor(t, "the web Deployment ready on 0.4.0 after the rollback", kubeTimeout, func() (bool, string) { return deploymentReady(ctx, k, "web") })
+	if err := k.Do(ctx, http.MethodGet, "/api/v1/namespaces/default/configmaps/written-in-trial", "", nil, nil); err == nil {
+		t.Error("the ConfigMap written during the rolled-back trial is still there: the datastore was not restored")
+	}
+	st = api.Status{}
+	nodeJSON(t, vm, kubeImage.NodeConfig, &st, "status")
+	if st.Version != "0.4.0" || st.Upgrade == nil || st.Upgrade.Phase != "rolled back" || !strings.Contains(st.Upgrade.Reason, "127.0.0.1:9") {
+		t.Errorf("status after the rollback: version %s, upgrade %+v", st.Version, st.Upgrade)
+	}
+}
+
+// kubeAt is a client of vm's API server, through the kubeconfig `cairn
+// node kubeconfig` gives.
+func kubeAt(t *testing.T, vm *qemu.VM) *kubeboot.API {
+	t.Helper()
+	kc, err := node(t, vm, kubeImage.NodeConfig, "kubeconfig", "--kube-server", fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(kubeAPIPort)))
 	if err != nil {
 		t.Fatalf("cairn node kubeconfig: %v\n%s", err, kc)
 	}
-	k2 := kubeClient(t, []byte(kc))
+	return kubeClient(t, []byte(kc))
+}
+
+// deploymentReady reports whether the Deployment name in default has its
+// one replica ready.
+func deploymentReady(ctx context.Context, k *kubeboot.API, name string) (bool, string) {
 	var dep struct {
 		Status struct {
 			ReadyReplicas int `json:"readyReplicas"`
 		} `json:"status"`
 	}
-	waitFor(t, "the web Deployment still there, with its ready replica, after the reboot", kubeTimeout, func() (bool, string) {
-		err := k2.Do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/web", "", nil, &dep)
-		return err == nil && dep.Status.ReadyReplicas == 1, fmt.Sprintf("%+v %v", dep.Status, err)
-	})
+	err := k.Do(ctx, http.MethodGet, "/apis/apps/v1/namespaces/default/deployments/"+name, "", nil, &dep)
+	return err == nil && dep.Status.ReadyReplicas == 1, fmt.Sprintf("%+v %v", dep.Status, err)
 }
 
 const webManifest = `

@@ -38,7 +38,7 @@ type upgradeRig struct {
 	dir      string
 	registry string // host:port on the host's loopback
 	guest    string // the same registry as the guest reaches it
-	key, pub string // cairn keygen's pair
+	key, pub string // cairn keygen's pair (TestMain's)
 	disk     string
 	vars     string
 	config   string // node.yaml
@@ -68,11 +68,7 @@ func newUpgradeRig(t *testing.T) *upgradeRig {
 	r.registry = startRegistry(t, r.dir)
 	_, port, _ := net.SplitHostPort(r.registry)
 	r.guest = "10.0.2.2:" + port
-	out, err := exec.Command(filepath.Join(binDir, "cairn"), "keygen", "-o", r.dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("cairn keygen: %v\n%s", err, out)
-	}
-	r.key, r.pub = filepath.Join(r.dir, "cairn.key"), filepath.Join(r.dir, "cairn.pub")
+	r.key, r.pub = updateKey, updatePub
 	return r
 }
 
@@ -89,6 +85,44 @@ func (r *upgradeRig) spec(version, cmdline, extra string) string {
 		r.t.Fatal(err)
 	}
 	return path
+}
+
+// bigSpec writes the spec of version with size bytes of random data
+// more, on slots of twice the rig's (its slot image outgrows the rig's
+// node's partitions), and returns its path.
+func (r *upgradeRig) bigSpec(version string, size int) string {
+	r.t.Helper()
+	return r.withFile(r.spec(version, "", ""), "big-"+version, size, func(text string) string {
+		return strings.Replace(text, "slotSize: 128MiB", "slotSize: 256MiB", 1)
+	})
+}
+
+// withFile adds to spec an overlay named name holding size random bytes
+// (which no earlier release has, so a delta must fetch them), edits the
+// spec's text with edit (if not nil), and returns spec.
+func (r *upgradeRig) withFile(spec, name string, size int, edit func(string) string) string {
+	r.t.Helper()
+	dir := filepath.Join(r.dir, name)
+	if err := os.MkdirAll(filepath.Join(dir, "usr", "share", "cairn-test"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	random := make([]byte, size)
+	rand.NewChaCha8([32]byte{byte(len(name)), name[0]}).Read(random)
+	if err := os.WriteFile(filepath.Join(dir, "usr", "share", "cairn-test", "blob"), random, 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	text, err := os.ReadFile(spec)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := strings.Replace(string(text), "overlay: [", "overlay: ["+dir+", ", 1)
+	if edit != nil {
+		out = edit(out)
+	}
+	if err := os.WriteFile(spec, []byte(out), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return spec
 }
 
 // push builds spec's artifact for board and pushes it as tag with flags
@@ -110,20 +144,39 @@ func (r *upgradeRig) push(spec, board, tag string, flags ...string) string {
 	return string(out)
 }
 
-// boot starts the node on the rig's disk (a power-on after a cut keeps
-// disk and NVRAM) and waits for its agent.
-func (r *upgradeRig) boot() {
+// boot powers the node on (start) and waits for the console lines
+// matching before, in order, and then for its agent.
+func (r *upgradeRig) boot(before ...string) {
 	r.t.Helper()
+	r.start()
+	for _, pattern := range append(before, `cairn: agent ready`) {
+		if _, err := r.vm.Expect(bootTimeout, pattern); err != nil {
+			if dir := os.Getenv("CAIRN_TEST_KEEP_DISK"); dir != "" {
+				r.vm.Kill()
+				qemu.CopySparse(filepath.Join(dir, "upgrade-disk.img"), r.disk)
+				r.t.Logf("disk kept in %s", dir)
+			}
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// start powers the node on, from the rig's disk: a power-on after a cut
+// keeps disk and NVRAM.
+func (r *upgradeRig) start() {
 	r.vm = qemu.StartT(r.life, qemu.WithArch(qemu.AMD64), qemu.WithDisk(r.disk), qemu.WithVarsFile(r.vars), qemu.WithMemory(512),
 		qemu.WithGuestReboot(), qemu.WithWatchdog(), qemu.WithPortForward(0, api.DefaultPort))
-	if _, err := r.vm.Expect(bootTimeout, `cairn: agent ready`); err != nil {
-		if dir := os.Getenv("CAIRN_TEST_KEEP_DISK"); dir != "" {
-			r.vm.Kill()
-			qemu.CopySparse(filepath.Join(dir, "upgrade-disk.img"), r.disk)
-			r.t.Logf("disk kept in %s", dir)
-		}
+}
+
+// cutAfter waits for a console line matching pattern, lets delay pass
+// and cuts the power.
+func (r *upgradeRig) cutAfter(pattern string, delay time.Duration) {
+	r.t.Helper()
+	if _, err := r.vm.Expect(5*time.Minute, pattern); err != nil {
 		r.t.Fatal(err)
 	}
+	time.Sleep(delay)
+	r.cut()
 }
 
 // step runs one step of a story as a subtest, whose failures are its own.
@@ -235,10 +288,12 @@ func (r *upgradeRig) slotSum(slot contract.Slot) string {
 // TestUpgrade is the life of a node that is upgraded over the air: it
 // refuses what it must before touching its inactive slot, takes v2 through
 // a link that drops and stalls, commits it in slot b, takes v3 back in
-// slot a through a power cut mid-download (resumed), rolls back by itself
-// from a v4 whose gate fails, a v5 whose kernel panics and a v6 that never
-// reaches its agent, and still upgrades after all that, through a power
-// cut once the trial is armed.
+// slot a through power cuts in its boot files and mid-download (resumed),
+// rolls back by itself from a v4 whose gate fails (through a cut while it
+// reboots), a v5 whose kernel panics and a v6 that never reaches its
+// agent, and still upgrades after all that, through cuts once armed, in
+// the trial's kernel and gate, and right after the commit: a cut in every
+// phase, each on the same guest.
 func TestUpgrade(t *testing.T) {
 	needServices(t) // the gate-failure release runs a service
 	r := newUpgradeRig(t)
@@ -266,12 +321,14 @@ func TestUpgrade(t *testing.T) {
 		r.push(r.spec("2.0.0", "", ""), "generic-x86_64", "generic")
 		r.push(r.spec("2.0.1", "", ""), "qemu-x86_64", "tampered")
 		tamperConfig(t, r.dir, r.registry, "tampered")
+		r.push(r.bigSpec("2.0.3", 136<<20), "qemu-x86_64", "toolarge")
 		for _, tc := range []struct{ ref, want string }{
 			{"unsigned", "is not signed, and this image requires signatures"},
 			{"otherkey", "bad signature"},
 			{"0.9.0", "older than the running 1.0.0 (pass --force"},
 			{"generic", "is for board generic-x86_64, this node is qemu-x86_64"},
 			{"tampered", "digest"},
+			{"toolarge", "larger than slot b's partition (128 MiB)"},
 			{"nosuchtag", "manifest unknown"},
 			{"10.0.2.2:1/cairn/upgrade:2.0.0", "connection refused"},
 		} {
@@ -295,17 +352,7 @@ func TestUpgrade(t *testing.T) {
 		// 2.0.0 brings 3 MiB that 1.0.0 does not have (random bytes, so
 		// the delta must fetch them), and caps its own downloads
 		// (update.maxRate), so the next upgrade can be cut mid-download.
-		blob := filepath.Join(r.dir, "blob-overlay")
-		if err := os.MkdirAll(filepath.Join(blob, "usr", "share", "cairn-test"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		random := make([]byte, 3<<20)
-		rand.NewChaCha8([32]byte{2}).Read(random)
-		os.WriteFile(filepath.Join(blob, "usr", "share", "cairn-test", "blob"), random, 0o644)
-		spec := r.spec("2.0.0", "", "  maxRate: 4096\n")
-		text, _ := os.ReadFile(spec)
-		os.WriteFile(spec, []byte(strings.Replace(string(text), "overlay: [", "overlay: ["+blob+", ", 1)), 0o644)
-		r.push(spec, "qemu-x86_64", "2.0.0")
+		r.push(r.withFile(r.spec("2.0.0", "", "  maxRate: 4096\n"), "blob-overlay", 3<<20, nil), "qemu-x86_64", "2.0.0")
 		// Between the guest and the registry: 3 cuts and a stall longer
 		// than the agent's stall timeout, in the slot download.
 		// The delta fetches 2.0.0's 3 MiB of new bytes: the faults land
@@ -369,10 +416,18 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("2.0.0", "b")
 	})
 
-	r.step("v3, cut by a power loss while it downloads, resumes and lands in slot a", func(t *testing.T) {
+	r.step("v3, cut by power losses while it installs boot files and downloads, resumes and lands in slot a", func(t *testing.T) {
 		r.push(r.spec("3.0.0", "", ""), "qemu-x86_64", "3.0.0")
-		base := r.status().Upgrade.FetchedBytes
+		// A cut while the boot files are written: the node stays on 2.0.0.
 		stop := r.upgradeCut("3.0.0")
+		r.cutAfter(`cairn: upgrade started version=3\.0\.0`, 300*time.Millisecond)
+		stop()
+		r.boot()
+		if st := r.expectRunning("2.0.0", "b"); st.Upgrade == nil || !strings.Contains(st.Upgrade.Reason, "interrupted while") {
+			t.Errorf("status after a cut in the boot files: %+v", st.Upgrade)
+		}
+		base := r.status().Upgrade.FetchedBytes
+		stop = r.upgradeCut("3.0.0")
 		m, err := r.vm.Expect(2*time.Minute, `cairn: upgrade delta local=\d+ fetch=(\d+) ranges=\d+ resume=0`)
 		if err != nil {
 			t.Fatal(err)
@@ -418,15 +473,21 @@ func TestUpgrade(t *testing.T) {
 		// A service that never gets ready: it idles, and nothing listens
 		// on the port its readiness check waits for.
 		r.push(r.spec("4.0.0", "", fmt.Sprintf("services:\n  - name: hello\n    image: oci-layout:%s:hello\n    args: [idle]\n    ready: {tcp: 9999, timeout: 10m}\n", layout)), "qemu-x86_64", "4.0.0")
-		out, err := r.upgrade("4.0.0")
-		if err == nil || !strings.Contains(out, "rolled back to slot a (version 3.0.0)") || !strings.Contains(out, "hello") {
-			t.Fatalf("upgrade to a release whose gate fails: %v\n%s", err, out)
-		}
-		if _, err := r.vm.Expect(time.Second, `cairn: rollback to slot=a reason=health gate failed`); err != nil {
+		stop := r.upgradeCut("4.0.0")
+		defer stop()
+		if _, err := r.vm.Expect(5*time.Minute, `cairn: upgrade trial slot=b version=4\.0\.0`); err != nil {
 			t.Fatal(err)
 		}
+		// While the trial waits for its gate, no other upgrade.
+		if out, err := r.upgrade("3.0.0", "--force"); err == nil || !strings.Contains(out, "a trial boot is pending") {
+			t.Errorf("an upgrade during the trial: %v, want a refusal:\n%s", err, out)
+		}
+		// The gate fails; a power cut while the node reboots into slot a.
+		r.cutAfter(`cairn: upgrade gate failed slot=b reason=health gate failed`, 200*time.Millisecond)
+		stop()
+		r.boot(`cairn: rollback to slot=a reason=health gate failed`)
 		st := r.expectRunning("3.0.0", "a")
-		if st.Upgrade == nil || st.Upgrade.Phase != "rolled back" || !strings.Contains(st.Upgrade.Reason, "services") {
+		if st.Upgrade == nil || st.Upgrade.Phase != "rolled back" || !strings.Contains(st.Upgrade.Reason, "services") || !strings.Contains(st.Upgrade.Reason, "hello") {
 			t.Errorf("status after the rollback: %+v", st.Upgrade)
 		}
 		// Remembered: not tried again unless forced.
@@ -469,20 +530,34 @@ func TestUpgrade(t *testing.T) {
 		r.expectRunning("3.0.0", "a")
 	})
 
-	r.step("an upgrade after rollbacks works, through a power loss once armed", func(t *testing.T) {
+	r.step("an upgrade after rollbacks works, through power losses once armed, in its trial and at its commit", func(t *testing.T) {
 		r.push(r.spec("7.0.0", "", ""), "qemu-x86_64", "7.0.0")
+		// Cut once armed, and again in the trial's kernel: a trial has
+		// one try, so the node is back on 3.0.0.
 		stop := r.upgradeCut("7.0.0")
-		if _, err := r.vm.Expect(3*time.Minute, `cairn: upgrade armed slot=b version=7\.0\.0`); err != nil {
-			t.Fatal(err)
-		}
-		// Armed: the next power-on is the trial, which commits.
-		r.cut()
+		r.cutAfter(`cairn: upgrade armed slot=b version=7\.0\.0`, 0)
 		stop()
+		r.start()
+		r.cutAfter(`Linux version`, time.Second)
+		r.boot(`cairn: rollback to slot=a reason=the trial boot of slot b \(version 7\.0\.0\) did not reach a health verdict`)
+		r.expectRunning("3.0.0", "a")
+		// Again (forced: it rolled back), cut in the trial's gate.
+		stop = r.upgradeCut("7.0.0", "--force")
+		r.cutAfter(`cairn: upgrade trial slot=b version=7\.0\.0`, 0)
+		stop()
+		r.boot(`cairn: rollback to slot=a`)
+		r.expectRunning("3.0.0", "a")
+		// A third time, cut once armed: the next power-on is the trial,
+		// which commits; and a cut right after the commit.
+		stop = r.upgradeCut("7.0.0", "--force")
+		r.cutAfter(`cairn: upgrade armed slot=b version=7\.0\.0`, 0)
+		stop()
+		r.start()
+		r.cutAfter(`cairn: upgrade committed slot=b version=7\.0\.0`, 0)
 		r.boot()
-		if _, err := r.vm.Expect(bootTimeout, `cairn: upgrade committed slot=b version=7\.0\.0`); err != nil {
-			t.Fatal(err)
+		if st := r.expectRunning("7.0.0", "b"); st.Upgrade == nil || st.Upgrade.Phase != "committed" {
+			t.Errorf("status after a cut at the commit: %+v", st.Upgrade)
 		}
-		r.expectRunning("7.0.0", "b")
 	})
 }
 

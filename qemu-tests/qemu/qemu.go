@@ -92,6 +92,7 @@ type config struct {
 	network     bool
 	isolated    bool // network, cut off (restrict=on)
 	forwards    []portForward
+	guestFwds   []string // guest address → host address (guestfwd)
 	extraArgs   []string
 	consoleLog  string
 	stdin       io.Reader
@@ -204,6 +205,17 @@ func WithPortForwardTo(hostPort int, guestAddr string, guestPort int) Option {
 	return func(c *config) {
 		c.network = true
 		c.forwards = append(c.forwards, portForward{host: hostPort, guest: guestPort, guestAddr: guestAddr})
+	}
+}
+
+// WithGuestForward makes TCP connections the guest opens to guestAddr
+// (ip:port in QEMU's user network, e.g. 10.0.2.100:5000) reach hostAddr
+// (ip:port on the host), even on an isolated network: a registry on the
+// host's loopback for a node on a site without an uplink.
+func WithGuestForward(guestAddr, hostAddr string) Option {
+	return func(c *config) {
+		c.network = true
+		c.guestFwds = append(c.guestFwds, "tcp:"+guestAddr+"-tcp:"+hostAddr)
 	}
 }
 

@@ -276,6 +276,9 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 			v.hostPorts[f.guest] = host
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", host, f.guestAddr, f.guest)
 		}
+		for _, f := range c.guestFwds {
+			netdev += ",guestfwd=" + f
+		}
 		// romfile= drops the NIC's iPXE option ROM: no network boot
 		// attempts, and a faster firmware start.
 		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")

@@ -43,6 +43,9 @@ type Env struct {
 	// Format is the output format of every build (builder/output: raw,
 	// oci); empty means raw.
 	Format string
+	// Update is the update section (YAML, top level) of every Kubernetes
+	// image the Env makes, so tests can upgrade them; empty for none.
+	Update string
 }
 
 // RepoRoot finds the repository above the working directory.
@@ -174,24 +177,39 @@ func (e *Env) KubeAgentImage(board, arch, dir, server, joinKubeconfig string) (*
 // kubeImage builds the spec name for board: Kubernetes with kube (lines
 // of the kubernetes section) and the test program's image.
 func (e *Env) kubeImage(board, arch, dir, name, kube string) (*build.Result, error) {
-	layout, err := e.HelloLayout(arch, dir)
+	specFile, err := e.kubeSpec(arch, dir, name, KubeVersion, kube, "")
 	if err != nil {
 		return nil, err
 	}
-	specFile := filepath.Join(dir, name+"-"+board+".yaml")
+	return e.Build(specFile, board, filepath.Join(dir, "out-"+name+"-"+board))
+}
+
+// KubeVersion is the version of the images KubeImage builds.
+const KubeVersion = "0.3.0"
+
+// KubeSpec writes KubeImage's spec at another version, with extra YAML
+// lines in its update section (after Env.Update's), into dir and returns
+// its path: a release to upgrade a KubeImage node to.
+func (e *Env) KubeSpec(arch, dir, version, update string) (string, error) {
+	return e.kubeSpec(arch, dir, "kube", version, "", update)
+}
+
+func (e *Env) kubeSpec(arch, dir, name, version, kube, update string) (string, error) {
+	layout, err := e.HelloLayout(arch, dir)
+	if err != nil {
+		return "", err
+	}
+	specFile := filepath.Join(dir, name+"-"+version+".yaml")
 	err = os.WriteFile(specFile, []byte(fmt.Sprintf(`name: %s
-version: 0.3.0
+version: %s
 overlay: [%s]
 disk:
   slotSize: 512MiB
 kubernetes:
 %s  images:
     - {name: cairn.test/hello:1, image: "oci-layout:%s:hello"}
-`, name, filepath.Join(e.Root, "overlay"), kube, layout)), 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return e.Build(specFile, board, filepath.Join(dir, "out-"+name+"-"+board))
+%s%s`, name, version, filepath.Join(e.Root, "overlay"), kube, layout, e.Update, update)), 0o644)
+	return specFile, err
 }
 
 // BuildHello compiles the test program for arch into out.
