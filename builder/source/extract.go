@@ -1,16 +1,13 @@
 package source
 
 import (
-	"archive/tar"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/builder/untar"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
@@ -39,12 +36,18 @@ func (c *Cache) Tree(in *Input) (string, error) {
 	defer os.RemoveAll(tmp)
 	rc := mutate.Extract(in.Image)
 	defer rc.Close()
-	if err := untar(rc, tmp); err != nil {
+	if err := untar.Extract(rc, tmp); err != nil {
 		return "", fmt.Errorf("input %s: unpacking: %w", in.Ref.Raw, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, TreeMarker), nil, 0o644); err != nil {
-		return "", err
+	// The marker replaces whatever the input holds of that name: RemoveAll
+	// does not follow a link, and O_EXCL does not open through one.
+	marker := filepath.Join(tmp, TreeMarker)
+	os.RemoveAll(marker)
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("cache: %w", err)
 	}
+	f.Close()
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
@@ -54,63 +57,4 @@ func (c *Cache) Tree(in *Input) (string, error) {
 	}
 	slog.Info("unpacked input", "ref", in.Ref.Raw, "took", time.Since(start).Round(time.Millisecond))
 	return dir, nil
-}
-
-// untar writes regular files, directories, symlinks and hard links from r
-// under dir, refusing entries that would land outside it.
-func untar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel := filepath.Clean(strings.TrimPrefix(h.Name, "/"))
-		if rel == "." {
-			continue
-		}
-		if rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("entry %q points outside the image", h.Name)
-		}
-		dst := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		mode := os.FileMode(h.Mode) & os.ModePerm
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(dst, mode|0o700); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode|0o600)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		case tar.TypeSymlink:
-			os.Remove(dst)
-			if err := os.Symlink(h.Linkname, dst); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			src := filepath.Join(dir, filepath.Clean(strings.TrimPrefix(h.Linkname, "/")))
-			if !strings.HasPrefix(src, dir+string(filepath.Separator)) {
-				return fmt.Errorf("hard link %q points outside the image", h.Name)
-			}
-			os.Remove(dst)
-			if err := os.Link(src, dst); err != nil {
-				return err
-			}
-		}
-	}
 }
