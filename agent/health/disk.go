@@ -39,7 +39,7 @@ type DiskReading struct {
 	// Low is LowSpace's verdict.
 	Low bool
 	// ReadOnly is set when the file system is mounted read-only: for
-	// CAIRN-DATA, the kernel found it damaged (datafs.MountData).
+	// CAIRN-DATA, the kernel found it damaged (datafs.MountFlags).
 	ReadOnly bool
 	// Err is why the file system could not be read.
 	Err error

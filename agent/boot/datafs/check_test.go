@@ -65,12 +65,15 @@ func (k *kernelLog) lines() []string {
 func (k *kernelLog) close() { unix.Close(k.fd) }
 
 // mountCheck has the kernel mount img on a loop device with /var's
-// options, write a file and, with lazyInit, wait until ext4lazyinit has
-// visited every block group (or 20 s); then unmounts it. The kernel must
-// not say anything about the file system but that it mounted and unmounted
-// it.
-func mountCheck(t *testing.T, img string, lazyInit bool) {
+// options, write a file and, unless settle is nil, wait with settle (given
+// the loop device) before it unmounts it. The kernel must not say anything
+// about the file system but that it mounted and unmounted it.
+func mountCheck(t *testing.T, img string, settle func(t *testing.T, dev string)) {
 	t.Helper()
+	sb, err := ReadSuperblock(img)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if os.Geteuid() != 0 {
 		t.Log("not root: the kernel's judgement (loop mount) skipped")
 		return
@@ -95,14 +98,14 @@ func mountCheck(t *testing.T, img string, lazyInit bool) {
 		}
 	}()
 	dir := t.TempDir()
-	if err := unix.Mount(loop, dir, "ext4", MountFlags, MountData); err != nil {
-		t.Fatalf("mounting %s (%s) with %q: %v", filepath.Base(img), loop, MountData, err)
+	if err := unix.Mount(loop, dir, "ext4", MountFlags, MountData(sb)); err != nil {
+		t.Fatalf("mounting %s (%s) with %q: %v", filepath.Base(img), loop, MountData(sb), err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644); err != nil {
 		t.Error(err)
 	}
-	if lazyInit {
-		waitLazyInit(t, loop)
+	if settle != nil {
+		settle(t, loop)
 	}
 	if err := unix.Unmount(dir, 0); err != nil {
 		t.Fatalf("unmounting %s: %v", loop, err)

@@ -168,7 +168,7 @@ func TestFormatCut(t *testing.T) {
 			}
 			checkClean(t, img)
 			if i%8 == 0 { // the kernel takes longest; e2fsck judges every case
-				mountCheck(t, img, false)
+				mountCheck(t, img, nil)
 			}
 		})
 	}

@@ -49,7 +49,7 @@
 // that none is there to follow). Format rounds go-diskfs's
 // inodes per group to whole inode table blocks, leaves a last block group
 // under 8 MiB unused, turns off the mount-count check and sets the errors
-// behaviour to remount-ro (see [MountData]): see [Format].
+// behaviour to remount-ro (see [MountFlags]): see [Format].
 package datafs
 
 import (

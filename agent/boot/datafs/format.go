@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MountFlags and MountData are how CAIRN-DATA is mounted at /var.
+// MountFlags and MountData say how CAIRN-DATA is mounted at /var.
 //
 // nosuid and nodev: nothing on /var is meant to be a set-uid program or a
 // device node (containers' own mounts carry their own flags).
@@ -37,10 +37,23 @@ import (
 // warns about errors it recorded) or reflashed by someone who decides to.
 // Format also writes remount-ro into the superblock, so the file system
 // keeps the behaviour wherever it is mounted.
-const (
-	MountFlags = unix.MS_NOATIME | unix.MS_NOSUID | unix.MS_NODEV
-	MountData  = "errors=remount-ro"
-)
+const MountFlags = unix.MS_NOATIME | unix.MS_NOSUID | unix.MS_NODEV
+
+// MountData returns the options to mount the ext4 whose superblock is sb
+// with: errors=remount-ro (see MountFlags) and, for one an older Cairn
+// made with inodes per group that do not fill whole inode table blocks,
+// noinit_itable. On those the kernel's ext4lazyinit counts one table block
+// fewer than a group uses and records an error on every boot ("Something
+// is wrong with group 0"), which with errors=remount-ro would make /var
+// read-only seconds into each boot; go-diskfs wrote their tables whole,
+// so there is nothing left for it to initialise.
+func MountData(sb Superblock) string {
+	const opts = "errors=remount-ro"
+	if sb.InodeSize > 0 && sb.BlockSize%sb.InodeSize == 0 && sb.InodesPerGroup%(sb.BlockSize/sb.InodeSize) != 0 {
+		return opts + ",noinit_itable"
+	}
+	return opts
+}
 
 // The geometry Format asks go-diskfs for.
 const (
@@ -207,7 +220,7 @@ func (g geometry) make(d disk) error {
 		return fmt.Errorf("go-diskfs made metadata checksums, which datafs's superblock edit would break")
 	}
 	binary.LittleEndian.PutUint16(raw[0x36:], 0xFFFF)   // s_max_mnt_count -1: no "maximal mount count reached" after 100 boots
-	binary.LittleEndian.PutUint16(raw[0x3C:], errorsRO) // s_errors: see MountData
+	binary.LittleEndian.PutUint16(raw[0x3C:], errorsRO) // s_errors: see MountFlags
 	_, err = d.WriteAt(raw, sbOffset)
 	return err
 }

@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-edge/cairn/agent/boot/datafs/datafstest"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/ext4"
 )
 
 func TestPlan(t *testing.T) {
@@ -84,10 +87,50 @@ func TestFormatJudged(t *testing.T) {
 				t.Errorf("second Format() = %v, want a refusal", err)
 			}
 			checkClean(t, img)
-			mountCheck(t, img, true)
+			mountCheck(t, img, waitLazyInit)
 			checkClean(t, img)
 		})
 	}
+}
+
+func TestMountData(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sb   Superblock
+		want string
+	}{
+		{"whole table blocks", Superblock{BlockSize: 4096, InodesPerGroup: 16384, InodeSize: 256}, "errors=remount-ro"},
+		{"half a table block", Superblock{BlockSize: 4096, InodesPerGroup: 16376, InodeSize: 256}, "errors=remount-ro,noinit_itable"},
+		{"no inode size", Superblock{BlockSize: 4096, InodesPerGroup: 16376}, "errors=remount-ro"},
+	} {
+		if got := MountData(tt.sb); got != tt.want {
+			t.Errorf("%s: MountData() = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestMountOlderFormat mounts an ext4 as Cairn made it before Format
+// rounded inodes per group to whole table blocks (go-diskfs's own count,
+// 11,608 a group at 272 MiB): with MountData's options the kernel must say
+// nothing while ext4lazyinit starts (up to 5 s after the mount).
+func TestMountOlderFormat(t *testing.T) {
+	t.Parallel()
+	const size = 272 << 20
+	img := sparseFile(t, size)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{
+		VolumeName:      Label,
+		SectorsPerBlock: 8,
+		Features:        []ext4.FeatureOpt{ext4.WithFeatureReservedGDTBlocksForExpansion(false)},
+	})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mountCheck(t, img, func(*testing.T, string) { time.Sleep(7 * time.Second) })
 }
 
 // TestFormatLeavesForeignData offers Format partitions that hold data

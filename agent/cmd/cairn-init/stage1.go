@@ -159,8 +159,12 @@ func prepareData(slotDisk string) error {
 		log.Info("created ext4", "dev", data.Path, "size_mib", size>>20, "took", time.Since(start).Round(time.Millisecond))
 	}
 
+	sb, err := datafs.ReadSuperblock(data.Path)
+	if err != nil {
+		return err
+	}
 	target := newRoot + "/var"
-	m := mountSpec{data.Path, target, "ext4", datafs.MountFlags, datafs.MountData}
+	m := mountSpec{data.Path, target, "ext4", datafs.MountFlags, datafs.MountData(sb)}
 	if err := m.mount(); err != nil {
 		return fmt.Errorf("%v (is ext4 in the initramfs module list? if the filesystem is damaged, run e2fsck on it)", err)
 	}
