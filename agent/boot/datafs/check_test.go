@@ -88,8 +88,8 @@ func mountCheck(t *testing.T, img string, settle func(t *testing.T, dev string))
 	cmd := exec.Command("losetup", "--find", "--show", img)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil || stderr.Len() > 0 {
-		t.Fatalf("losetup --find --show %s: %v\n%s%s", img, err, out, stderr.String())
+	if err != nil {
+		t.Fatalf("losetup --find --show %s: %v\n%s", img, err, stderr.String())
 	}
 	loop := strings.TrimSpace(string(out))
 	defer func() {
@@ -97,6 +97,9 @@ func mountCheck(t *testing.T, img string, settle func(t *testing.T, dev string))
 			t.Errorf("losetup -d %s: %v\n%s", loop, err, out)
 		}
 	}()
+	if stderr.Len() > 0 { // such as a file that is not whole sectors
+		t.Fatalf("losetup --find --show %s: %s", img, stderr.String())
+	}
 	dir := t.TempDir()
 	if err := unix.Mount(loop, dir, "ext4", MountFlags, MountData(sb)); err != nil {
 		t.Fatalf("mounting %s (%s) with %q: %v", filepath.Base(img), loop, MountData(sb), err)
