@@ -38,6 +38,9 @@ type DiskReading struct {
 	Free, Size uint64
 	// Low is LowSpace's verdict.
 	Low bool
+	// ReadOnly is set when the file system is mounted read-only: for
+	// CAIRN-DATA, the kernel found it damaged (datafs.MountFlags).
+	ReadOnly bool
 	// Err is why the file system could not be read.
 	Err error
 }
@@ -103,6 +106,7 @@ func (d *Disk) look() {
 		d.Log.Warn("free space", "path", d.Path, "err", err)
 	} else {
 		r.Free, r.Size = st.Bavail*uint64(st.Bsize), st.Blocks*uint64(st.Bsize)
+		r.ReadOnly = st.Flags&unix.ST_RDONLY != 0
 		r.Low = LowSpace(r.Free, r.Size, last.Low)
 	}
 	d.mu.Lock()
@@ -118,6 +122,8 @@ func diskState(r DiskReading) (State, string) {
 	switch {
 	case r.Err != nil && r.Size == 0:
 		return Degraded, fmt.Sprintf("free space unknown: %v", r.Err)
+	case r.ReadOnly:
+		return Failed, "CAIRN-DATA is read-only: the kernel found its file system damaged and stopped writing to it (the console has its EXT4-fs error lines); reboot to mount it read-write again, or reflash the node"
 	case r.Low:
 		return Degraded, fmt.Sprintf("CAIRN-DATA is nearly full: %d MiB free of %d MiB: free space (delete unused images, volumes, logs) or give the node a bigger disk", r.Free>>20, r.Size>>20)
 	}

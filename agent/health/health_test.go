@@ -246,7 +246,7 @@ func TestLowSpace(t *testing.T) {
 
 func TestDisk(t *testing.T) {
 	var free atomic.Uint64
-	var fail atomic.Bool
+	var fail, ro atomic.Bool
 	d := NewDisk("/var")
 	d.Log = discard()
 	d.Statfs = func(path string, st *unix.Statfs_t) error {
@@ -254,24 +254,29 @@ func TestDisk(t *testing.T) {
 			return unix.EIO
 		}
 		st.Bsize, st.Blocks, st.Bavail = 4096, 4<<30/4096, free.Load()/4096
+		if ro.Load() {
+			st.Flags |= unix.ST_RDONLY
+		}
 		return nil
 	}
 	for _, tt := range []struct {
 		name       string
 		free       uint64
-		fail       bool
+		fail, ro   bool
 		want       State
 		wantLow    bool
 		wantReason string
 	}{
-		{"plenty", 3 << 30, false, OK, false, "3072 MiB free of 4096 MiB"},
-		{"nearly full", 20 << 20, false, Degraded, true, "CAIRN-DATA is nearly full: 20 MiB free of 4096 MiB: free space"},
-		{"a failed look keeps the verdict", 0, true, Degraded, true, "CAIRN-DATA is nearly full: 20 MiB free of 4096 MiB"},
-		{"just over the limit: still low", 210 << 20, false, Degraded, true, "210 MiB free"},
-		{"space back", 1 << 30, false, OK, false, "1024 MiB free of 4096 MiB"},
+		{"plenty", 3 << 30, false, false, OK, false, "3072 MiB free of 4096 MiB"},
+		{"nearly full", 20 << 20, false, false, Degraded, true, "CAIRN-DATA is nearly full: 20 MiB free of 4096 MiB: free space"},
+		{"a failed look keeps the verdict", 0, true, false, Degraded, true, "CAIRN-DATA is nearly full: 20 MiB free of 4096 MiB"},
+		{"just over the limit: still low", 210 << 20, false, false, Degraded, true, "210 MiB free"},
+		{"space back", 1 << 30, false, false, OK, false, "1024 MiB free of 4096 MiB"},
+		{"remounted read-only", 1 << 30, false, true, Failed, false, "CAIRN-DATA is read-only: the kernel found its file system damaged"},
 	} {
 		free.Store(tt.free)
 		fail.Store(tt.fail)
+		ro.Store(tt.ro)
 		_, changed := d.Watch()
 		d.look()
 		<-changed

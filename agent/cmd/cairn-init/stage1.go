@@ -147,7 +147,10 @@ func prepareData(slotDisk string) error {
 	switch kind {
 	case datafs.Unknown:
 		return fmt.Errorf("%s (%s) holds data that is not ext4, so it was left untouched (to have it formatted on the next boot, zero its first MiB)", contract.LabelData, data.Path)
-	case datafs.Blank:
+	case datafs.Blank, datafs.Unfinished:
+		if kind == datafs.Unfinished {
+			say("%s (%s) holds an ext4 whose making was cut off (the power went on an earlier boot): making it again", contract.LabelData, data.Path)
+		}
 		say("creating ext4 on %s (%s, %d MiB)", contract.LabelData, data.Path, size>>20)
 		start := time.Now()
 		if err := datafs.Format(data.Path, size); err != nil {
@@ -156,8 +159,12 @@ func prepareData(slotDisk string) error {
 		log.Info("created ext4", "dev", data.Path, "size_mib", size>>20, "took", time.Since(start).Round(time.Millisecond))
 	}
 
+	sb, err := datafs.ReadSuperblock(data.Path)
+	if err != nil {
+		return err
+	}
 	target := newRoot + "/var"
-	m := mountSpec{data.Path, target, "ext4", unix.MS_NOATIME, ""}
+	m := mountSpec{data.Path, target, "ext4", datafs.MountFlags, datafs.MountData(sb)}
 	if err := m.mount(); err != nil {
 		return fmt.Errorf("%v (is ext4 in the initramfs module list? if the filesystem is damaged, run e2fsck on it)", err)
 	}
