@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,14 +91,16 @@ func leaseFrom(l *nclient4.Lease, now time.Time) (*lease, error) {
 			le.routers = append(le.routers, r4)
 		}
 	}
-	if d := ack.DomainName(); d != "" {
-		le.search = append(le.search, d)
-	}
+	// The domain options arrive from anyone on the LAN and end up in
+	// resolv.conf: only domain names go there, never a line break or a
+	// second keyword.
+	domains := []string{ack.DomainName()}
 	if s := ack.DomainSearch(); s != nil {
-		for _, d := range s.Labels {
-			if d != "" && !containsString(le.search, d) {
-				le.search = append(le.search, d)
-			}
+		domains = append(domains, s.Labels...)
+	}
+	for _, d := range domains {
+		if d = strings.TrimSuffix(d, "."); DomainName(d) && !slices.Contains(le.search, d) {
+			le.search = append(le.search, d)
 		}
 	}
 	lt := ack.IPAddressLeaseTime(defaultLeaseTime)
@@ -119,13 +123,25 @@ func leaseFrom(l *nclient4.Lease, now time.Time) (*lease, error) {
 	return le, nil
 }
 
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
+// DomainName reports whether s is a domain name as resolv.conf's search
+// line takes one (RFC 1035's syntax, with the underscores DNS allows):
+// at most 253 bytes of dot-separated labels of 1 to 63 letters, digits,
+// hyphens or underscores, no label starting or ending with a hyphen.
+func DomainName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
 		}
 	}
-	return false
+	return true
 }
 
 // retryWait is how long to wait before the next renewal or rebinding

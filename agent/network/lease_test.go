@@ -3,11 +3,14 @@ package network
 import (
 	"net"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/insomniacslk/dhcp/rfc1035label"
 )
 
 func ack(t *testing.T, mods ...dhcpv4.Modifier) *nclient4.Lease {
@@ -97,5 +100,82 @@ func TestResolvConf(t *testing.T) {
 				t.Errorf("resolvConf() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLeaseDomains feeds hostile domain options (a DHCP server is anyone
+// on the LAN): only domain names reach resolv.conf's search line.
+func TestLeaseDomains(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		domain string
+		search []string
+		want   []string
+	}{
+		{name: "plain", domain: "lan", search: []string{"corp.example", "lan"}, want: []string{"lan", "corp.example"}},
+		{name: "trailing dot", domain: "site.example.", want: []string{"site.example"}},
+		{name: "newline injects a nameserver", domain: "lan\nnameserver 203.0.113.66", search: []string{"ok.example"}, want: []string{"ok.example"}},
+		{name: "carriage return", domain: "lan\roptions ndots:15", want: nil},
+		{name: "space adds keywords", domain: "lan options rotate", want: nil},
+		{name: "nul", domain: "lan\x00evil", want: nil},
+		{name: "empty label", domain: "a..b", want: nil},
+		{name: "hyphen at an edge", domain: "-lan", search: []string{"lan-"}, want: nil},
+		{name: "label too long", domain: strings.Repeat("a", 64) + ".example", want: nil},
+		{name: "name too long", domain: strings.Repeat("abcdefg.", 32) + "x", want: nil},
+		{name: "underscore", domain: "_srv.example", want: []string{"_srv.example"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mods := []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptDomainName(tt.domain))}
+			if tt.search != nil {
+				mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: tt.search})))
+			}
+			le, err := leaseFrom(ack(t, mods...), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(le.search, tt.want) {
+				t.Errorf("search = %q, want %q", le.search, tt.want)
+			}
+			text, _ := resolvConf(nil, []*lease{le})
+			checkResolvConf(t, text)
+		})
+	}
+}
+
+// FuzzLeaseFrom parses arbitrary bytes as a DHCP ACK, as the client would
+// take one from the LAN, and renders resolv.conf from it: no panic, and
+// every line of the file is one the resolver expects.
+func FuzzLeaseFrom(f *testing.F) {
+	m, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeAck), dhcpv4.WithYourIP(net.IPv4(10, 0, 0, 50)),
+		dhcpv4.WithOption(dhcpv4.OptDomainName("lan\nnameserver 203.0.113.66")), dhcpv4.WithOption(dhcpv4.OptDNS(net.IPv4(10, 0, 0, 1))),
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(time.Hour)))
+	f.Add(m.ToBytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, err := dhcpv4.FromBytes(b)
+		if err != nil {
+			return
+		}
+		le, err := leaseFrom(&nclient4.Lease{ACK: msg, Offer: msg}, time.Now())
+		if err != nil {
+			return
+		}
+		text, _ := resolvConf(nil, []*lease{le})
+		checkResolvConf(t, text)
+	})
+}
+
+// checkResolvConf fails t unless every line of text is our comment, a
+// nameserver with an IP address, or a search line of domain names.
+func checkResolvConf(t *testing.T, text string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "# "):
+		case len(f) == 2 && f[0] == "nameserver" && net.ParseIP(f[1]) != nil && line == f[0]+" "+f[1]:
+		case len(f) >= 2 && f[0] == "search" && line == strings.Join(f, " ") && !slices.ContainsFunc(f[1:], func(d string) bool { return !DomainName(d) }):
+		default:
+			t.Fatalf("resolv.conf has the line %q:\n%s", line, text)
+		}
 	}
 }
