@@ -13,8 +13,25 @@ import (
 )
 
 // WriteFile replaces path with data and mode perm, creating its directory.
+// A file that already holds data with that mode is left alone: what a
+// service rewrites at every start (kubeconfigs, certificates) costs no
+// write, and no window, when nothing changed.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	if same(path, data, perm) {
+		return nil
+	}
 	return Write(path, bytes.NewReader(data), perm)
+}
+
+// same reports whether path is a regular file holding data, with mode
+// perm (any mode when perm is 0).
+func same(path string, data []byte, perm fs.FileMode) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || (perm != 0 && fi.Mode().Perm() != perm) {
+		return false
+	}
+	old, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(old, data)
 }
 
 // Write replaces path with what r holds and mode perm, creating its
