@@ -319,7 +319,7 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("logs follow and file", func(t *testing.T) {
-		rc, err := m.Logs("base", true)
+		rc, err := m.Logs("base", true, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +426,7 @@ func status(m *Manager, name string) Status {
 
 func readAll(t *testing.T, m *Manager, name string) string {
 	t.Helper()
-	rc, err := m.Logs(name, false)
+	rc, err := m.Logs(name, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -52,12 +53,34 @@ func (r *Ring) Bytes() []byte {
 	return append([]byte(nil), r.buf...)
 }
 
-// NewReader returns a reader of the kept bytes. Without follow it ends (EOF)
-// after them; with follow it waits for more until closed.
-func (r *Ring) NewReader(follow bool) io.ReadCloser {
+// NewReader returns a reader of the kept bytes, from the start of their
+// last tail lines (all of them when tail is 0). Without follow it ends
+// (EOF) after them; with follow it waits for more until closed.
+func (r *Ring) NewReader(follow bool, tail int) io.ReadCloser {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &ringReader{r: r, off: r.written - int64(len(r.buf)), end: r.written, follow: follow, closed: make(chan struct{})}
+	start := r.written - int64(len(r.buf))
+	if tail > 0 {
+		start += int64(tailStart(r.buf, tail))
+	}
+	return &ringReader{r: r, off: start, end: r.written, follow: follow, closed: make(chan struct{})}
+}
+
+// tailStart is the offset in b of the first of its last n lines (a last
+// line without its newline counts).
+func tailStart(b []byte, n int) int {
+	i := len(b)
+	if i > 0 && b[i-1] == '\n' {
+		i-- // the final newline ends the last line
+	}
+	for ; n > 0; n-- {
+		j := bytes.LastIndexByte(b[:i], '\n')
+		if j < 0 {
+			return 0
+		}
+		i = j
+	}
+	return i + 1
 }
 
 type ringReader struct {

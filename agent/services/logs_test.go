@@ -30,7 +30,7 @@ func TestRing(t *testing.T) {
 			if got := string(r.Bytes()); got != tt.want {
 				t.Errorf("Bytes = %q, want %q", got, tt.want)
 			}
-			b, err := io.ReadAll(r.NewReader(false))
+			b, err := io.ReadAll(r.NewReader(false, 0))
 			if err != nil || string(b) != tt.want {
 				t.Errorf("ReadAll = %q, %v; want %q", b, err, tt.want)
 			}
@@ -41,7 +41,7 @@ func TestRing(t *testing.T) {
 func TestRingFollow(t *testing.T) {
 	r := NewRing(16)
 	r.Write([]byte("old\n"))
-	rd := r.NewReader(true)
+	rd := r.NewReader(true, 0)
 	got := make(chan string)
 	go func() {
 		b, _ := io.ReadAll(rd)
@@ -65,7 +65,7 @@ func TestRingFollow(t *testing.T) {
 
 func TestRingReaderFallsBehind(t *testing.T) {
 	r := NewRing(4)
-	rd := r.NewReader(true)
+	rd := r.NewReader(true, 0)
 	r.Write([]byte("abcdefgh")) // the reader's start is gone: it skips ahead
 	buf := make([]byte, 16)
 	n, _ := rd.Read(buf)
@@ -125,5 +125,31 @@ func TestRotatingFileAppendsAfterReopen(t *testing.T) {
 	old, _ := os.ReadFile(path + ".1")
 	if string(got) != "bbb" || string(old) != "aaaaaa" {
 		t.Errorf("files %q and %q, want %q and %q", got, old, "bbb", "aaaaaa")
+	}
+}
+
+func TestRingTail(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		kept string
+		tail int
+		want string
+	}{
+		{"all", "a\nb\nc\n", 0, "a\nb\nc\n"},
+		{"last two", "a\nb\nc\n", 2, "b\nc\n"},
+		{"last one, no final newline", "a\nb\nc", 1, "c"},
+		{"more than kept", "a\nb\n", 5, "a\nb\n"},
+		{"one long line", "abc", 1, "abc"},
+		{"empty lines count", "a\n\n\n", 2, "\n\n"},
+		{"nothing kept", "", 3, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRing(64)
+			r.Write([]byte(tt.kept))
+			b, err := io.ReadAll(r.NewReader(false, tt.tail))
+			if err != nil || string(b) != tt.want {
+				t.Errorf("tail %d of %q = %q, %v; want %q", tt.tail, tt.kept, b, err, tt.want)
+			}
+		})
 	}
 }

@@ -257,14 +257,15 @@ func (m *Manager) Restart(name string) error {
 	return nil
 }
 
-// Logs returns the named service's kept output; with follow, the reader
-// goes on with new output until closed.
-func (m *Manager) Logs(name string, follow bool) (io.ReadCloser, error) {
+// Logs returns the named service's kept output, its last tail lines (all
+// when tail is 0); with follow, the reader goes on with new output until
+// closed.
+func (m *Manager) Logs(name string, follow bool, tail int) (io.ReadCloser, error) {
 	u, ok := m.units[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (have %s)", ErrUnknown, name, strings.Join(m.order, ", "))
 	}
-	return u.ring.NewReader(follow), nil
+	return u.ring.NewReader(follow, tail), nil
 }
 
 // Stop stops the services in reverse dependency order, each with SIGTERM and

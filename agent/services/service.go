@@ -11,7 +11,7 @@
 //	if err != nil { ... }           // invalid services
 //	err = m.Start(ctx)               // every service started and ready, or why not
 //	for _, st := range m.List() { ... }
-//	rc, _ := m.Logs("ntpd", true)    // follow a service's output
+//	rc, _ := m.Logs("ntpd", true, 0) // follow a service's output
 //	m.Stop(ctx)
 //
 // A crash-looping service is visible in its Status and never takes the agent

@@ -137,7 +137,7 @@ func (a serviceAdapter) Logs(ctx context.Context, name string, opt api.LogOption
 	if err := a.known(name); err != nil {
 		return nil, err
 	}
-	rc, err := a.m.Logs(name, opt.Follow)
+	rc, err := a.m.Logs(name, opt.Follow, opt.Tail)
 	if err != nil {
 		return nil, err
 	}
