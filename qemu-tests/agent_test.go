@@ -109,9 +109,10 @@ func TestAgentAPI(t *testing.T) {
 	if err != nil || !strings.Contains(logs, "hello from the test service") {
 		t.Fatalf("logs hello: %v\n%s", err, logs)
 	}
-	// The service ran twice by now: --tail 1 is the last line alone.
-	if last, err := node(t, vm, servicesImage.NodeConfig, "logs", "hello", "--tail", "1"); err != nil || strings.Count(last, "\n") != 1 || !strings.HasSuffix(logs, last) {
-		t.Errorf("logs hello --tail 1: %v\n%q, want the last line of\n%s", err, last, logs)
+	// The service ran twice by now (and keeps printing): --tail 2 is two
+	// of its lines, no more.
+	if last, err := node(t, vm, servicesImage.NodeConfig, "logs", "hello", "--tail", "2"); err != nil || strings.Count(last, "\n") != 2 || strings.Count(last, "test service") != 2 {
+		t.Errorf("logs hello --tail 2: %v\n%q, want two of its lines; all it kept:\n%s", err, last, logs)
 	}
 	if out, err := node(t, vm, servicesImage.NodeConfig, "restart", "nosuch"); err == nil || !strings.Contains(out, "nosuch") {
 		t.Errorf("restart of an unknown service: %v\n%s", err, out)
