@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,6 +162,13 @@ func TestBootAndPersist(t *testing.T) {
 			}
 			if second := expectData(t, vm, 2); second < first+900 {
 				t.Errorf("second boot: /var is %d MiB after the disk grew by 1 GiB from %d MiB", second, first)
+			}
+			// The clean power-off unmounted the ESP: no dirty FAT.
+			if _, err := vm.Expect(time.Minute, `cairn: agent ready`); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(vm.Console(), "not properly unmounted") {
+				t.Error("second boot: the ESP was left dirty by the clean power-off (FAT-fs: Volume was not properly unmounted)")
 			}
 			if err := vm.PowerDown(time.Minute); err != nil {
 				t.Fatal(err)

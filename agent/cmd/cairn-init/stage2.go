@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/bootcount"
 	"github.com/cairn-edge/cairn/agent/console"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/supervisor"
@@ -74,7 +75,10 @@ func stage2() {
 	}
 	cancel()
 	stopHost()
-	err = power.Shutdown(action, power.Options{Console: console.Out, Unmount: []string{"/var"}})
+	// The ESP the agent mounted goes first: FAT keeps a dirty bit until
+	// it is unmounted, and the next mount would warn of a volume "not
+	// properly unmounted".
+	err = power.Shutdown(action, power.Options{Console: console.Out, Unmount: []string{contract.ESPMount, "/var"}})
 	fatal("%s failed: %v", action, err)
 }
 
