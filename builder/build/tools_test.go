@@ -91,10 +91,11 @@ func TestDebianNftables(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (make inputs packs it)", err)
 	}
-	tree, err := c.Tree(in)
+	unpacked, err := c.Tree(in)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tree := unpacked.Dir()
 
 	// Only nft, its libraries, the loader and netbase's two files; no links.
 	err = filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
 
@@ -46,7 +47,7 @@ type Part interface {
 }
 
 // families maps a board's firmware value to the function that makes its part.
-var families = map[string]func(b *spec.Board, loaderTree string) (Part, error){
+var families = map[string]func(b *spec.Board, loaderTree *rootfs.Tree) (Part, error){
 	"uefi": newUEFI,
 }
 
@@ -61,8 +62,8 @@ func Families() []string {
 }
 
 // For returns the part of the board's family. loaderTree is the unpacked
-// boot loader image the board names.
-func For(b *spec.Board, loaderTree string) (Part, error) {
+// boot loader image the board names, read inside it only.
+func For(b *spec.Board, loaderTree *rootfs.Tree) (Part, error) {
 	mk, ok := families[b.Firmware]
 	if !ok {
 		return nil, fmt.Errorf("%s: firmware %q is not one Cairn knows (use one of %s)", b.File(), b.Firmware, strings.Join(Families(), ", "))

@@ -2,9 +2,10 @@ package firmware
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
@@ -12,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
 
@@ -20,17 +22,21 @@ import (
 // entries with boot counting for the A/B slots.
 type uefi struct {
 	arch string
-	// efi is the host path of systemd-boot's EFI binary.
+	// efi is the host path of systemd-boot's EFI binary, its links
+	// followed inside the boot loader image.
 	efi string
 }
 
-func newUEFI(b *spec.Board, loaderTree string) (Part, error) {
+func newUEFI(b *spec.Board, loaderTree *rootfs.Tree) (Part, error) {
 	if _, ok := contract.EFIBootPaths[b.Arch]; !ok {
 		return nil, fmt.Errorf("%s: UEFI boot is not defined for arch %q (use amd64 or arm64)", b.File(), b.Arch)
 	}
-	efi := filepath.Join(loaderTree, filepath.FromSlash(b.Bootloader.Path))
-	if _, err := os.Stat(efi); err != nil {
+	efi, err := loaderTree.HostPath(b.Bootloader.Path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("boot loader image %s has no %s: fix bootloader.path in %s", b.Bootloader.Image, b.Bootloader.Path, b.File())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boot loader image %s: %w (fix bootloader.path in %s or the image)", b.Bootloader.Image, err, b.File())
 	}
 	return &uefi{arch: b.Arch, efi: efi}, nil
 }

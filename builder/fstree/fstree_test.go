@@ -66,3 +66,43 @@ func TestCopyDir(t *testing.T) {
 		t.Error("CopyDir of a missing directory succeeded")
 	}
 }
+
+// TestCopyDirLinksOut copies a tree (a Kubernetes tool image's, say) whose
+// links lead out of it, to a host file and a host directory: they are
+// copied as links, their targets as written, and nothing of the host is
+// read or added.
+func TestCopyDirLinksOut(t *testing.T) {
+	host := t.TempDir()
+	secret := filepath.Join(host, "shadow")
+	if err := os.WriteFile(secret, []byte("host-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	links := map[string]string{
+		"etc/shadow":  secret,
+		"etc/up":      "../../../../../../../../../../.." + secret,
+		"lib":         host,
+		"usr/lib/dir": "../../lib",
+	}
+	for p, target := range links {
+		p = filepath.Join(src, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := New()
+	if err := tr.CopyDir(src, "opt"); err != nil {
+		t.Fatal(err)
+	}
+	for p, target := range links {
+		if e, ok := tr.Get("opt/" + p); !ok || e.Mode&fs.ModeSymlink == 0 || e.Target != target {
+			t.Errorf("opt/%s = %+v, want a link to %s", p, e, target)
+		}
+	}
+	for _, e := range tr.Entries() {
+		if e.Source != "" || strings.HasPrefix(e.Path, "opt/lib/") {
+			t.Errorf("%s (source %q) is in the tree: the copy followed a link", e.Path, e.Source)
+		}
+	}
+}

@@ -1,28 +1,35 @@
 // Package kmod knows a kernel's modules: which file each module is, what it
 // depends on, and which are built in. It reads modules.dep when the kernel
 // image carries one and otherwise derives it from each module's .modinfo
-// section, as depmod does.
+// section, as depmod does. It reads the kernel image's files inside its
+// tree only (builder/rootfs).
 package kmod
 
 import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/cairn-edge/cairn/builder/rootfs"
 )
 
 // Index is the module database of one kernel version.
 type Index struct {
 	// Version is the kernel release (the directory name under /lib/modules).
 	Version string
-	// Dir is /lib/modules/<Version> on the host.
-	Dir string
+	// tree is the kernel image; dir is lib/modules/<Version> in it, its
+	// links followed.
+	tree *rootfs.Tree
+	dir  string
+	// builtinFile is modules.builtin, nil without one.
+	builtinFile []byte
 	// paths maps a module name to its path relative to Dir.
 	paths map[string]string
 	// deps maps a module path to the paths it needs, as in modules.dep.
@@ -41,13 +48,16 @@ func Name(p string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")
 }
 
-// Open reads the module database under root/lib/modules. The kernel image
-// must hold exactly one kernel version.
-func Open(root string) (*Index, error) {
-	base := filepath.Join(root, "lib", "modules")
-	entries, err := os.ReadDir(base)
-	if err != nil {
+// Open reads the module database under lib/modules of the kernel image
+// tree, which must hold exactly one kernel version. Every file is read
+// inside the tree (builder/rootfs): an image's link out of it is an error.
+func Open(tree *rootfs.Tree) (*Index, error) {
+	entries, err := tree.ReadDir("lib/modules")
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kernel image has no /lib/modules: %w (use a kernel image with its modules)", err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var versions []string
 	for _, e := range entries {
@@ -58,18 +68,31 @@ func Open(root string) (*Index, error) {
 	if len(versions) != 1 {
 		return nil, fmt.Errorf("kernel image has %d kernel versions under /lib/modules (%v): it must hold exactly one", len(versions), versions)
 	}
-	ix := &Index{Version: versions[0], Dir: filepath.Join(base, versions[0]), paths: map[string]string{}, builtin: map[string]bool{}}
-	if b, err := os.ReadFile(filepath.Join(ix.Dir, "modules.builtin")); err == nil {
+	dir, err := tree.Resolve("lib/modules/" + versions[0])
+	if err != nil {
+		return nil, err
+	}
+	ix := &Index{Version: versions[0], tree: tree, dir: dir, paths: map[string]string{}, builtin: map[string]bool{}}
+	switch b, err := tree.ReadFile(dir + "/modules.builtin"); {
+	case err == nil:
+		ix.builtinFile = b
 		for _, line := range strings.Fields(string(b)) {
 			ix.builtin[Name(line)] = true
 		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
 	}
-	if f, err := os.Open(filepath.Join(ix.Dir, "modules.dep")); err == nil {
+	switch f, err := tree.Open(dir + "/modules.dep"); {
+	case err == nil:
 		defer f.Close()
 		if ix.deps, err = ParseDep(f); err != nil {
 			return nil, fmt.Errorf("kernel image %s/modules.dep: %w", ix.Version, err)
 		}
-	} else if ix.deps, err = depsFromModinfo(ix.Dir); err != nil {
+	case errors.Is(err, fs.ErrNotExist):
+		if ix.deps, err = depsFromModinfo(tree, dir); err != nil {
+			return nil, err
+		}
+	default:
 		return nil, err
 	}
 	for p := range ix.deps {
@@ -80,6 +103,16 @@ func Open(root string) (*Index, error) {
 	}
 	return ix, nil
 }
+
+// HostPath is the host path of the module p (a path Resolve returns), its
+// links followed inside the kernel image: a path through no link.
+func (ix *Index) HostPath(p string) (string, error) {
+	return ix.tree.HostPath(ix.dir + "/" + p)
+}
+
+// BuiltinFile is modules.builtin as the kernel image holds it, nil when it
+// has none.
+func (ix *Index) BuiltinFile() []byte { return ix.builtinFile }
 
 // ParseDep reads modules.dep: "path.ko: dep1.ko dep2.ko" per line.
 func ParseDep(r io.Reader) (map[string][]string, error) {
@@ -163,17 +196,17 @@ func (ix *Index) DepFile(paths []string) []byte {
 	return b.Bytes()
 }
 
-// depsFromModinfo builds modules.dep from the "depends=" field of every
-// module's .modinfo ELF section.
-func depsFromModinfo(dir string) (map[string][]string, error) {
+// depsFromModinfo builds modules.dep from the "depends=" field of the
+// .modinfo section of every module below dir in tree.
+func depsFromModinfo(tree *rootfs.Tree, dir string) (map[string][]string, error) {
 	byName := map[string]string{}
 	needs := map[string][]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := tree.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".ko") {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
-		names, err := modinfoDepends(p)
+		rel := strings.TrimPrefix(p, dir+"/")
+		names, err := modinfoDepends(tree, p)
 		if err != nil {
 			return fmt.Errorf("kernel module %s: %w", rel, err)
 		}
@@ -198,13 +231,18 @@ func depsFromModinfo(dir string) (map[string][]string, error) {
 	return deps, nil
 }
 
-// modinfoDepends returns the module names in a .ko's "depends=" field.
-func modinfoDepends(path string) ([]string, error) {
-	f, err := elf.Open(path)
+// modinfoDepends returns the module names in the "depends=" field of the
+// module p of tree.
+func modinfoDepends(tree *rootfs.Tree, p string) ([]string, error) {
+	r, err := tree.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("not an ELF module (compressed modules need a modules.dep in the kernel image): %w", err)
 	}
-	defer f.Close()
 	sec := f.Section(".modinfo")
 	if sec == nil {
 		return nil, nil

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cairn-edge/cairn/builder/rootfs"
 )
 
 const depFile = `kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/fs/mbcache.ko kernel/lib/crc16.ko
@@ -24,7 +26,7 @@ func testIndex(t *testing.T) *Index {
 	}
 	os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(depFile), 0o644)
 	os.WriteFile(filepath.Join(dir, "modules.builtin"), []byte("kernel/drivers/tty/serial/8250/8250.ko\n"), 0o644)
-	ix, err := Open(root)
+	ix, err := Open(rootfs.New(root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +120,13 @@ func TestParseModinfoDepends(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "has no /lib/modules") {
+	if _, err := Open(rootfs.New(t.TempDir())); err == nil || !strings.Contains(err.Error(), "has no /lib/modules") {
 		t.Errorf("Open(empty) error = %v", err)
 	}
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "lib/modules/a"), 0o755)
 	os.MkdirAll(filepath.Join(root, "lib/modules/b"), 0o755)
-	if _, err := Open(root); err == nil || !strings.Contains(err.Error(), "2 kernel versions") {
+	if _, err := Open(rootfs.New(root)); err == nil || !strings.Contains(err.Error(), "2 kernel versions") {
 		t.Errorf("Open(two versions) error = %v", err)
 	}
 }
@@ -136,7 +138,7 @@ func TestDebianKernel(t *testing.T) {
 	if root == "" {
 		t.Skip("CAIRN_TEST_KERNEL_TREE is not set (make test sets it)")
 	}
-	ix, err := Open(root)
+	ix, err := Open(rootfs.New(root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,4 +173,155 @@ func FuzzParseDep(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenLinks opens kernel images whose module files are links. Inside
+// the image they are followed, an absolute one from the image's top as on
+// the node; out of it they fail naming the link, and nothing of the build
+// host is read: not its modules.dep, modules.builtin, modules or
+// /lib/modules.
+func TestOpenLinks(t *testing.T) {
+	const ver = "6.1.0-test"
+	const secret = "host-secret"
+	host := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	elfBytes, err := os.ReadFile(exe) // an ELF file, as a module is
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, host, map[string]string{
+		"modules.dep":                         "# " + secret + "\nkernel/x.ko:\n",
+		"modules.builtin":                     "kernel/" + secret + ".ko\n",
+		"elf.ko":                              string(elfBytes) + secret,
+		"lib/modules/" + ver + "/modules.dep": "kernel/x.ko:\n",
+		"lib/modules/" + ver + "/kernel/x.ko": secret,
+	})
+	mods := "lib/modules/" + ver + "/"
+	tests := []struct {
+		name  string
+		files map[string]string // the image's files
+		links map[string]string // the image's links; HOST/ is the host directory
+		// wantErr is what the first failing step says: Open, Resolve("x")
+		// or HostPath of a module.
+		wantErr string
+	}{
+		{name: "files", files: map[string]string{mods + "modules.dep": "kernel/x.ko:\n", mods + "kernel/x.ko": "module x"}},
+		{
+			name:  "usrmerge",
+			files: map[string]string{"usr/" + mods + "modules.dep": "kernel/x.ko:\n", "usr/" + mods + "kernel/x.ko": "module x"},
+			links: map[string]string{"lib": "usr/lib"},
+		},
+		{
+			name:  "absolute usrmerge",
+			files: map[string]string{"usr/" + mods + "modules.dep": "kernel/x.ko:\n", "usr/" + mods + "kernel/x.ko": "module x"},
+			links: map[string]string{"lib": "/usr/lib"},
+		},
+		{
+			name:  "module link inside",
+			files: map[string]string{mods + "modules.dep": "kernel/x.ko:\n", mods + "kernel/real/x.ko": "module x"},
+			links: map[string]string{mods + "kernel/x.ko": "/" + mods + "kernel/real/x.ko"},
+		},
+		{
+			name:    "modules.dep to the host",
+			files:   map[string]string{mods + "kernel/x.ko": "module x"},
+			links:   map[string]string{mods + "modules.dep": "HOST/modules.dep"},
+			wantErr: mods + "modules.dep is a link to HOST/modules.dep, but the input holds no",
+		},
+		{
+			name:    "modules.dep climbing out",
+			files:   map[string]string{mods + "kernel/x.ko": "module x"},
+			links:   map[string]string{mods + "modules.dep": "UP/modules.dep"},
+			wantErr: mods + "modules.dep is a link to UP/modules.dep, outside the input",
+		},
+		{
+			name:    "modules.builtin to the host",
+			files:   map[string]string{mods + "modules.dep": "kernel/x.ko:\n", mods + "kernel/x.ko": "module x"},
+			links:   map[string]string{mods + "modules.builtin": "HOST/modules.builtin"},
+			wantErr: mods + "modules.builtin is a link to HOST/modules.builtin, but the input holds no",
+		},
+		{
+			name:    "lib to the host",
+			links:   map[string]string{"lib": "HOST/lib"},
+			wantErr: "lib/modules goes through lib, a link to HOST/lib, but the input holds no",
+		},
+		{
+			name:    "module to the host",
+			files:   map[string]string{mods + "modules.dep": "kernel/x.ko:\n"},
+			links:   map[string]string{mods + "kernel/x.ko": "HOST/elf.ko"},
+			wantErr: mods + "kernel/x.ko is a link to HOST/elf.ko, but the input holds no",
+		},
+		{
+			name:    "module to the host, no modules.dep",
+			links:   map[string]string{mods + "kernel/x.ko": "HOST/elf.ko"},
+			wantErr: "kernel module kernel/x.ko: " + mods + "kernel/x.ko is a link to HOST/elf.ko, but the input holds no",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			up, _ := filepath.Rel(filepath.Join(root, mods), host)
+			expand := strings.NewReplacer("HOST", host, "UP", up).Replace
+			write(t, root, tt.files)
+			for p, target := range tt.links {
+				p = filepath.Join(root, p)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.Symlink(expand(target), p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var read []byte
+			err := func() error {
+				ix, err := Open(rootfs.New(root))
+				if err != nil {
+					return err
+				}
+				read = append(read, ix.BuiltinFile()...)
+				paths, err := ix.Resolve([]string{"x"})
+				if err != nil {
+					return err
+				}
+				for _, p := range paths {
+					hp, err := ix.HostPath(p)
+					if err != nil {
+						return err
+					}
+					b, err := os.ReadFile(hp)
+					if err != nil {
+						return err
+					}
+					read = append(read, b...)
+				}
+				return nil
+			}()
+			if strings.Contains(string(read), secret) {
+				t.Errorf("read the build host's files: %.40q…", read)
+			}
+			if tt.wantErr == "" {
+				if err != nil || string(read) != "module x" {
+					t.Errorf("modules read %q, %v; want %q", read, err, "module x")
+				}
+				return
+			}
+			if want := expand(tt.wantErr); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error %v, want one with %q", err, want)
+			}
+		})
+	}
+}
+
+// write writes files (path: content) below root.
+func write(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		p = filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/runtime"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/manifest"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,7 +25,7 @@ type kubePlan struct {
 	// images are the cluster's images, resolved, in board-then-spec order.
 	images []kubeImage
 	// tools are the unpacked trees of the board's tool images.
-	tools []string
+	tools []*rootfs.Tree
 	// toolIns are the tool images.
 	toolIns []*source.Input
 }
@@ -183,10 +184,12 @@ func imageDirName(n string) string {
 	}, n)
 }
 
-// planKubeTools copies the tool images' files over the slot's root.
+// planKubeTools copies the tool images' files over the slot's root. Their
+// links are copied as links (fstree.CopyDir follows none), to be followed
+// on the node.
 func planKubeTools(t *fstree.Tree, kp *kubePlan) error {
 	for _, tree := range kp.tools {
-		entries, err := os.ReadDir(tree)
+		entries, err := tree.ReadDir(".")
 		if err != nil {
 			return err
 		}
@@ -194,7 +197,7 @@ func planKubeTools(t *fstree.Tree, kp *kubePlan) error {
 			if e.Name() == source.TreeMarker {
 				continue
 			}
-			if err := t.CopyDir(filepath.Join(tree, e.Name()), e.Name()); err != nil {
+			if err := t.CopyDir(filepath.Join(tree.Dir(), e.Name()), e.Name()); err != nil {
 				return err
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-edge/cairn/builder/firmware"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -62,7 +63,7 @@ type Inputs struct {
 	kernelIn, loaderIn *source.Input
 	kernel             *kernel
 	// loaderTree is the unpacked boot loader image.
-	loaderTree string
+	loaderTree *rootfs.Tree
 	services   []*source.Input
 	kube       *kubePlan
 	bins       *binaries

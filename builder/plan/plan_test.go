@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -55,10 +56,10 @@ func fakeInputs(t *testing.T, img *spec.Image) *Inputs {
 	in := &Inputs{
 		kernelIn:   &source.Input{Ref: source.Reference{Raw: img.Kernel.Ref}},
 		loaderIn:   &source.Input{Ref: source.Reference{Raw: img.Bootloader.Ref}},
-		loaderTree: filepath.Join(dir, "loader"),
+		loaderTree: rootfs.New(filepath.Join(dir, "loader")),
 	}
 	var err error
-	if in.kernel, err = openKernel(in.kernelIn, filepath.Join(dir, "kernel")); err != nil {
+	if in.kernel, err = openKernel(in.kernelIn, rootfs.New(filepath.Join(dir, "kernel"))); err != nil {
 		t.Fatal(err)
 	}
 	if in.bins, err = findBinaries(filepath.Join(dir, "bin", "linux-"+img.Board.Arch), false, false); err != nil {

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,26 +13,37 @@ import (
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/kmod"
 	"github.com/cairn-edge/cairn/builder/pki"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
 
 // kernel is an unpacked kernel image.
 type kernel struct {
+	// ref is the image's reference, for errors.
+	ref string
+	// vmlinuz is the host path of boot/vmlinuz, its links followed inside
+	// the image.
 	vmlinuz string
 	index   *kmod.Index
 }
 
-func openKernel(in *source.Input, tree string) (*kernel, error) {
-	vmlinuz := filepath.Join(tree, "boot", "vmlinuz")
-	if _, err := os.Stat(vmlinuz); err != nil {
+// openKernel finds the kernel and its modules in the kernel image's tree,
+// reading inside the tree only: an input's link may not reach the build
+// host's files.
+func openKernel(in *source.Input, tree *rootfs.Tree) (*kernel, error) {
+	vmlinuz, err := tree.HostPath("boot/vmlinuz")
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kernel image %s has no /boot/vmlinuz: use an image made by `make inputs` or one that carries /boot/vmlinuz and /lib/modules/<version>", in.Ref.Raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kernel image %s: %w", in.Ref.Raw, err)
 	}
 	ix, err := kmod.Open(tree)
 	if err != nil {
 		return nil, fmt.Errorf("kernel image %s: %w", in.Ref.Raw, err)
 	}
-	return &kernel{vmlinuz: vmlinuz, index: ix}, nil
+	return &kernel{ref: in.Ref.Raw, vmlinuz: vmlinuz, index: ix}, nil
 }
 
 // Binaries that go into the slot. cairn-init and the agent always; the
@@ -124,18 +137,18 @@ func addModules(tree *fstree.Tree, k *kernel, names []string) error {
 	}
 	base := "lib/modules/" + k.index.Version
 	for _, p := range paths {
-		if err := tree.HostFile(base+"/"+p, 0o644, filepath.Join(k.index.Dir, filepath.FromSlash(p))); err != nil {
+		src, err := k.index.HostPath(p)
+		if err != nil {
+			return fmt.Errorf("kernel image %s: %w", k.ref, err)
+		}
+		if err := tree.HostFile(base+"/"+p, 0o644, src); err != nil {
 			return err
 		}
 	}
 	if err := tree.File(base+"/modules.dep", 0o644, k.index.DepFile(paths)); err != nil {
 		return err
 	}
-	builtin, err := os.ReadFile(filepath.Join(k.index.Dir, "modules.builtin"))
-	if err != nil {
-		builtin = nil // a kernel without built-in modules
-	}
-	if err := tree.File(base+"/modules.builtin", 0o644, builtin); err != nil {
+	if err := tree.File(base+"/modules.builtin", 0o644, k.index.BuiltinFile()); err != nil {
 		return err
 	}
 	list := "# modules cairn-init loads, in order\n" + strings.Join(names, "\n") + "\n"

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/watchdog"
 	"github.com/cairn-edge/cairn/builder/initramfs"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
@@ -66,7 +67,7 @@ func TestBoardWatchdogModules(t *testing.T) {
 				t.Skipf("set CAIRN_TEST_KERNEL_%s to the boot/vmlinuz of an unpacked Debian kernel image (make test does) to check the modules against it", strings.ToUpper(b.Arch))
 			}
 			img := spec.Merge(s, b)
-			k, err := openKernel(&source.Input{Ref: source.Reference{Raw: tree}}, tree)
+			k, err := openKernel(&source.Input{Ref: source.Reference{Raw: tree}}, rootfs.New(tree))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func TestInitramfsArmsWatchdog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, err := openKernel(&source.Input{Ref: source.Reference{Raw: tree}}, tree)
+			k, err := openKernel(&source.Input{Ref: source.Reference{Raw: tree}}, rootfs.New(tree))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -65,7 +65,7 @@ func TestResolveRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(tree, "boot", "vmlinuz")); string(b) != "kernel" {
+	if b, _ := tree.ReadFile("boot/vmlinuz"); string(b) != "kernel" {
 		t.Errorf("unpacked vmlinuz = %q", b)
 	}
 

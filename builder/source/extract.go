@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/untar"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
@@ -16,9 +17,19 @@ import (
 const TreeMarker = ".complete"
 
 // Tree unpacks an input's flattened file system into the cache once and
-// returns the directory holding it. Later calls for the same digest return
-// at once: that is what makes warm builds fast.
-func (c *Cache) Tree(in *Input) (string, error) {
+// returns it, to be read inside it only: the tree keeps the input's links.
+// Later calls for the same digest return at once: that is what makes warm
+// builds fast.
+func (c *Cache) Tree(in *Input) (*rootfs.Tree, error) {
+	dir, err := c.unpack(in)
+	if err != nil {
+		return nil, err
+	}
+	return rootfs.New(dir), nil
+}
+
+// unpack is Tree, returning the tree's directory.
+func (c *Cache) unpack(in *Input) (string, error) {
 	dir := filepath.Join(c.dir, "trees", in.Digest.Hex)
 	if _, err := os.Stat(filepath.Join(dir, TreeMarker)); err == nil {
 		return dir, nil

@@ -70,7 +70,7 @@ func TestTreeLayers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tree, err := c.Tree(layered(t,
+		tree, err := c.unpack(layered(t,
 			layer(t, reg("bin/busybox"), reg("etc/old"), reg("etc/keep")),
 			layer(t, reg("etc/.wh.old"), tar.Header{Typeflag: tar.TypeLink, Name: "bin/sh", Linkname: "bin/busybox"}),
 		))
@@ -101,7 +101,7 @@ func TestTreeLayers(t *testing.T) {
 			layer(t, reg("lib/x")),
 			layer(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "/lib", Linkname: outside}),
 		)
-		_, err = c.Tree(in)
+		_, err = c.unpack(in)
 		want := `input oci-layout:layers: unpacking: entry "lib/x": its path goes through the symlink "lib" (-> ` + outside + `)`
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error %v, want %s…", err, want)
@@ -123,7 +123,7 @@ func TestTreeLayers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tree, err := c.Tree(layered(t, layer(t, tar.Header{Typeflag: tar.TypeSymlink, Name: TreeMarker, Linkname: host})))
+		tree, err := c.unpack(layered(t, layer(t, tar.Header{Typeflag: tar.TypeSymlink, Name: TreeMarker, Linkname: host})))
 		if err != nil {
 			t.Fatal(err)
 		}

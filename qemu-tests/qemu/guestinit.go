@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/kmod"
+	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -104,7 +105,7 @@ func GuestInitramfs(dir string, arch Arch, opts ...GuestOption) (string, error) 
 // moduleRecords are the modules names and their dependencies from the
 // kernel image at tree, a modules.dep for them, and the list to load.
 func moduleRecords(tree string, names []string) ([]cpio.Record, error) {
-	ix, err := kmod.Open(tree)
+	ix, err := kmod.Open(rootfs.New(tree))
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +116,17 @@ func moduleRecords(tree string, names []string) ([]cpio.Record, error) {
 	base := "lib/modules/" + ix.Version + "/"
 	var recs []cpio.Record
 	for _, p := range paths {
-		b, err := os.ReadFile(filepath.Join(ix.Dir, filepath.FromSlash(p)))
+		src, err := ix.HostPath(p)
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(src)
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, cpio.StaticFile(base+p, string(b), 0o644))
 	}
-	builtin, _ := os.ReadFile(filepath.Join(ix.Dir, "modules.builtin"))
+	builtin := ix.BuiltinFile()
 	return append(recs,
 		cpio.StaticFile(base+"modules.dep", string(ix.DepFile(paths)), 0o644),
 		cpio.StaticFile(base+"modules.builtin", string(builtin), 0o644),
