@@ -142,6 +142,7 @@ type env struct {
 	health *health.Model
 	client *Client
 	log    *syncBuffer
+	srv    *Server
 	// stop ends Serve and returns its error; it runs at cleanup too.
 	stop func() error
 }
@@ -187,7 +188,9 @@ func sharedPKI(t testing.TB) *pki.PKI {
 	return testPKI
 }
 
-func start(t testing.TB) *env {
+// start serves the API on loopback with the test PKI; opts (tests may
+// pass their own, to set unexported limits) come after the test's logger.
+func start(t testing.TB, opts ...Option) *env {
 	t.Helper()
 	p := sharedPKI(t)
 	tlsConf, err := ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
@@ -199,7 +202,8 @@ func start(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e := &env{pki: p, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, health: fakeHealth(), log: &syncBuffer{}}
-	srv := NewServer(e.node, e.svcs, WithHealth(e.health), WithLogger(slog.New(slog.NewTextHandler(e.log, nil))))
+	srv := NewServer(e.node, e.svcs, append([]Option{WithHealth(e.health), WithLogger(slog.New(slog.NewTextHandler(e.log, nil)))}, opts...)...)
+	e.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, tlsConf) }()

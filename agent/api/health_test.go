@@ -71,7 +71,7 @@ func TestHealthMetrics(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
 			st := &Status{NodeStatus: testNodeStatus, Health: tt.health}
-			if err := writeMetrics(&b, st, newRequestMetrics()); err != nil {
+			if err := writeMetrics(&b, st, newRequestMetrics(), &connCounters{}); err != nil {
 				t.Fatal(err)
 			}
 			checkExposition(t, b.String())

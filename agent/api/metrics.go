@@ -56,9 +56,9 @@ func (m *requestMetrics) observe(route string, code int, took time.Duration) {
 	h.sum += sec
 }
 
-// writeMetrics writes st and m in the Prometheus text exposition format
+// writeMetrics writes st, m and c in the Prometheus text exposition format
 // (version 0.0.4).
-func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
+func writeMetrics(w io.Writer, st *Status, m *requestMetrics, c *connCounters) error {
 	p := promWriter{w: bufio.NewWriter(w)}
 	p.family("cairn_node_info", "gauge", "Identity of the node and the image it runs; always 1.")
 	p.sample("cairn_node_info", 1, "hostname", st.Hostname, "image", st.Image, "version", st.Version, "board", st.Board, "arch", st.Arch, "kernel", st.Kernel, "slot", st.Slot)
@@ -105,6 +105,14 @@ func writeMetrics(w io.Writer, st *Status, m *requestMetrics) error {
 	if u := st.Upgrade; u != nil {
 		writeUpgrade(p, u)
 	}
+
+	p.family("cairn_api_connections", "gauge", "Connections the node API holds (at most 256).")
+	p.sample("cairn_api_connections", float64(c.open.Load()))
+	p.family("cairn_api_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out: clients without a valid certificate, scanners.")
+	p.sample("cairn_api_tls_handshake_failures_total", float64(c.handshakeFailures.Load()))
+	p.family("cairn_api_connections_dropped_total", "counter", "Connections closed at the connection cap: the oldest without a request evicted, or a new one refused.")
+	p.sample("cairn_api_connections_dropped_total", float64(c.evicted.Load()), "reason", "evicted")
+	p.sample("cairn_api_connections_dropped_total", float64(c.refused.Load()), "reason", "refused")
 
 	m.mu.Lock()
 	defer m.mu.Unlock()

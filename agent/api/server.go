@@ -29,7 +29,13 @@ type Server struct {
 	upgrades Upgrades   // nil: the image has no update section
 	log      *slog.Logger
 	metrics  *requestMetrics
+	conns    connCounters
 	handler  http.Handler
+
+	// The constants of the same names; tests shorten them.
+	maxConns         int
+	handshakeTimeout time.Duration
+	failureLogEvery  time.Duration
 }
 
 // Option configures a Server.
@@ -73,7 +79,8 @@ var routes = []route{
 
 // NewServer returns a Server answering from node and services.
 func NewServer(node Node, services Services, opts ...Option) *Server {
-	s := &Server{node: node, services: services, log: slog.Default(), metrics: newRequestMetrics()}
+	s := &Server{node: node, services: services, log: slog.Default(), metrics: newRequestMetrics(),
+		maxConns: maxConns, handshakeTimeout: handshakeTimeout, failureLogEvery: failureLogEvery}
 	for _, o := range opts {
 		o(s)
 	}
@@ -110,19 +117,27 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API over TLS on ln until ctx ends, then closes open
-// requests (following log streams end) and returns nil.
+// requests (following log streams end) and returns nil. It holds at most
+// 256 connections, closing the oldest that has sent no request to make
+// room; a connection gets 5 s for its handshake and request header, and
+// failed handshakes are logged as one summary every 30 s at most.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config) error {
+	failLog := newFailureLog(s.log, s.failureLogEvery, &s.conns)
+	defer failLog.stop()
+	lim := newLimiter(ln, s.maxConns, &s.conns, failLog)
 	srv := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:   s.handler,
+		TLSConfig: tlsConf,
+		// Also the handshake's deadline (net/http's tlsHandshakeTimeout).
+		ReadHeaderTimeout: s.handshakeTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         lim.connState,
 		// Request contexts end with ctx, so log streams stop on shutdown.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		// TLS handshake failures (a client without a valid certificate)
 		// land here.
-		ErrorLog: log.New(slogWriter{s.log}, "", 0),
+		ErrorLog: log.New(errorLog{s.log, failLog}, "", 0),
 	}
 	done := make(chan struct{})
 	go func() {
@@ -134,20 +149,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 			srv.Close()
 		}
 	}()
-	err := srv.ServeTLS(ln, "", "")
+	err := srv.ServeTLS(lim, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		<-done
 		return nil
 	}
 	return err
-}
-
-// slogWriter sends net/http's own log lines to slog.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.log.Warn("api: " + strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // requireClientCert refuses requests that did not come over TLS with a
@@ -540,5 +547,5 @@ func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	writeMetrics(w, st, s.metrics)
+	writeMetrics(w, st, s.metrics, &s.conns)
 }
