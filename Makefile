@@ -14,7 +14,7 @@ CAIRN   := $(OUT)/bin/cairn
 BINFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 export CAIRN_CACHE := $(abspath $(CACHE))/cairn
 
-.PHONY: all deps binaries runtime addons kube kube-amd64 inputs kube-inputs crane tools image images run test test-full bench fuzz clean
+.PHONY: all deps binaries runtime runtime-amd64 addons kube kube-amd64 inputs kube-inputs kube-inputs-amd64 crane tools image images run test test-full bench fuzz clean
 
 all: image
 
@@ -36,6 +36,12 @@ binaries:
 # containerd, its runc shim and runc for both arches (pinned in agent/runtime/*/go.mod).
 runtime:
 	@bash agent/runtime/build.sh $(OUT)/bin
+
+# The runtime for this machine's tests only: make test boots no arm64 node
+# with services or Kubernetes, and runc, the shim and CoreDNS for arm64
+# cost minutes from empty caches.
+runtime-amd64:
+	@bash agent/runtime/build.sh $(OUT)/bin amd64
 
 # Cluster add-ons for both arches: CoreDNS (pinned in agent/addons/coredns/go.mod) and cairn-pause.
 addons:
@@ -59,6 +65,11 @@ inputs: deps binaries
 # after that both steps only check that nothing changed.
 kube-inputs: binaries addons
 	@bash agent/addons/images.sh $(OUT)/bin $(CACHE)/oci
+
+# The same for x86_64 only (make test's Kubernetes nodes).
+kube-inputs-amd64: binaries
+	@bash agent/addons/build.sh $(OUT)/bin amd64
+	@bash agent/addons/images.sh $(OUT)/bin $(CACHE)/oci amd64
 
 # Real clients, pinned, built from the module proxy into $(TOOLS): crane
 # (go-containerregistry at go.mod's version), which make test's upgrade
@@ -104,10 +115,10 @@ TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
            CAIRN_TEST_KUBE_BIN=$(abspath $(OUT))/bin/linux-amd64/cairn-kube \
            CAIRN_TEST_TOOLS=$(TOOLS)
 
-test: inputs runtime kube-inputs kube-amd64 crane
+test: inputs runtime-amd64 kube-inputs-amd64 kube-amd64 crane
 	$(GO) vet ./...
 	cd agent/kube && $(GO) test ./config ./args ./datastore ./memtrim
-	$(TEST_ENV) $(GO) test -timeout 40m ./...
+	$(TEST_ENV) $(GO) test -timeout 60m ./...
 
 test-full: inputs runtime kube-inputs kube tools
 	$(GO) vet ./...

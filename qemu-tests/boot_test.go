@@ -93,7 +93,7 @@ func TestMain(m *testing.M) {
 			}
 			images[b.name] = img.Image
 		}
-		if env.LinkRuntime(os.Getenv("CAIRN_TEST_BIN")) {
+		if env.LinkRuntime(os.Getenv("CAIRN_TEST_BIN"), "amd64") {
 			if servicesImage, err = env.ServicesImage("qemu-x86_64", "amd64", tmp); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1

@@ -103,8 +103,9 @@ func (e *Env) CLI() (string, error) {
 
 // LinkRuntime puts the container runtime binaries that `make runtime`
 // made (from/linux-<arch>/) next to ours, and cairn-kube where `make kube`
-// made one; it reports whether the runtime is complete for both arches.
-func (e *Env) LinkRuntime(from string) bool {
+// made one; it reports whether the runtime is complete for each of archs
+// (make test builds it for amd64 only).
+func (e *Env) LinkRuntime(from string, archs ...string) bool {
 	if from == "" {
 		return false
 	}
@@ -112,7 +113,7 @@ func (e *Env) LinkRuntime(from string) bool {
 	if err != nil {
 		return false
 	}
-	for _, arch := range []string{"amd64", "arm64"} {
+	for _, arch := range archs {
 		for _, name := range append(append([]string{"cni"}, plan.RuntimeBinaries...), plan.KubeBinaries...) {
 			src := filepath.Join(from, "linux-"+arch, name)
 			dst := filepath.Join(e.BinDir, "linux-"+arch, name)

@@ -116,7 +116,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	if !env.LinkRuntime(o.runtimeDir) {
+	if !env.LinkRuntime(o.runtimeDir, "amd64", "arm64") {
 		return fmt.Errorf("no container runtime in %s (make runtime)", o.runtimeDir)
 	}
 	if len(o.cmdline) > 0 {
