@@ -57,7 +57,8 @@ func TestAgentAPI(t *testing.T) {
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	os.Truncate(disk, 2<<30)
 	vm := qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024), qemu.WithPortForward(0, api.DefaultPort))
-	m, err := vm.Expect(bootTimeout, `cairn: agent ready`)
+	// The node serves its API as the node it was provisioned as.
+	m, err := vm.Expect(bootTimeout, `cairn: agent ready api=:7443 node=`+testNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestAgentAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherConfig := filepath.Join(t.TempDir(), "other.yaml")
-	if err := pki.WriteClientConfig(otherConfig, "https://cairn-node:7443", other); err != nil {
+	if err := pki.WriteClientConfig(otherConfig, "https://cairn-node:7443", testNode, other); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := node(t, vm, otherConfig, "status"); err == nil || !strings.Contains(out, "certificate from another CA") {
@@ -140,11 +141,16 @@ func TestAgentAPI(t *testing.T) {
 	foreign := *mine
 	foreign.Client = other.Client // trusts the node, presents a stranger's certificate
 	foreignConfig := filepath.Join(t.TempDir(), "foreign.yaml")
-	if err := pki.WriteClientConfig(foreignConfig, "https://cairn-node:7443", &foreign); err != nil {
+	if err := pki.WriteClientConfig(foreignConfig, "https://cairn-node:7443", testNode, &foreign); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := node(t, vm, foreignConfig, "status"); err == nil || !strings.Contains(out, "refused") {
 		t.Errorf("a client certificate of another CA: %v\n%s", err, out)
+	}
+	// Each node has its own identity: a client asking for another node
+	// (edge-2, or a config of another node) refuses this one.
+	if out, err := node(t, vm, servicesImage.NodeConfig, "--name", "edge-2", "status"); err == nil || !strings.Contains(out, `is not the node asked for: it is "`+testNode+`", not edge-2`) {
+		t.Errorf("a client asking for edge-2 must refuse %s: %v\n%s", testNode, err, out)
 	}
 	expiredConfig := expiredClient(t)
 	if out, err := node(t, vm, expiredConfig, "status"); err == nil {
@@ -205,7 +211,7 @@ func expiredClient(t *testing.T) string {
 	expired := *p
 	expired.Client = old
 	path := filepath.Join(t.TempDir(), "expired.yaml")
-	if err := pki.WriteClientConfig(path, "https://cairn-node:7443", &expired); err != nil {
+	if err := pki.WriteClientConfig(path, "https://cairn-node:7443", testNode, &expired); err != nil {
 		t.Fatal(err)
 	}
 	return path

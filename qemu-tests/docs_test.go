@@ -14,9 +14,10 @@ import (
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
-// TestDocs runs every `cairn validate` and `cairn build` that README.md
-// and docs/ show, as shown, in the repository with the inputs the QEMU
-// tests use; a build writes into a directory of its own. The node
+// TestDocs runs every `cairn validate`, `cairn build` and `cairn
+// provision` that README.md and docs/ show, as shown, in the repository
+// with the inputs the QEMU tests use; a build writes into a directory of
+// its own, a provisioning onto a copy of the minimal image. The node
 // commands are run by TestAgentAPI and TestKubernetes (runDocumented), and
 // qemu-tests/doccmd's own test fails for a command nothing runs.
 func TestDocs(t *testing.T) {
@@ -31,6 +32,9 @@ func TestDocs(t *testing.T) {
 	for _, c := range cmds {
 		t.Run(strings.ReplaceAll(c.Pos(), "/", "_"), func(t *testing.T) {
 			args := doccmd.BuilderArgs(c, doccmd.BuildDirs{Out: t.TempDir(), Bin: binDir, PKI: pkiDir, Cache: env.Cache})
+			if c.Args[1] == "provision" {
+				args = doccmd.ProvisionArgs(c, qemu.CopyImage(t, images["qemu-x86_64"]), pkiDir, filepath.Join(t.TempDir(), "node.yaml"))
+			}
 			cmd := exec.Command(filepath.Join(binDir, "cairn"), args...)
 			cmd.Dir = env.Root
 			if out, err := cmd.CombinedOutput(); err != nil {

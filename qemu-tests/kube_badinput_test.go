@@ -178,7 +178,7 @@ func longClient(t *testing.T) string {
 	long := *p
 	long.Client = c
 	path := filepath.Join(t.TempDir(), "long.yaml")
-	if err := pki.WriteClientConfig(path, "https://cairn-node:7443", &long); err != nil {
+	if err := pki.WriteClientConfig(path, "https://cairn-node:7443", testNode, &long); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -1,8 +1,9 @@
 // Package api is the node API: a JSON-over-HTTPS server the agent runs,
-// authenticated both ways by mutual TLS with the credentials the builder
-// made (builder/pki), and the Client `cairn node` uses.
+// authenticated both ways by mutual TLS (the node's own identity, issued
+// for its name when it was provisioned, and client certificates of the
+// image's CA: builder/pki), and the Client `cairn node` uses.
 //
-//	tlsConf, err := api.LoadServerTLS(api.TLSDir)
+//	tlsConf, name, err := api.LoadServerTLS(api.CAFile, contract.NodeCertFile, contract.NodeKeyFile)
 //	srv := api.NewServer(node, services, api.WithLogger(log))
 //	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", api.DefaultPort))
 //	err = srv.Serve(ctx, ln, tlsConf) // until ctx ends
@@ -42,9 +43,12 @@ import (
 // DefaultPort is the node API's TCP port.
 const DefaultPort = 7443
 
-// TLSDir is where the builder puts the node's credentials in the root slot
-// (builder/pki.SlotDir): ca.crt, server.crt and server.key.
+// TLSDir is where the builder puts the CA certificate in the root slot
+// (builder/pki.SlotDir), as CAFile.
 const TLSDir = contract.APITLSDir
+
+// CAFile is the CA certificate clients and the node's identity are checked against.
+const CAFile = TLSDir + "/ca.crt"
 
 // ErrUnknownService is what Services methods return, wrapped, for a name
 // that is not a service; the API answers 404.

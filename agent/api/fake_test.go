@@ -136,6 +136,8 @@ func fakeHealth() *health.Model {
 // env is a node API server on loopback and a valid client for it.
 type env struct {
 	pki    *pki.PKI
+	// identity is the node's own (testNode's) key and certificate.
+	identity *pki.Pair
 	url    string
 	node   *fakeNode
 	svcs   *fakeServices
@@ -164,14 +166,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// testNode is the name the test server's identity is issued for.
+const testNode = "edge-1"
+
 var (
-	pkiOnce sync.Once
-	testPKI *pki.PKI
-	pkiErr  error
+	pkiOnce      sync.Once
+	testPKI      *pki.PKI
+	testIdentity *pki.Pair
+	pkiErr       error
 )
 
-// sharedPKI makes one PKI for the whole test binary: key generation is the
-// slow part.
+// sharedPKI makes one PKI and testNode's identity for the whole test
+// binary: key generation is the slow part.
 func sharedPKI(t testing.TB) *pki.PKI {
 	t.Helper()
 	pkiOnce.Do(func() {
@@ -180,7 +186,9 @@ func sharedPKI(t testing.TB) *pki.PKI {
 			pkiErr = err
 			return
 		}
-		testPKI, pkiErr = pki.Ensure(dir, pki.Options{})
+		if testPKI, pkiErr = pki.Ensure(dir, pki.Options{}); pkiErr == nil {
+			testIdentity, pkiErr = testPKI.IssueNode(testNode, nil)
+		}
 	})
 	if pkiErr != nil {
 		t.Fatal(pkiErr)
@@ -193,7 +201,7 @@ func sharedPKI(t testing.TB) *pki.PKI {
 func start(t testing.TB, opts ...Option) *env {
 	t.Helper()
 	p := sharedPKI(t)
-	tlsConf, err := ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	tlsConf, err := ServerTLS(p.CA.CertPEM, testIdentity.CertPEM, testIdentity.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +209,7 @@ func start(t testing.TB, opts ...Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pki: p, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, health: fakeHealth(), log: &syncBuffer{}}
+	e := &env{pki: p, identity: testIdentity, url: "https://" + ln.Addr().String(), node: &fakeNode{}, svcs: &fakeServices{follow: make(chan string)}, health: fakeHealth(), log: &syncBuffer{}}
 	srv := NewServer(e.node, e.svcs, append([]Option{WithHealth(e.health), WithLogger(slog.New(slog.NewTextHandler(e.log, nil)))}, opts...)...)
 	e.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
@@ -221,7 +229,7 @@ func start(t testing.TB, opts ...Option) *env {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	e.client = e.clientWith(t, p.CA, p.Client, pki.ServerName)
+	e.client = e.clientWith(t, p.CA, p.Client, testNode)
 	return e
 }
 

@@ -121,14 +121,14 @@ func TestConnCap(t *testing.T) {
 		streams, cancel := context.WithCancel(ctx)
 		defer cancel()
 		for range limit {
-			c := e.clientWith(t, e.pki.CA, e.pki.Client, pki.ServerName)
+			c := e.clientWith(t, e.pki.CA, e.pki.Client, testNode)
 			rc, err := c.Logs(streams, "containerd", LogOptions{Follow: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer rc.Close()
 		}
-		c := e.clientWith(t, e.pki.CA, e.pki.Client, pki.ServerName)
+		c := e.clientWith(t, e.pki.CA, e.pki.Client, testNode)
 		t0 := time.Now()
 		if _, err := c.Status(ctx); err == nil {
 			t.Error("served beyond the cap")
@@ -184,9 +184,9 @@ func TestFlood(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(e.pki.CA.Cert)
 	bad := []*tls.Config{
-		ClientTLS(pool, tls.Certificate{}, pki.ServerName),        // no certificate
-		ClientTLS(pool, tlsCert(t, other.Client), pki.ServerName), // another CA's
-		ClientTLS(pool, tlsCert(t, e.pki.Server), pki.ServerName), // the server's own
+		ClientTLS(pool, tls.Certificate{}, testNode),        // no certificate
+		ClientTLS(pool, tlsCert(t, other.Client), testNode), // another CA's
+		ClientTLS(pool, tlsCert(t, e.identity), testNode), // the server's own
 		nil, // not TLS at all
 	}
 	flood, stop := context.WithCancel(ctx)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +51,16 @@ func TestSlotDirMatchesBuilder(t *testing.T) {
 	if pki.SlotDir != TLSDir {
 		t.Errorf("builder puts the credentials in %s, the agent reads %s", pki.SlotDir, TLSDir)
 	}
+	var files []string
+	for _, f := range sharedPKI(t).SlotFiles() {
+		files = append(files, f.Path)
+		if bytes.Contains(f.Data, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a private key: no key may be in an image", f.Path)
+		}
+	}
+	if want := strings.TrimPrefix(CAFile, "/"); !slices.Contains(files, want) {
+		t.Errorf("slot files %v lack %s", files, want)
+	}
 }
 
 // TestMutualTLS dials the server with every kind of client it must refuse,
@@ -70,13 +82,14 @@ func TestMutualTLS(t *testing.T) {
 		wantErr string // "" means served
 	}{
 		{"valid client", e.client, ""},
-		{"no client certificate", e.clientWith(t, e.pki.CA, nil, pki.ServerName), "certificate required"},
-		{"client certificate from another CA", e.clientWith(t, e.pki.CA, other.Client, pki.ServerName), "unknown certificate authority"},
-		{"expired client certificate", e.clientWith(t, e.pki.CA, expired, pki.ServerName), "expired certificate"},
-		// Anyone holding a node's disk has server.key: it must not open the API.
-		{"server certificate as client", e.clientWith(t, e.pki.CA, e.pki.Server, pki.ServerName), "bad certificate"},
-		{"wrong server name", e.clientWith(t, e.pki.CA, e.pki.Client, "other-node"), "certificate is valid for cairn-node, not other-node"},
-		{"server from another CA", e.clientWith(t, other.CA, other.Client, pki.ServerName), "certificate signed by unknown authority"},
+		{"no client certificate", e.clientWith(t, e.pki.CA, nil, testNode), "certificate required"},
+		{"client certificate from another CA", e.clientWith(t, e.pki.CA, other.Client, testNode), "unknown certificate authority"},
+		{"expired client certificate", e.clientWith(t, e.pki.CA, expired, testNode), "expired certificate"},
+		// Anyone holding a node's card has its key: it must not open the API.
+		{"server certificate as client", e.clientWith(t, e.pki.CA, e.identity, testNode), "bad certificate"},
+		// Another node's config (or --name) asks for another node: refused.
+		{"another node's name", e.clientWith(t, e.pki.CA, e.pki.Client, "edge-2"), "certificate is valid for edge-1, not edge-2"},
+		{"server from another CA", e.clientWith(t, other.CA, other.Client, testNode), "certificate signed by unknown authority"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +112,7 @@ func TestMutualTLS(t *testing.T) {
 		})
 	}
 	t.Run("TLS 1.2", func(t *testing.T) {
-		c := e.clientWith(t, e.pki.CA, e.pki.Client, pki.ServerName)
+		c := e.clientWith(t, e.pki.CA, e.pki.Client, testNode)
 		conf := c.http.Transport.(*http.Transport).TLSClientConfig
 		conf.MinVersion, conf.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 		if _, err := c.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "protocol version") {
@@ -124,7 +137,7 @@ func TestHandlerWithoutTLS(t *testing.T) {
 func TestClockFloor(t *testing.T) {
 	p := sharedPKI(t)
 	future := time.Now().Add(48 * time.Hour)
-	server, err := pki.Issue(p.CA, pki.Request{CommonName: pki.ServerName, Usage: pki.ServerAuth, Names: []string{pki.ServerName}, NotBefore: future, NotAfter: future.Add(time.Hour)})
+	server, err := pki.Issue(p.CA, pki.Request{CommonName: testNode, Usage: pki.ServerAuth, Names: []string{testNode}, NotBefore: future, NotAfter: future.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,23 +153,80 @@ func TestClockFloor(t *testing.T) {
 	}
 }
 
+// TestLoadServerTLS reads the CA from the slot and the identity from the
+// per-node files, and refuses every identity but the node's own.
 func TestLoadServerTLS(t *testing.T) {
 	p := sharedPKI(t)
-	dir := t.TempDir()
-	for _, f := range p.SlotFiles() {
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f.Path)), f.Data, f.Mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := LoadServerTLS(dir); err != nil {
+	other, err := pki.Ensure(filepath.Join(t.TempDir(), "other"), pki.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "server.key"), p.Client.KeyPEM, 0o600)
-	if _, err := LoadServerTLS(dir); err == nil || !strings.Contains(err.Error(), "server.crt/server.key") {
-		t.Errorf("mismatched key: err = %v", err)
+	otherNode, err := other.IssueNode("edge-1", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(dir, "ca.crt"))
-	if _, err := LoadServerTLS(dir); !errors.Is(err, os.ErrNotExist) {
+	noName, err := pki.Issue(p.CA, pki.Request{CommonName: "edge-9", Usage: pki.ServerAuth, Names: []string{"10.0.0.9"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	os.WriteFile(ca, p.CA.CertPEM, 0o644)
+	tests := []struct {
+		name      string
+		cert, key []byte
+		want      string // "" means loaded
+	}{
+		{"the node's own", testIdentity.CertPEM, testIdentity.KeyPEM, ""},
+		{"no identity", nil, nil, "no identity of its own"},
+		{"key of another certificate", testIdentity.CertPEM, p.Client.KeyPEM, "private key does not match"},
+		{"identity of another CA", otherNode.CertPEM, otherNode.KeyPEM, "not a node identity of this image's CA"},
+		{"a client certificate", p.Client.CertPEM, p.Client.KeyPEM, "not a node identity of this image's CA"},
+		{"a certificate without its name", noName.CertPEM, noName.KeyPEM, "does not carry its name"},
+		{"a huge file", bytes.Repeat([]byte("A"), 1<<20), testIdentity.KeyPEM, "not a PEM file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cert, key := filepath.Join(t.TempDir(), "cairn-node.crt"), filepath.Join(t.TempDir(), "cairn-node.key")
+			if tt.cert != nil {
+				os.WriteFile(cert, tt.cert, 0o600)
+				os.WriteFile(key, tt.key, 0o600)
+			}
+			conf, name, err := LoadServerTLS(ca, cert, key)
+			if tt.want == "" {
+				if err != nil || name != testNode || conf == nil {
+					t.Fatalf("LoadServerTLS = %q, %v", name, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+			if tt.cert == nil && !errors.Is(err, ErrNoIdentity) {
+				t.Errorf("err = %v, want ErrNoIdentity", err)
+			}
+		})
+	}
+	if _, _, err := LoadServerTLS(filepath.Join(dir, "missing.crt"), filepath.Join(dir, "x"), filepath.Join(dir, "y")); !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrNoIdentity) {
 		t.Errorf("missing ca.crt: err = %v", err)
 	}
+}
+
+// FuzzParseIdentity: the per-node files are written by whoever holds the
+// card; nothing in them may crash the agent or pass unless the CA issued it.
+func FuzzParseIdentity(f *testing.F) {
+	p := sharedPKI(f)
+	f.Add(testIdentity.CertPEM, testIdentity.KeyPEM)
+	f.Add(p.Client.CertPEM, p.Client.KeyPEM)
+	f.Add(testIdentity.CertPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, cert, key []byte) {
+		c, name, err := ParseIdentity(p.CA.CertPEM, cert, key)
+		if err != nil {
+			return
+		}
+		if name == "" || c.Leaf == nil || c.Leaf.CheckSignatureFrom(p.CA.Cert) != nil {
+			t.Fatalf("accepted an identity the CA did not issue: %q", name)
+		}
+	})
 }

@@ -115,12 +115,18 @@ const (
 	NodeFileName = "cairn-node.yaml"
 	// KubeJoinFileName is the per-node kubeconfig an agent-mode node joins with.
 	KubeJoinFileName = "cairn-kube-join.kubeconfig"
+	// NodeCertFileName and NodeKeyFileName are the node API's identity of
+	// this node, issued for its name when it was provisioned.
+	NodeCertFileName = "cairn-node.crt"
+	NodeKeyFileName  = "cairn-node.key"
 )
 
 // Per-node files as the node sees them.
 const (
 	NodeFile     = ESPMount + "/" + NodeFileName
 	KubeJoinFile = ESPMount + "/" + KubeJoinFileName
+	NodeCertFile = ESPMount + "/" + NodeCertFileName
+	NodeKeyFile  = ESPMount + "/" + NodeKeyFileName
 )
 
 // Files of a slot (read-only at run time), as absolute paths on the node;
@@ -138,7 +144,8 @@ const (
 	AgentConfig = "/etc/cairn/agent.yaml"
 	// SysctlFile is the kernel settings cairn-init applies, from the spec's sysctl section.
 	SysctlFile = "/etc/cairn/sysctl.conf"
-	// APITLSDir holds the node API's CA certificate and server identity.
+	// APITLSDir holds the node API's CA certificate (the node's own
+	// identity is a per-node file: NodeCertFile, NodeKeyFile).
 	APITLSDir = "/etc/cairn/api"
 	// KubeJoinBaked is a join kubeconfig baked into the slot by the spec.
 	KubeJoinBaked = "/etc/cairn/kube/join.kubeconfig"

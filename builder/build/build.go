@@ -134,7 +134,7 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	}
 
 	nodeTmp := filepath.Join(work, "node.yaml")
-	if err := pki.WriteClientConfig(nodeTmp, fmt.Sprintf("https://%s:%d", pki.ServerName, api.DefaultPort), creds); err != nil {
+	if err := pki.WriteClientConfig(nodeTmp, fmt.Sprintf("https://%s:%d", pki.DefaultNodeName, api.DefaultPort), "", creds); err != nil {
 		return nil, err
 	}
 	rec := Record{Spec: img.Spec.Name, Board: img.Board.Name, Version: img.Spec.Version, KernelVersion: p.KernelVersion, Inputs: p.Inputs}

@@ -24,8 +24,8 @@ import (
 // like a kubeconfig, with the PEM blocks inline:
 //
 //	# cairn node API client configuration (cairn node --config FILE status)
-//	server: https://cairn-node:7443
-//	serverName: cairn-node
+//	server: https://edge-1:7443
+//	serverName: edge-1
 //	ca: |
 //	  -----BEGIN CERTIFICATE-----
 //	  …
@@ -37,11 +37,13 @@ import (
 //	  …
 //
 // server is where to connect (cairn node --server overrides its host, as
-// each node has its own address); serverName is the name the node's
-// certificate must carry, whatever address is dialled.
+// each node has its own address); serverName, when set, is the node's
+// name, which its certificate must carry whatever address is dialled
+// (cairn provision writes one config per node so); when empty, the
+// certificate must carry the host dialled, as for any HTTPS client.
 type ClientConfig struct {
 	Server     string `yaml:"server"`
-	ServerName string `yaml:"serverName"`
+	ServerName string `yaml:"serverName,omitempty"`
 	CA         string `yaml:"ca"`
 	Cert       string `yaml:"cert"`
 	Key        string `yaml:"key"`
@@ -51,11 +53,12 @@ type ClientConfig struct {
 const maxConfigSize = 64 << 10
 
 // WriteClientConfig writes the client config for p to path (mode 0600: it
-// holds the client's private key). server is https://HOST[:PORT].
-func WriteClientConfig(path, server string, p *PKI) error {
+// holds the client's private key). server is https://HOST[:PORT];
+// serverName is the node's name, or "" to check the host dialled.
+func WriteClientConfig(path, server, serverName string, p *PKI) error {
 	c := &ClientConfig{
 		Server:     server,
-		ServerName: ServerName,
+		ServerName: serverName,
 		CA:         string(p.CA.CertPEM),
 		Cert:       string(p.Client.CertPEM),
 		Key:        string(p.Client.KeyPEM),
@@ -82,13 +85,11 @@ func (c *ClientConfig) Marshal() ([]byte, error) {
 	key := func(k string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: k} }
 	first := key("server")
 	first.HeadComment = "cairn node API client configuration: cairn node --config FILE status\nIt holds a private key: keep it like a password."
-	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
-		first, str(c.Server),
-		key("serverName"), str(c.ServerName),
-		key("ca"), lit(c.CA),
-		key("cert"), lit(c.Cert),
-		key("key"), lit(c.Key),
-	}}
+	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{first, str(c.Server)}}
+	if c.ServerName != "" {
+		doc.Content = append(doc.Content, key("serverName"), str(c.ServerName))
+	}
+	doc.Content = append(doc.Content, key("ca"), lit(c.CA), key("cert"), lit(c.Cert), key("key"), lit(c.Key))
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -142,8 +143,10 @@ func (c *ClientConfig) Validate() error {
 	if _, err := ParseServer(c.Server); err != nil {
 		return err
 	}
-	if c.ServerName == "" {
-		return fmt.Errorf("serverName is missing (nodes built by cairn use %q)", ServerName)
+	if c.ServerName != "" {
+		if _, err := NodeNames(c.ServerName, nil); err != nil {
+			return fmt.Errorf("serverName: %w", err)
+		}
 	}
 	_, _, err := c.TLS()
 	return err

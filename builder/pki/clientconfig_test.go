@@ -19,7 +19,7 @@ func testPKI(t testing.TB) *PKI {
 func TestWriteClientConfig(t *testing.T) {
 	p := testPKI(t)
 	path := filepath.Join(t.TempDir(), "out", "node.yaml")
-	if err := WriteClientConfig(path, "https://cairn-node:7443", p); err != nil {
+	if err := WriteClientConfig(path, "https://edge-1:7443", "edge-1", p); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -30,7 +30,7 @@ func TestWriteClientConfig(t *testing.T) {
 		t.Errorf("mode = %v, want 0600 (it holds a private key)", st.Mode().Perm())
 	}
 	data, _ := os.ReadFile(path)
-	for _, want := range []string{"# cairn node API client configuration", "server: https://cairn-node:7443\n", "serverName: cairn-node\n", "ca: |\n  -----BEGIN CERTIFICATE-----\n", "key: |\n  -----BEGIN PRIVATE KEY-----\n"} {
+	for _, want := range []string{"# cairn node API client configuration", "server: https://edge-1:7443\n", "serverName: edge-1\n", "ca: |\n  -----BEGIN CERTIFICATE-----\n", "key: |\n  -----BEGIN PRIVATE KEY-----\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("config lacks %q:\n%s", want, data)
 		}
@@ -39,18 +39,25 @@ func TestWriteClientConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.CA != string(p.CA.CertPEM) || c.Cert != string(p.Client.CertPEM) || c.Key != string(p.Client.KeyPEM) || c.ServerName != ServerName {
+	if c.CA != string(p.CA.CertPEM) || c.Cert != string(p.Client.CertPEM) || c.Key != string(p.Client.KeyPEM) || c.ServerName != "edge-1" {
 		t.Errorf("round trip lost data: %+v", c)
 	}
-	if err := WriteClientConfig(path, "http://cairn-node:7443", p); err == nil {
+	if err := WriteClientConfig(path, "http://cairn-node:7443", "", p); err == nil {
 		t.Error("an http:// server was accepted")
+	}
+	// cairn build's config names no node: clients check the host dialled.
+	if err := WriteClientConfig(path, "https://cairn-node:7443", "", p); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), "serverName") {
+		t.Errorf("a config without a node name has serverName:\n%s", data)
 	}
 }
 
 func TestParseClientConfig(t *testing.T) {
 	p := testPKI(t)
 	other := testPKI(t)
-	good := ClientConfig{Server: "https://10.0.0.7:7443", ServerName: ServerName, CA: string(p.CA.CertPEM), Cert: string(p.Client.CertPEM), Key: string(p.Client.KeyPEM)}
+	good := ClientConfig{Server: "https://10.0.0.7:7443", ServerName: "edge-1", CA: string(p.CA.CertPEM), Cert: string(p.Client.CertPEM), Key: string(p.Client.KeyPEM)}
 	encode := func(c ClientConfig) string {
 		b, err := c.Marshal()
 		if err != nil {
@@ -77,7 +84,8 @@ func TestParseClientConfig(t *testing.T) {
 		{"http server", with(func(c *ClientConfig) { c.Server = "http://node:7443" }), "is not https://HOST[:PORT]"},
 		{"server with path", with(func(c *ClientConfig) { c.Server = "https://node:7443/v1" }), "is not https://HOST[:PORT]"},
 		{"bad port", with(func(c *ClientConfig) { c.Server = "https://node:99999" }), "not 1-65535"},
-		{"no serverName", with(func(c *ClientConfig) { c.ServerName = "" }), "serverName is missing"},
+		{"no serverName", with(func(c *ClientConfig) { c.ServerName = "" }), ""},
+		{"bad serverName", with(func(c *ClientConfig) { c.ServerName = "Edge 1" }), "serverName: node name"},
 		{"no ca", with(func(c *ClientConfig) { c.CA = "" }), "ca holds no PEM certificate"},
 		{"key as ca", with(func(c *ClientConfig) { c.CA = c.Key }), `ca: PEM block "PRIVATE KEY"`},
 		{"no key", with(func(c *ClientConfig) { c.Key = "" }), "cert or key is missing"},
@@ -107,7 +115,7 @@ func TestParseClientConfig(t *testing.T) {
 // panic, and whatever parses must survive Marshal and parse again intact.
 func FuzzParseClientConfig(f *testing.F) {
 	p := testPKI(f)
-	good := &ClientConfig{Server: "https://cairn-node:7443", ServerName: ServerName, CA: string(p.CA.CertPEM), Cert: string(p.Client.CertPEM), Key: string(p.Client.KeyPEM)}
+	good := &ClientConfig{Server: "https://cairn-node:7443", ServerName: "edge-1", CA: string(p.CA.CertPEM), Cert: string(p.Client.CertPEM), Key: string(p.Client.KeyPEM)}
 	b, err := good.Marshal()
 	if err != nil {
 		f.Fatal(err)

@@ -1,19 +1,26 @@
-// Package pki makes the credentials of the node API at image build time: a
-// CA, the server identity every node built from it presents, and the client
-// identity `cairn node` uses. They live in a PKI directory that is reused
-// when it exists, so the same directory in gives the same image out; only
-// what is missing (or no longer fits) is issued.
+// Package pki makes the credentials of the node API on the workstation:
+// a CA, the client identity `cairn node` uses, and each node's own server
+// identity, issued when the node is provisioned (cairn provision, and
+// cairn flash and the installer through it). They live in a PKI directory
+// that is reused when it exists, so the same directory in gives the same
+// image out; only what is missing (or no longer fits) is issued.
 //
 //	p, err := pki.Ensure("pki", pki.Options{})
 //	for _, f := range p.SlotFiles() { tree.File(f.Path, f.Mode, f.Data) }
-//	err = pki.WriteClientConfig("out/minimal-qemu-x86_64.node.yaml", "https://cairn-node:7443", p)
+//	id, err := p.IssueNode("edge-1", nil) // onto that node's boot partition
+//	err = pki.WriteClientConfig("edge-1.node.yaml", "https://edge-1:7443", "edge-1", p)
 //
 // The directory holds PEM files:
 //
 //	ca.crt ca.key          the CA (ca.key never enters an image; it may be moved offline
-//	                       once the server and client certificates exist)
-//	server.crt server.key  the node's identity, copied into every image as /etc/cairn/api/
-//	client.crt client.key  the operator's identity, copied into the client config
+//	                       between provisioning runs)
+//	client.crt client.key  the operator's identity, copied into client configs
+//	nodes/NAME.crt         the certificate issued to node NAME (its key is only on
+//	                       that node's boot partition)
+//
+// An image carries only ca.crt: no node's private key is in any image, so
+// a card or image file read by someone gives them no node identity but the
+// one provisioned onto that card.
 //
 // Keys are ECDSA P-256: every TLS stack and tool an operator may point at
 // the node (curl, OpenSSL, Prometheus, browsers, TPM 2.0 and HSM-held keys)
@@ -47,28 +54,27 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
-// ServerName is the name every node's certificate is issued for. A node's
-// address is not known when its image is built, so clients verify this
-// name whatever address they dial (like kubectl's tls-server-name).
-const ServerName = "cairn-node"
+// DefaultNodeName is the node name a client config written by cairn build
+// expects, until a node is provisioned with its own (cairn provision
+// --name). Nodes never carry it: a client using such a config must say
+// which node it means (cairn node --name).
+const DefaultNodeName = "cairn-node"
 
-// SlotDir is where the node's credentials live in a root slot; the agent
-// reads them from there (agent/api.TLSDir).
+// SlotDir is where the CA certificate lives in a root slot; the agent
+// reads it from there (agent/api.TLSDir).
 const SlotDir = contract.APITLSDir
 
-// Validity periods. The server certificate is in the image, so renewing it
-// means shipping an update: it lasts long enough that a box left alone for
-// years keeps its management API (the one way to update it). The client
-// certificate is not in any image and the builder renews it for free, so it
-// is short to bound the damage of a leaked client config.
+// Validity periods. A node's certificate is on its boot partition, so
+// renewing it means visiting the card: it lasts as long as the CA, so that
+// a box left alone for years keeps its management API (the one way to
+// update it). The client certificate is on no node and the builder renews
+// it for free, so it is short to bound the damage of a leaked client config.
 const (
 	CAValidity     = 10 * 365 * 24 * time.Hour
-	ServerValidity = 5 * 365 * 24 * time.Hour
+	NodeValidity   = CAValidity
 	ClientValidity = 365 * 24 * time.Hour
 	// renewClientBefore is how long before expiry the client certificate is reissued.
 	renewClientBefore = 30 * 24 * time.Hour
-	// warnServerBefore is how long before expiry a build warns about the server certificate.
-	warnServerBefore = 90 * 24 * time.Hour
 	// backdate covers clocks a little behind the builder's.
 	backdate = time.Hour
 )
@@ -185,9 +191,6 @@ func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, parentKey crypt
 
 // Options tune Ensure.
 type Options struct {
-	// ServerNames are DNS names or IP addresses the server certificate
-	// carries besides ServerName. Changing them reissues it.
-	ServerNames []string
 	// ClientName is the client certificate's common name, shown in the
 	// node's request log; "cairn-admin" when empty.
 	ClientName string
@@ -199,13 +202,14 @@ type Options struct {
 type PKI struct {
 	Dir    string
 	CA     *Pair // CA.Key is nil when ca.key is absent (kept offline)
-	Server *Pair
 	Client *Pair
-	// Issued names the files Ensure wrote, e.g. "server.crt".
+	// Issued names the files Ensure wrote, e.g. "client.crt".
 	Issued []string
-	// Warnings are problems that do not stop a build (a server certificate
-	// expiring soon); the builder logs them.
+	// Warnings are problems that do not stop a build (a leftover shared
+	// server key); the builder logs them.
 	Warnings []string
+	// now is Ensure's time, from which IssueNode counts validity.
+	now time.Time
 }
 
 // File is a file for the root slot.
@@ -216,29 +220,32 @@ type File struct {
 }
 
 // SlotFiles are the files the builder puts into the root slot: the CA
-// certificate (to verify clients) and the server's certificate and key.
+// certificate, to verify clients and the node's own identity. No key.
 func (p *PKI) SlotFiles() []File {
 	dir := strings.TrimPrefix(SlotDir, "/")
 	return []File{
 		{Path: dir + "/ca.crt", Mode: 0o644, Data: p.CA.CertPEM},
-		{Path: dir + "/server.crt", Mode: 0o644, Data: p.Server.CertPEM},
-		{Path: dir + "/server.key", Mode: 0o600, Data: p.Server.KeyPEM},
 	}
 }
 
 // dnsName is what we accept as a DNS name in a certificate (no wildcards).
 var dnsName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
-// serverNames returns ServerName plus extra, checked, deduplicated and sorted.
-func serverNames(extra []string) ([]string, error) {
-	names := []string{ServerName}
+// NodeNames checks a node's name and the extra names (DNS names or IP
+// addresses) its certificate should carry, and returns them all,
+// deduplicated and sorted.
+func NodeNames(name string, extra []string) ([]string, error) {
+	if len(name) > 63 || !dnsName.MatchString(name) || strings.Contains(name, ".") {
+		return nil, fmt.Errorf("node name %q is not a lowercase host name of letters, digits and '-' (e.g. edge-1)", name)
+	}
+	names := []string{name}
 	for _, n := range extra {
 		if ip := net.ParseIP(n); ip != nil {
 			names = append(names, ip.String())
 			continue
 		}
 		if len(n) > 253 || !dnsName.MatchString(n) {
-			return nil, fmt.Errorf("server name %q is neither an IP address nor a lowercase DNS name", n)
+			return nil, fmt.Errorf("node address %q is neither an IP address nor a lowercase DNS name", n)
 		}
 		names = append(names, n)
 	}
@@ -258,8 +265,7 @@ func CertNames(c *x509.Certificate) []string {
 }
 
 // Ensure loads the PKI in dir, creating dir and issuing whatever is
-// missing: the CA when neither ca.crt nor ca.key exists, the server
-// certificate when it is missing or its names differ from opts', the client
+// missing: the CA when neither ca.crt nor ca.key exists, the client
 // certificate when it is missing or expires within 30 days. Everything it
 // reuses is checked (key matches certificate, issued by the CA, right
 // usage); a PKI that cannot be used is an error naming the file and the fix,
@@ -269,10 +275,6 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	names, err := serverNames(opts.ServerNames)
-	if err != nil {
-		return nil, err
-	}
 	clientName := opts.ClientName
 	if clientName == "" {
 		clientName = "cairn-admin"
@@ -280,7 +282,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("PKI directory: %w", err)
 	}
-	p := &PKI{Dir: dir}
+	p := &PKI{Dir: dir, now: now}
 
 	// The CA.
 	ca, err := LoadPair(dir, "ca", true)
@@ -288,7 +290,7 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		return nil, err
 	}
 	if ca == nil {
-		if exists(filepath.Join(dir, "server.crt")) || exists(filepath.Join(dir, "client.crt")) {
+		if exists(filepath.Join(dir, "client.crt")) {
 			return nil, fmt.Errorf("PKI %s has certificates but no ca.crt: restore ca.crt and ca.key, or empty the directory to start a new PKI (nodes built from the old one will refuse the new client)", dir)
 		}
 		if ca, err = NewCA("cairn node API CA", now, CAValidity); err != nil {
@@ -305,45 +307,9 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		return nil, fmt.Errorf("%s expired on %s: empty %s to start a new PKI (every node needs an update built from it)", filepath.Join(dir, "ca.crt"), ca.Cert.NotAfter.Format(time.DateOnly), dir)
 	}
 	p.CA = ca
-	issue := func(name string, req Request, validity time.Duration) (*Pair, error) {
-		if ca.Key == nil {
-			return nil, fmt.Errorf("cannot issue %s: %s is missing (restore it from where the CA key is kept)", filepath.Join(dir, name+".crt"), filepath.Join(dir, "ca.key"))
-		}
-		req.NotBefore = now.Add(-backdate)
-		req.NotAfter = now.Add(validity)
-		if req.NotAfter.After(ca.Cert.NotAfter) {
-			req.NotAfter = ca.Cert.NotAfter
-		}
-		pair, err := Issue(ca, req)
-		if err != nil {
-			return nil, err
-		}
-		return pair, p.write(name, pair)
+	if exists(filepath.Join(dir, "server.key")) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s is no longer used: every node gets its own identity when provisioned (cairn provision --name NAME DISK); remove server.crt and server.key", filepath.Join(dir, "server.key")))
 	}
-
-	// The server.
-	server, err := LoadPair(dir, "server", false)
-	if err != nil {
-		return nil, err
-	}
-	if server != nil {
-		if err := checkIssued(dir, "server", server, ca, x509.ExtKeyUsageServerAuth); err != nil {
-			return nil, err
-		}
-		if !slices.Equal(CertNames(server.Cert), names) {
-			server = nil // the requested names changed: a new input, a new certificate
-		} else if now.After(server.Cert.NotAfter) {
-			return nil, fmt.Errorf("%s expired on %s: remove server.crt and server.key from %s to issue a new one (nodes get it with the next update)", filepath.Join(dir, "server.crt"), server.Cert.NotAfter.Format(time.DateOnly), dir)
-		} else if now.Add(warnServerBefore).After(server.Cert.NotAfter) {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s expires on %s: remove server.crt and server.key from %s to issue a new one, and update every node before then", filepath.Join(dir, "server.crt"), server.Cert.NotAfter.Format(time.DateOnly), dir))
-		}
-	}
-	if server == nil {
-		if server, err = issue("server", Request{CommonName: ServerName, Usage: ServerAuth, Names: names}, ServerValidity); err != nil {
-			return nil, err
-		}
-	}
-	p.Server = server
 
 	// The client: not part of any image, so renewing it costs nothing.
 	client, err := LoadPair(dir, "client", false)
@@ -359,12 +325,58 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		}
 	}
 	if client == nil {
-		if client, err = issue("client", Request{CommonName: clientName, Usage: ClientAuth}, ClientValidity); err != nil {
+		if client, err = p.issue("client", Request{CommonName: clientName, Usage: ClientAuth}, ClientValidity); err != nil {
 			return nil, err
 		}
 	}
 	p.Client = client
 	return p, nil
+}
+
+// issue signs req with the CA for validity from p's time (at most to the
+// CA's end) and writes it as name.crt and name.key.
+func (p *PKI) issue(name string, req Request, validity time.Duration) (*Pair, error) {
+	pair, err := p.sign(name, req, validity)
+	if err != nil {
+		return nil, err
+	}
+	return pair, p.write(name, pair)
+}
+
+// sign signs req with the CA for validity from p's time, at most to the CA's end.
+func (p *PKI) sign(name string, req Request, validity time.Duration) (*Pair, error) {
+	ca := p.CA
+	if ca.Key == nil {
+		return nil, fmt.Errorf("cannot issue %s: %s is missing (restore it from where the CA key is kept)", filepath.Join(p.Dir, name+".crt"), filepath.Join(p.Dir, "ca.key"))
+	}
+	req.NotBefore = p.now.Add(-backdate)
+	req.NotAfter = p.now.Add(validity)
+	if req.NotAfter.After(ca.Cert.NotAfter) {
+		req.NotAfter = ca.Cert.NotAfter
+	}
+	return Issue(ca, req)
+}
+
+// IssueNode issues node name's own server identity, for name and the
+// extra DNS names or IP addresses, and records its certificate as
+// nodes/NAME.crt in the PKI directory. The key is returned, never kept:
+// it belongs on that node's boot partition only.
+func (p *PKI) IssueNode(name string, extra []string) (*Pair, error) {
+	names, err := NodeNames(name, extra)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := p.sign("nodes/"+name, Request{CommonName: name, Usage: ServerAuth, Names: names}, NodeValidity)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(p.Dir, "nodes"), 0o700); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(p.Dir, "nodes", name+".crt"), pair.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return pair, nil
 }
 
 func exists(path string) bool {

@@ -42,15 +42,19 @@ func readDir(t *testing.T, dir string) map[string][]byte {
 
 func TestEnsureFresh(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
-	p, err := Ensure(dir, Options{Now: t0, ServerNames: []string{"10.0.0.7", "edge.example"}})
+	p, err := Ensure(dir, Options{Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := p.Issued, []string{"ca.crt", "server.crt", "client.crt"}; !slices.Equal(got, want) {
+	if got, want := p.Issued, []string{"ca.crt", "client.crt"}; !slices.Equal(got, want) {
 		t.Errorf("Issued = %v, want %v", got, want)
 	}
-	if got, want := CertNames(p.Server.Cert), []string{"10.0.0.7", "cairn-node", "edge.example"}; !slices.Equal(got, want) {
-		t.Errorf("server names = %v, want %v", got, want)
+	node, err := p.IssueNode("edge-1", []string{"10.0.0.7", "edge.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := CertNames(node.Cert), []string{"10.0.0.7", "edge-1", "edge.example"}; !slices.Equal(got, want) {
+		t.Errorf("node names = %v, want %v", got, want)
 	}
 	for _, c := range []struct {
 		name     string
@@ -58,7 +62,7 @@ func TestEnsureFresh(t *testing.T) {
 		validity time.Duration
 	}{
 		{"ca", p.CA.Cert, CAValidity},
-		{"server", p.Server.Cert, ServerValidity},
+		{"node", node.Cert, CAValidity},
 		{"client", p.Client.Cert, ClientValidity},
 	} {
 		if got, want := c.cert.NotAfter, t0.Add(c.validity); !got.Equal(want) {
@@ -73,14 +77,20 @@ func TestEnsureFresh(t *testing.T) {
 	if _, err := p.Client.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("client certificate: %v", err)
 	}
-	if _, err := p.Server.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, DNSName: ServerName}); err != nil {
-		t.Errorf("server certificate: %v", err)
+	if _, err := node.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, DNSName: "edge-1"}); err != nil {
+		t.Errorf("node certificate: %v", err)
 	}
-	// A server certificate lifted from a node's disk must not pass as a client.
-	if _, err := p.Server.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
-		t.Error("the server certificate verifies as a client certificate")
+	// A node's certificate lifted from its card must not pass as a client.
+	if _, err := node.Cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Error("the node certificate verifies as a client certificate")
 	}
-	for name, mode := range map[string]os.FileMode{"ca.key": 0o600, "server.key": 0o600, "client.key": 0o600, "ca.crt": 0o644} {
+	if rec, err := os.ReadFile(filepath.Join(dir, "nodes", "edge-1.crt")); err != nil || !bytes.Equal(rec, node.CertPEM) {
+		t.Errorf("nodes/edge-1.crt: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nodes", "edge-1.key")); err == nil {
+		t.Error("the PKI directory keeps the node's key: it belongs on the node only")
+	}
+	for name, mode := range map[string]os.FileMode{"ca.key": 0o600, "client.key": 0o600, "ca.crt": 0o644} {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +106,7 @@ func TestEnsureFresh(t *testing.T) {
 			t.Errorf("%s is empty", f.Path)
 		}
 	}
-	if got, want := strings.Join(paths, "|"), "-rw-r--r-- etc/cairn/api/ca.crt|-rw-r--r-- etc/cairn/api/server.crt|-rw------- etc/cairn/api/server.key"; got != want {
+	if got, want := strings.Join(paths, "|"), "-rw-r--r-- etc/cairn/api/ca.crt"; got != want {
 		t.Errorf("SlotFiles = %s, want %s", got, want)
 	}
 }
@@ -114,9 +124,41 @@ func TestEnsureReuse(t *testing.T) {
 	}{
 		{name: "same directory, same inputs", opts: Options{Now: t0.Add(24 * time.Hour)}},
 		{
-			name:   "new server names reissue the server certificate only",
-			opts:   Options{Now: t0, ServerNames: []string{"192.168.1.10"}},
-			issued: []string{"server.crt"},
+			name:    "CA key kept offline but the client certificate must be renewed",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "ca.key") },
+			opts:    Options{Now: t0.Add(ClientValidity)},
+			wantErr: "ca.key is missing",
+		},
+		{
+			name:    "client key without certificate",
+			change:  func(t *testing.T, dir string) { rm(t, dir, "client.crt") },
+			opts:    Options{Now: t0},
+			wantErr: "client.key exists without",
+		},
+		{
+			name:    "keys swapped",
+			change:  func(t *testing.T, dir string) { cp(t, dir, "ca.key", "client.key") },
+			opts:    Options{Now: t0},
+			wantErr: "client.key is not the key of",
+		},
+		{
+			name: "client certificate from another PKI",
+			change: func(t *testing.T, dir string) {
+				_, other := fresh(t)
+				os.WriteFile(filepath.Join(dir, "client.crt"), other["client.crt"], 0o644)
+				os.WriteFile(filepath.Join(dir, "client.key"), other["client.key"], 0o600)
+			},
+			opts:    Options{Now: t0},
+			wantErr: "client.crt does not fit",
+		},
+		{
+			name: "a shared server key left from before per-node identities",
+			change: func(t *testing.T, dir string) {
+				cp(t, dir, "client.crt", "server.crt")
+				cp(t, dir, "client.key", "server.key")
+			},
+			opts: Options{Now: t0},
+			warn: "server.key is no longer used",
 		},
 		{
 			name:   "CA key kept offline",
@@ -124,69 +166,14 @@ func TestEnsureReuse(t *testing.T) {
 			opts:   Options{Now: t0},
 		},
 		{
-			name:    "CA key kept offline but a certificate must be issued",
-			change:  func(t *testing.T, dir string) { rm(t, dir, "ca.key") },
-			opts:    Options{Now: t0, ServerNames: []string{"edge.example"}},
-			wantErr: "ca.key is missing",
-		},
-		{
 			name:   "client certificate near its end is renewed",
 			opts:   Options{Now: t0.Add(ClientValidity - 10*24*time.Hour)},
 			issued: []string{"client.crt"},
 		},
 		{
-			name: "server certificate near its end warns",
-			opts: Options{Now: t0.Add(ServerValidity - 30*24*time.Hour)},
-			// The client certificate expired long ago and is renewed.
-			issued: []string{"client.crt"},
-			warn:   "server.crt expires on",
-		},
-		{
-			name:    "expired server certificate",
-			opts:    Options{Now: t0.Add(ServerValidity + time.Hour)},
-			wantErr: "server.crt expired on",
-		},
-		{
 			name:    "expired CA",
 			opts:    Options{Now: t0.Add(CAValidity + time.Hour)},
 			wantErr: "ca.crt expired on",
-		},
-		{
-			name:    "server key without certificate",
-			change:  func(t *testing.T, dir string) { rm(t, dir, "server.crt") },
-			opts:    Options{Now: t0},
-			wantErr: "server.key exists without",
-		},
-		{
-			name:    "server certificate without key",
-			change:  func(t *testing.T, dir string) { rm(t, dir, "server.key") },
-			opts:    Options{Now: t0},
-			wantErr: "server.crt exists without",
-		},
-		{
-			name:    "keys swapped",
-			change:  func(t *testing.T, dir string) { cp(t, dir, "client.key", "server.key") },
-			opts:    Options{Now: t0},
-			wantErr: "server.key is not the key of",
-		},
-		{
-			name: "server certificate from another PKI",
-			change: func(t *testing.T, dir string) {
-				_, other := fresh(t)
-				os.WriteFile(filepath.Join(dir, "server.crt"), other["server.crt"], 0o644)
-				os.WriteFile(filepath.Join(dir, "server.key"), other["server.key"], 0o600)
-			},
-			opts:    Options{Now: t0},
-			wantErr: "server.crt does not fit",
-		},
-		{
-			name: "client certificate where the server's should be",
-			change: func(t *testing.T, dir string) {
-				cp(t, dir, "client.crt", "server.crt")
-				cp(t, dir, "client.key", "server.key")
-			},
-			opts:    Options{Now: t0},
-			wantErr: "server.crt does not fit",
 		},
 		{
 			name:    "CA lost",
@@ -199,11 +186,6 @@ func TestEnsureReuse(t *testing.T) {
 			change:  func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, "client.crt"), []byte("hello"), 0o644) },
 			opts:    Options{Now: t0},
 			wantErr: "client.crt: not a PEM CERTIFICATE",
-		},
-		{
-			name:    "bad server name",
-			opts:    Options{Now: t0, ServerNames: []string{"Edge_Box"}},
-			wantErr: `server name "Edge_Box"`,
 		},
 	}
 	for _, tt := range tests {

@@ -161,6 +161,15 @@ func TestBuilderArgs(t *testing.T) {
 // TestLinks checks that every relative link of README.md, docs/*.md and
 // agent/kube/README.md names a file of the tree and, into a Markdown
 // file, a heading that file has.
+func TestProvisionArgs(t *testing.T) {
+	args, _, _ := split("cairn provision -f images/minimal.yaml --name edge-1 --address=10.0.0.5 out/minimal-qemu-x86_64.img -o out/edge-1.node.yaml")
+	got := ProvisionArgs(Command{Args: args}, "/t/disk.img", "/t/pki", "/t/node.yaml")
+	want := []string{"provision", "--name", "edge-1", "--address=10.0.0.5", "--pki", "/t/pki", "-o", "/t/node.yaml", "/t/disk.img"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ProvisionArgs = %q, want %q", got, want)
+	}
+}
+
 func TestLinks(t *testing.T) {
 	files, err := Files(root)
 	if err != nil {

@@ -62,6 +62,8 @@ func Where(c Command) Run {
 	switch {
 	case len(a) >= 2 && a[0] == "cairn" && (a[1] == "validate" || a[1] == "build"):
 		return Run{DocsTest, "runs it in the repository on the inputs of the QEMU tests"}
+	case len(a) >= 2 && a[0] == "cairn" && a[1] == "provision":
+		return Run{DocsTest, "runs it on a copy of the minimal image the QEMU tests built, with their PKI"}
 	case len(a) >= 2 && a[0] == "cairn" && a[1] == "node":
 		sub := NodeSubcommand(c)
 		if t, ok := nodeTests[sub]; ok {
@@ -80,7 +82,7 @@ func Where(c Command) Run {
 }
 
 // nodeValueFlags are the flags of `cairn node` that take a value.
-var nodeValueFlags = []string{"config", "server", "tail", "kube-server", "node"}
+var nodeValueFlags = []string{"config", "server", "tail", "kube-server", "node", "name", "wait"}
 
 // NodeSubcommand is the subcommand of a `cairn node` command ("status",
 // "logs", …), or "" if it has none.
@@ -151,6 +153,36 @@ func BuilderArgs(c Command, dirs BuildDirs) []string {
 		args = append(args, "-"+name, replaced[name])
 	}
 	return args
+}
+
+// ProvisionArgs are the arguments to run c, a `cairn provision` command,
+// on disk with the PKI directory pki, writing the client config to out:
+// its disk, --pki, -f and -o replaced.
+func ProvisionArgs(c Command, disk, pki, out string) []string {
+	args := []string{"provision"}
+	a := c.Args[2:]
+	for i := 0; i < len(a); i++ {
+		name, hasValue, isFlag := flagName(a[i])
+		switch {
+		case a[i] == ">" || a[i] == ">>":
+			i++
+		case !isFlag:
+			// the disk: replaced below
+		case name == "pki" || name == "f" || name == "o":
+			if !hasValue {
+				i++
+			}
+		case name == "name" || name == "address":
+			args = append(args, a[i])
+			if !hasValue && i+1 < len(a) {
+				i++
+				args = append(args, a[i])
+			}
+		default:
+			args = append(args, a[i])
+		}
+	}
+	return append(args, "--pki", pki, "-o", out, disk)
 }
 
 // flagName reads a Go flag argument: -name, --name, -name=value.

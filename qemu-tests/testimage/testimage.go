@@ -13,8 +13,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/builder/plan"
+	"github.com/cairn-edge/cairn/builder/provision"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -46,6 +49,10 @@ type Env struct {
 	// Update is the update section (YAML, top level) of every Kubernetes
 	// image the Env makes, so tests can upgrade them; empty for none.
 	Update string
+	// Node, when set, is the name every disk image the Env builds is
+	// provisioned as (Provision); unset, images have no node identity
+	// and their node API is off.
+	Node string
 }
 
 // RepoRoot finds the repository above the working directory.
@@ -154,7 +161,26 @@ func (e *Env) Build(specFile, board, out string) (*build.Result, error) {
 		s.Sysctl = map[string]string{}
 	}
 	maps.Copy(s.Sysctl, e.Sysctl)
-	return build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir, Format: e.Format})
+	res, err := build.Build(context.Background(), img, build.Options{OutDir: out, Cache: c, BinDir: e.BinDir, PKIDir: e.PKIDir, Format: e.Format})
+	if err != nil || e.Node == "" || !strings.HasSuffix(res.Image, ".img") {
+		return res, err
+	}
+	return res, e.Provision(res, e.Node)
+}
+
+// Provision gives the image res built its node identity for name, as
+// `cairn provision` does, and points res.NodeConfig at that node's client
+// config (NAME.node.yaml beside the image).
+func (e *Env) Provision(res *build.Result, name string) error {
+	p, err := pki.Ensure(e.PKIDir, pki.Options{})
+	if err != nil {
+		return err
+	}
+	if _, err := provision.Disk(res.Image, p, provision.Options{Name: name, Replace: true}); err != nil {
+		return err
+	}
+	res.NodeConfig = filepath.Join(filepath.Dir(res.Image), name+".node.yaml")
+	return pki.WriteClientConfig(res.NodeConfig, fmt.Sprintf("https://%s:%d", name, api.DefaultPort), name, p)
 }
 
 // HasKube reports whether cairn-kube for arch is among the binaries.

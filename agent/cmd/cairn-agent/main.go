@@ -165,24 +165,35 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 
-	tlsConf, err := api.LoadServerTLS(api.TLSDir)
+	apiPart := hm.Part("api")
+	tlsConf, nodeName, err := api.LoadServerTLS(api.CAFile, contract.NodeCertFile, contract.NodeKeyFile)
 	if err != nil {
-		return fmt.Errorf("node API: %w", err)
+		// Everything else runs on; only the management API is off, and
+		// says so. A trial slot fails its gate on it and rolls back.
+		say("warning: node API off: %v", err)
+		apiPart.Set(health.Failed, "off: "+err.Error())
 	}
 	port := conf.API.Port
 	if port == 0 {
 		port = api.DefaultPort
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-	if err != nil {
-		return fmt.Errorf("node API: %w", err)
+	var ln net.Listener
+	if tlsConf != nil {
+		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); err != nil {
+			return fmt.Errorf("node API: %w", err)
+		}
+		apiPart.Set(health.OK, fmt.Sprintf("serving :%d as %s", port, nodeName))
 	}
 	node := &api.LocalNode{Release: rel, Slot: slot}
 	if updater != nil {
 		apiOpts = append(apiOpts, api.WithUpgrades(updater))
 	}
 	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log))...)
-	say("agent ready api=:%d", port)
+	if ln != nil {
+		say("agent ready api=:%d node=%s", port, nodeName)
+	} else {
+		say("agent ready api=off")
+	}
 	if trial {
 		go func() {
 			end := watchdog.Disarm
@@ -192,6 +203,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 			}
 			releaseWatchdog(wd, end, log)
 		}()
+	}
+	if ln == nil {
+		<-ctx.Done()
+		return nil
 	}
 	return srv.Serve(ctx, ln, tlsConf)
 }

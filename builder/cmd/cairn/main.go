@@ -5,7 +5,8 @@
 //	cairn validate -f images/minimal.yaml --board qemu-aarch64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
-//	cairn node --config out/minimal-qemu-x86_64.node.yaml --server 192.0.2.10 status
+//	cairn provision --pki DIR --name edge-1 out/minimal-qemu-x86_64.img
+//	cairn node --config out/edge-1.node.yaml --server 192.0.2.10 status
 //	cairn keygen -o ~/.config/cairn
 //	cairn push -f images/minimal.yaml --board qemu-x86_64 --key cairn.key registry.example/cairn/minimal:1.0.0
 package main
@@ -36,6 +37,7 @@ commands:
   build       build a disk image from an image spec and a board
   validate    check an image spec and a board without building (references, Kubernetes manifests)
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
+  provision   give one node its own identity on its disk (image file or card), and its client config
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
   keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
   push        build the update artifact of one or more boards and push it, signed, to a registry
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "node":
 		return cmdNode(ctx, args[1:], stdout, stderr)
+	case "provision":
+		return cmdProvision(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "push":
@@ -79,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, node, keygen, push)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, node, keygen, push)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.
@@ -127,6 +131,22 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("unexpected argument %q (flags go before nothing else; see 'cairn %s -h')", fs.Arg(0), strings.TrimPrefix(fs.Name(), "cairn "))
 	}
 	return nil
+}
+
+// parseMixed parses args where flags may come before and after the
+// positional arguments, and returns those.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func setupLog(stderr io.Writer, verbose bool) {
@@ -183,7 +203,7 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.Bmap != "" { // the oci format has none
 		fmt.Fprintln(stdout, res.Bmap)
 	}
-	fmt.Fprintf(stdout, "%s\n%s\t(cairn node --config %s --server HOST:PORT status)\n", res.Inputs, res.NodeConfig, res.NodeConfig)
+	fmt.Fprintf(stdout, "%s\n%s\t(give each node its identity: cairn provision --pki %s --name NAME DISK)\n", res.Inputs, res.NodeConfig, *pkiDir)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +52,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage) }
 	config := fs.String("config", os.Getenv("CAIRN_NODE_CONFIG"), "client config (the node.yaml written next to the image)")
 	server := fs.String("server", "", "node address, HOST[:PORT] or https://HOST[:PORT] (default: server in the config)")
+	name := fs.String("name", "", "the node's name, which its certificate must carry (default: serverName in the config, else the host in the address)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	follow := fs.Bool("f", false, "logs: follow the output")
 	tail := fs.Int("tail", 0, "logs: only the last N lines")
@@ -58,17 +60,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	nodeName := fs.String("node", "", "join-kubeconfig: the Kubernetes name of the node that joins")
 	force := fs.Bool("force", false, "upgrade: allow a downgrade, a reinstall or a release that rolled back")
 	wait := fs.Duration("wait", 30*time.Minute, "upgrade: how long to wait for the outcome")
-	// Flags may come before or after the command and its argument.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 0 {
 		fmt.Fprint(stderr, nodeUsage)
@@ -102,7 +96,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--json does not apply to %s: its output is text", cmd)
 	}
 
-	c, addr, err := nodeClient(*config, *server)
+	c, addr, err := nodeClient(*config, *server, *name)
 	if err != nil {
 		return err
 	}
@@ -124,8 +118,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // nodeClient reads the client config and makes a Client for it, or for
-// server when given.
-func nodeClient(configPath, server string) (*api.Client, string, error) {
+// server when given, that accepts only the node name (the config's
+// serverName when empty, else the host dialled).
+func nodeClient(configPath, server, name string) (*api.Client, string, error) {
 	if configPath == "" {
 		return nil, "", errors.New("no client config: pass --config FILE, the node.yaml written next to the image by cairn build (or set CAIRN_NODE_CONFIG)")
 	}
@@ -147,7 +142,12 @@ func nodeClient(configPath, server string) (*api.Client, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("client config %s: %w", configPath, err)
 	}
-	c, err := api.NewClient(addr, api.ClientTLS(pool, cert, cfg.ServerName))
+	if name == "" {
+		name = cfg.ServerName
+	} else if _, err := pki.NodeNames(name, nil); err != nil {
+		return nil, "", fmt.Errorf("--name: %w", err)
+	}
+	c, err := api.NewClient(addr, api.ClientTLS(pool, cert, name))
 	if err != nil {
 		return nil, "", err
 	}
@@ -323,6 +323,14 @@ func bytesIEC(n uint64) string {
 	return fmt.Sprintf("%d KiB", n>>10)
 }
 
+// certName is the node name a node's certificate was issued for.
+func certName(c *x509.Certificate) string {
+	if c == nil || c.Subject.CommonName == "" {
+		return "a node of another name"
+	}
+	return strconv.Quote(c.Subject.CommonName)
+}
+
 // explainNodeError turns connection and TLS failures into what went wrong
 // and what to do about it.
 func explainNodeError(err error, addr string) error {
@@ -342,7 +350,7 @@ func explainNodeError(err error, addr string) error {
 	case errors.As(err, &unknownCA):
 		return fmt.Errorf("the node at %s presents a certificate from another CA: it runs an image built with a different PKI directory; use the node.yaml written next to the image this node runs", addr)
 	case errors.As(err, &hostErr):
-		return fmt.Errorf("the node at %s presents a certificate that is not for the config's serverName (%v): check the address, and that serverName is %q", addr, hostErr, pki.ServerName)
+		return fmt.Errorf("the node at %s is not the node asked for: it is %s, not %s. Another node answers at that address; check it, or use that node's config (cairn provision writes NAME.node.yaml) or --name NAME", addr, certName(hostErr.Certificate), hostErr.Host)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
 		return fmt.Errorf("the node at %s presents an expired or not yet valid certificate (%v): check this machine's clock; otherwise update the node with an image built from a renewed PKI", addr, invalid)
 	case errors.As(err, &recordErr):

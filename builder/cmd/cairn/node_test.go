@@ -47,7 +47,11 @@ func nodeFixture(t *testing.T, dir string, opts ...api.Option) (config, addr str
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := api.ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	id, err := p.IssueNode("edge-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := api.ServerTLS(p.CA.CertPEM, id.CertPEM, id.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +63,7 @@ func nodeFixture(t *testing.T, dir string, opts ...api.Option) (config, addr str
 	t.Cleanup(cancel)
 	go api.NewServer(cliNode{}, cliServices{}, opts...).Serve(ctx, ln, conf)
 	config = filepath.Join(dir, "node.yaml")
-	if err := pki.WriteClientConfig(config, "https://"+ln.Addr().String(), p); err != nil {
+	if err := pki.WriteClientConfig(config, "https://"+ln.Addr().String(), "edge-1", p); err != nil {
 		t.Fatal(err)
 	}
 	return config, ln.Addr().String()
@@ -106,6 +110,9 @@ func TestNodeCommand(t *testing.T) {
 		{args: []string{"--config", otherConfig, "--server", addr, "status"}, wantErr: "presents a certificate from another CA"},
 		{args: []string{"--config", filepath.Join(dir, "stranger.yaml"), "status"}, wantErr: "refused this client's certificate (tls: unknown certificate authority): use the node.yaml written next to the image this node runs"},
 		{args: []string{"--config", config, "--server", closed, "status"}, wantErr: "cannot reach the node at https://" + closed},
+		// The node asked for is edge-2; edge-1 answers at that address.
+		{args: []string{"--config", config, "--name", "edge-2", "status"}, wantErr: `the node at https://` + addr + ` is not the node asked for: it is "edge-1", not edge-2`},
+		{args: []string{"--config", config, "--name", "Edge 2", "status"}, wantErr: "--name: node name"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -104,7 +104,7 @@ func run(o options) error {
 		}
 		return nil
 	}
-	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cmdline: o.cmdline}
+	env := &testimage.Env{Root: root, BinDir: filepath.Join(tmp, "bin"), PKIDir: filepath.Join(tmp, "pki"), Cmdline: o.cmdline, Node: "bench"}
 	if o.deltaOnly {
 		return benchDeltas(env, tmp, o)
 	}
@@ -401,7 +401,11 @@ func benchAPI(tmp string) error {
 	if err != nil {
 		return err
 	}
-	srvTLS, err := api.ServerTLS(p.CA.CertPEM, p.Server.CertPEM, p.Server.KeyPEM)
+	id, err := p.IssueNode("bench", nil)
+	if err != nil {
+		return err
+	}
+	srvTLS, err := api.ServerTLS(p.CA.CertPEM, id.CertPEM, id.KeyPEM)
 	if err != nil {
 		return err
 	}
@@ -414,7 +418,7 @@ func benchAPI(tmp string) error {
 	srv := api.NewServer(&api.LocalNode{Release: release.Release{Name: "bench", Version: "0"}, Slot: "a"}, noServices{})
 	go srv.Serve(ctx, ln, srvTLS)
 	path := filepath.Join(tmp, "node.yaml")
-	if err := pki.WriteClientConfig(path, "https://"+ln.Addr().String(), p); err != nil {
+	if err := pki.WriteClientConfig(path, "https://"+ln.Addr().String(), "bench", p); err != nil {
 		return err
 	}
 	cfg, err := pki.LoadClientConfig(path)
