@@ -135,16 +135,16 @@ func fakeHealth() *health.Model {
 
 // env is a node API server on loopback and a valid client for it.
 type env struct {
-	pki    *pki.PKI
+	pki *pki.PKI
 	// identity is the node's own (testNode's) key and certificate.
 	identity *pki.Pair
-	url    string
-	node   *fakeNode
-	svcs   *fakeServices
-	health *health.Model
-	client *Client
-	log    *syncBuffer
-	srv    *Server
+	url      string
+	node     *fakeNode
+	svcs     *fakeServices
+	health   *health.Model
+	client   *Client
+	log      *syncBuffer
+	srv      *Server
 	// stop ends Serve and returns its error; it runs at cleanup too.
 	stop func() error
 }

@@ -186,7 +186,7 @@ func TestFlood(t *testing.T) {
 	bad := []*tls.Config{
 		ClientTLS(pool, tls.Certificate{}, testNode),        // no certificate
 		ClientTLS(pool, tlsCert(t, other.Client), testNode), // another CA's
-		ClientTLS(pool, tlsCert(t, e.identity), testNode), // the server's own
+		ClientTLS(pool, tlsCert(t, e.identity), testNode),   // the server's own
 		nil, // not TLS at all
 	}
 	flood, stop := context.WithCancel(ctx)
