@@ -1,5 +1,5 @@
 # Cairn: build, boot and test images.
-#   make run           build images/minimal.yaml for qemu-x86_64 and boot it (BOARD=qemu-aarch64 for arm64)
+#   make run           build images/minimal.yaml for qemu-x86_64, provision it as minimal-vm and boot it (BOARD=qemu-aarch64 for arm64)
 #   make test          install what is needed and run every test CI runs
 #   make test-full     the above plus the long matrix (all boards, fuzzing)
 #   make bench         measure the figures in docs/figures.md
@@ -103,7 +103,9 @@ images: inputs $(SPEC_NEEDS)
 	$(CAIRN) build -f $(SPEC) --board qemu-x86_64 -o $(OUT)
 	$(CAIRN) build -f $(SPEC) --board qemu-aarch64 -o $(OUT)
 
+# make run's VM is provisioned as NAME-vm: cairn node --config out/NAME-vm.node.yaml --server 127.0.0.1:7443 status
 run: image
+	$(CAIRN) provision -f $(SPEC) --name $(NAME)-vm --replace $(OUT)/$(NAME)-$(BOARD).img
 	$(GO) run ./qemu-tests/cmd/cairn-vm -arch $(ARCH) -image $(OUT)/$(NAME)-$(BOARD).img
 
 TEST_ENV = CAIRN_TEST_INPUTS=$(abspath $(CACHE))/oci \
