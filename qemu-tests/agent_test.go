@@ -49,9 +49,11 @@ func nodeJSON(t *testing.T, vm *qemu.VM, config string, v any, args ...string) {
 }
 
 // TestAgentAPI boots a node on QEMU's user network: it takes a DHCP lease,
-// serves the API over mutual TLS, runs the test service, restarts it when
-// it exits, and hands its logs back. Clients without the image's
-// credentials are refused.
+// serves the API over mutual TLS as the node it was provisioned as, runs
+// the test service, restarts it when it exits, and hands its logs back. A
+// flood of idle connections and bad handshakes leaves it manageable.
+// Clients without the image's credentials, or asking for another node,
+// are refused.
 func TestAgentAPI(t *testing.T) {
 	needServices(t)
 	disk := qemu.CopyImage(t, servicesImage.Image)
@@ -120,6 +122,10 @@ func TestAgentAPI(t *testing.T) {
 	}
 	// The node commands README.md and docs/ show work as shown.
 	runDocumented(t, doccmd.AgentAPITest, vm, servicesImage.NodeConfig)
+
+	// Unauthenticated, anyone on the network can flood the API: the node
+	// stays manageable.
+	floodNode(t, vm, servicesImage.NodeConfig, "hello")
 
 	// Credentials of another PKI, and an expired client certificate of
 	// the right CA, are refused.

@@ -11,14 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api/floodtest"
 	"github.com/cairn-edge/cairn/builder/pki"
 )
 
@@ -189,52 +188,9 @@ func TestFlood(t *testing.T) {
 		ClientTLS(pool, tlsCert(t, e.identity), testNode),   // the server's own
 		nil, // not TLS at all
 	}
+	f := floodtest.Start(addr, idle, bad)
 	flood, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var dialed, handshakes atomic.Int64
-	// Idle connections: keep idle open, the newest ones.
-	wg.Go(func() {
-		ring := make([]net.Conn, idle)
-		defer func() {
-			for _, c := range ring {
-				if c != nil {
-					c.Close()
-				}
-			}
-		}()
-		for i := 0; flood.Err() == nil; i = (i + 1) % idle {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				continue
-			}
-			dialed.Add(1)
-			if ring[i] != nil {
-				ring[i].Close()
-			}
-			ring[i] = c
-		}
-	})
-	// Bad handshakes, one after another.
-	wg.Go(func() {
-		for i := 0; flood.Err() == nil; i++ {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				continue
-			}
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			if conf := bad[i%len(bad)]; conf != nil {
-				tc := tls.Client(c, conf)
-				if tc.Handshake() == nil {
-					tc.Read(make([]byte, 1)) // TLS 1.3: the server's verdict comes after
-				}
-			} else {
-				c.Write([]byte("\x00\x01garbage, not a ClientHello\r\n\r\n"))
-				io.Copy(io.Discard, c)
-			}
-			c.Close()
-			handshakes.Add(1)
-		}
-	})
 	var held atomic.Int64 // the most connections the server held
 	wg.Go(func() {
 		for flood.Err() == nil {
@@ -248,6 +204,7 @@ func TestFlood(t *testing.T) {
 	loud := calls(length)
 	stop()
 	wg.Wait()
+	f.Stop()
 
 	m, err := e.client.Metrics(ctx)
 	if err != nil {
@@ -262,9 +219,9 @@ func TestFlood(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	q, l := percentiles(quiet), percentiles(loud)
+	q, l := floodtest.Percentiles(quiet), floodtest.Percentiles(loud)
 	t.Logf("status latency p50/p99: idle %v/%v (%d calls), under flood %v/%v (%d calls); flood: %d idle connections dialed (%d held open), %d bad handshakes; server held at most %d connections; %d log lines:\n%s",
-		q[0], q[1], len(quiet), l[0], l[1], len(loud), dialed.Load(), idle, handshakes.Load(), held.Load(), len(lines), strings.Join(lines, "\n"))
+		q[0], q[1], len(quiet), l[0], l[1], len(loud), f.Dialed.Load(), idle, f.Handshakes.Load(), held.Load(), len(lines), strings.Join(lines, "\n"))
 	if l[1] > 2*time.Second {
 		t.Errorf("p99 under flood %v, want under 2s", l[1])
 	}
@@ -282,33 +239,8 @@ func TestFlood(t *testing.T) {
 	}
 }
 
-// percentiles returns the p50 and p99 of took.
-func percentiles(took []time.Duration) [2]time.Duration {
-	s := slices.Clone(took)
-	slices.Sort(s)
-	return [2]time.Duration{s[len(s)/2].Round(time.Microsecond), s[len(s)*99/100].Round(time.Microsecond)}
-}
-
 // idleBudget returns how many idle connections the flood can hold, want
-// or fewer: raising the soft file descriptor limit to the hard one, and
-// keeping room for the server's and the test's own.
+// or fewer, keeping room for the server's and the test's own.
 func idleBudget(t *testing.T, want int) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	room := int(lim.Cur) - maxConns - 200
-	if room < want {
-		t.Logf("file descriptor limit %d: %d idle connections instead of %d", lim.Cur, room, want)
-		want = room
-	}
-	if want < 2*maxConns {
-		t.Skipf("file descriptor limit %d is too low for a flood", lim.Cur)
-	}
-	return want
+	return floodtest.IdleBudget(t, want, maxConns+200, 2*maxConns)
 }
