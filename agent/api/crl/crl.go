@@ -54,6 +54,10 @@ func (l *List) Len() int { return len(l.revoked) }
 // one held.
 var ErrOlder = errors.New("not newer than the CRL the node holds")
 
+// ErrInvalid is what Install returns, wrapped, for a list that does not
+// parse or is not signed by the CA.
+var ErrInvalid = errors.New("CRL refused")
+
 // Parse reads one PEM X509 CRL block and checks that ca signed it and that
 // it carries a CRL number.
 func Parse(data []byte, ca *x509.Certificate) (*List, error) {
@@ -137,7 +141,7 @@ func (s *Store) Revoked(serial *big.Int) bool { return s.Current().Revoked(seria
 func (s *Store) Install(data []byte) (*List, error) {
 	l, err := Parse(data, s.ca)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -85,15 +85,15 @@ func Of(cert *x509.Certificate) (Role, error) {
 	for _, o := range cert.Subject.Organization {
 		r := Role(o)
 		if !r.Valid() {
-			return "", fmt.Errorf("certificate %q has organization %q, which is not a role (monitor, operator, admin)", cert.Subject.CommonName, o)
+			return "", fmt.Errorf("certificate '%s' has organization %q, which is not a role (monitor, operator, admin)", cert.Subject.CommonName, o)
 		}
 		if found != "" && found != r {
-			return "", fmt.Errorf("certificate %q carries two roles, %s and %s", cert.Subject.CommonName, found, r)
+			return "", fmt.Errorf("certificate '%s' carries two roles, %s and %s", cert.Subject.CommonName, found, r)
 		}
 		found = r
 	}
 	if found == "" {
-		return "", fmt.Errorf("certificate %q carries no role", cert.Subject.CommonName)
+		return "", fmt.Errorf("certificate '%s' carries no role", cert.Subject.CommonName)
 	}
 	return found, nil
 }
