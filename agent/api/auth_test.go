@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,11 +80,18 @@ func TestRoles(t *testing.T) {
 		{"monitor", "GET", "/v1/kubeconfig", 403, `monitor credential 'grafana' may not GET /v1/kubeconfig: needs admin`},
 		{"monitor", "GET", "/v1/join-kubeconfig?node=edge-2", 403, "needs admin"},
 		{"monitor", "POST", "/v1/crl", 403, "needs admin"},
+		{"monitor", "GET", "/v1/upgrade", 403, "needs operator or admin"},
+		{"monitor", "POST", "/v1/upgrade", 403, "needs operator or admin"},
+		{"monitor", "POST", "/v1/shutdown", 403, "needs admin"},
 		{"operator", "GET", "/v1/status", 200, ""},
 		{"operator", "GET", "/v1/services/containerd/logs", 200, ""},
 		{"operator", "POST", "/v1/services/kubelet/restart", 202, ""},
 		{"operator", "POST", "/v1/reboot", 202, ""},
 		{"operator", "GET", "/metrics", 200, ""},
+		// Past the role check: this node has no update section.
+		{"operator", "GET", "/v1/upgrade", 404, "no update section"},
+		{"operator", "POST", "/v1/upgrade", 404, "no update section"},
+		{"operator", "POST", "/v1/crl", 403, "needs admin"},
 		{"operator", "POST", "/v1/shutdown", 403, `operator credential 'ops-laptop' may not POST /v1/shutdown: needs admin`},
 		{"operator", "GET", "/v1/kubeconfig", 403, "needs admin"},
 		{"operator", "GET", "/v1/join-kubeconfig?node=edge-2", 403, "needs admin"},
@@ -133,6 +141,13 @@ func TestEveryRouteHasARole(t *testing.T) {
 		if !rt.role.Valid() {
 			t.Errorf("%s %s has no role", rt.method, rt.path)
 		}
+	}
+	// An unmapped route (no role) is refused even to an admin.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/v1/new", nil)
+	req = req.WithContext(context.WithValue(req.Context(), identityKey{}, identity{name: "cairn-admin", role: role.Admin}))
+	if (&Server{}).allow(rec, req, route{method: "GET", path: "/v1/new"}) || rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "open to no role") {
+		t.Errorf("a route without role: %d %s, want 403", rec.Code, rec.Body)
 	}
 	admin := []string{"POST /v1/shutdown", "GET /v1/kubeconfig", "GET /v1/join-kubeconfig", "POST /v1/crl"}
 	for _, rt := range routes {
