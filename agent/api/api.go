@@ -10,20 +10,34 @@
 //
 // Nothing is served to a peer without a client certificate issued by the
 // image's CA: the TLS handshake fails first, and every handler checks again.
+// A certificate on the revocation list (WithCRL, agent/api/crl) fails the
+// handshake too.
 //
-// Endpoints (JSON unless said otherwise; errors are {"error": "…"} with a 4xx or 5xx status):
+// Each certificate carries a role (agent/api/role: its Subject
+// Organization is admin, operator or monitor), and each endpoint needs one;
+// a certificate without a valid role is refused everything with 403, and so
+// is a call its role does not reach ({"error": "monitor credential
+// 'grafana' may not POST /v1/reboot: needs operator or admin"}). Every
+// call that changes state, and every kubeconfig read, is logged as one
+// audit line naming the client, its role, the call and the answer:
 //
-//	GET  /v1/status                     Status
-//	GET  /v1/services                   []Service
-//	POST /v1/services/{name}/restart    202, {"status": "restarting"}
-//	GET  /v1/services/{name}/logs       text/plain; ?follow=1 streams, ?tail=N last N lines
-//	POST /v1/reboot                     202, {"status": "rebooting"}
-//	POST /v1/shutdown                   202, {"status": "shutting down"}
-//	GET  /v1/kubeconfig                 application/yaml: an admin kubeconfig (?server=URL); 409 on an agent-mode node
-//	GET  /v1/join-kubeconfig            application/yaml: a node's join kubeconfig (?node=NAME, ?server=URL); server nodes only
-//	POST /v1/upgrade                    UpgradeRequest → 202, Upgrade; 422 refused, 409 one runs
-//	GET  /v1/upgrade                    Upgrade
-//	GET  /metrics                       Prometheus text exposition
+//	msg=audit client=ops-laptop role=admin call="POST /v1/reboot" status=202
+//
+// Endpoints (JSON unless said otherwise; errors are {"error": "…"} with a
+// 4xx or 5xx status), with the least role that may call them:
+//
+//	GET  /v1/status                     monitor   Status
+//	GET  /v1/services                   monitor   []Service
+//	POST /v1/services/{name}/restart    operator  202, {"status": "restarting"}
+//	GET  /v1/services/{name}/logs       operator  text/plain; ?follow=1 streams, ?tail=N last N lines
+//	POST /v1/reboot                     operator  202, {"status": "rebooting"}
+//	POST /v1/shutdown                   admin     202, {"status": "shutting down"}
+//	GET  /v1/kubeconfig                 admin     application/yaml: an admin kubeconfig (?server=URL); 409 on an agent-mode node
+//	GET  /v1/join-kubeconfig            admin     application/yaml: a node's join kubeconfig (?node=NAME, ?server=URL); server nodes only
+//	POST /v1/upgrade                    operator  UpgradeRequest → 202, Upgrade; 422 refused, 409 one runs
+//	GET  /v1/upgrade                    operator  Upgrade
+//	POST /v1/crl                        admin     PEM CRL signed by the CA → CRLReply; 409 when not newer than the one held
+//	GET  /metrics                       monitor   Prometheus text exposition (also plain HTTP with MetricsHandler)
 //
 // The handlers reach the system through two small interfaces, Node and
 // Services, which the agent implements (LocalNode is the Node of the

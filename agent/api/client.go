@@ -68,7 +68,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in a
 	u.Path = path
 	u.RawQuery = q.Encode()
 	var body io.Reader
-	if in != nil {
+	ctype := "application/json"
+	switch v := in.(type) {
+	case nil:
+	case rawBody:
+		body, ctype = bytes.NewReader(v.data), v.contentType
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
@@ -80,7 +85,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in a
 		return nil, err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -117,6 +122,19 @@ func (c *Client) callWith(ctx context.Context, method, path string, in any, want
 	}
 	io.Copy(io.Discard, resp.Body) // read to EOF so the connection is kept
 	return nil
+}
+
+// rawBody is a request body sent as is, not as JSON.
+type rawBody struct {
+	data        []byte
+	contentType string
+}
+
+// InstallCRL sends the PEM revocation list crlPEM (the PKI directory's
+// crl.pem); the node refuses one older than it holds (409).
+func (c *Client) InstallCRL(ctx context.Context, crlPEM []byte) (*CRLReply, error) {
+	var r CRLReply
+	return &r, c.callWith(ctx, "POST", "/v1/crl", rawBody{crlPEM, "application/x-pem-file"}, http.StatusOK, &r)
 }
 
 // Status returns the node's status.

@@ -18,6 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairn-edge/cairn/agent/api/crl"
+	"github.com/cairn-edge/cairn/agent/api/role"
 )
 
 // Server serves the node API. Make one with NewServer.
@@ -27,6 +30,7 @@ type Server struct {
 	kube     Kubernetes // nil on a node without Kubernetes
 	health   Health     // nil: status and metrics have no health section
 	upgrades Upgrades   // nil: the image has no update section
+	crl      *crl.Store // nil: no revocation list (tests)
 	log      *slog.Logger
 	metrics  *requestMetrics
 	conns    connCounters
@@ -57,24 +61,28 @@ func WithHealth(h Health) Option {
 	return func(s *Server) { s.health = h }
 }
 
-// route is one endpoint.
+// route is one endpoint and the least role that may call it (see
+// agent/api/role; a route without one is open to nobody).
 type route struct {
 	method, path string
+	role         role.Role
 	handle       func(*Server, http.ResponseWriter, *http.Request)
 }
 
 var routes = []route{
-	{"GET", "/v1/status", (*Server).status},
-	{"GET", "/v1/services", (*Server).listServices},
-	{"POST", "/v1/services/{name}/restart", (*Server).restart},
-	{"GET", "/v1/services/{name}/logs", (*Server).logs},
-	{"POST", "/v1/reboot", (*Server).reboot},
-	{"POST", "/v1/shutdown", (*Server).shutdown},
-	{"GET", "/v1/kubeconfig", (*Server).kubeconfig},
-	{"GET", "/v1/join-kubeconfig", (*Server).joinKubeconfig},
-	{"POST", "/v1/upgrade", (*Server).startUpgrade},
-	{"GET", "/v1/upgrade", (*Server).upgrade},
-	{"GET", "/metrics", (*Server).metricsHandler},
+	{"GET", "/v1/status", role.Monitor, (*Server).status},
+	{"GET", "/v1/services", role.Monitor, (*Server).listServices},
+	{"POST", "/v1/services/{name}/restart", role.Operator, (*Server).restart},
+	{"GET", "/v1/services/{name}/logs", role.Operator, (*Server).logs},
+	{"POST", "/v1/reboot", role.Operator, (*Server).reboot},
+	{"POST", "/v1/shutdown", role.Admin, (*Server).shutdown},
+	// The cluster's system:masters credentials, and new node credentials.
+	{"GET", "/v1/kubeconfig", role.Admin, (*Server).kubeconfig},
+	{"GET", "/v1/join-kubeconfig", role.Admin, (*Server).joinKubeconfig},
+	{"POST", "/v1/upgrade", role.Operator, (*Server).startUpgrade},
+	{"GET", "/v1/upgrade", role.Operator, (*Server).upgrade},
+	{"POST", "/v1/crl", role.Admin, (*Server).installCRL},
+	{"GET", "/metrics", role.Monitor, (*Server).metricsHandler},
 }
 
 // NewServer returns a Server answering from node and services.
@@ -89,7 +97,11 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 	paths := http.NewServeMux()
 	methods := map[string][]string{} // path → its methods
 	for _, rt := range routes {
-		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			if s.allow(w, r, rt) {
+				rt.handle(s, w, r)
+			}
+		})
 		if methods[rt.path] == nil {
 			path := rt.path
 			paths.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -105,9 +117,9 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/upgrade, /v1/kubeconfig, /v1/join-kubeconfig, /metrics)", r.Method, r.URL.Path)
+		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/upgrade, /v1/kubeconfig, /v1/join-kubeconfig, /v1/crl, /metrics)", r.Method, r.URL.Path)
 	})
-	s.handler = s.observe(s.recover(requireClientCert(mux)))
+	s.handler = s.observe(s.recover(s.authenticate(mux)))
 	return s
 }
 
@@ -125,6 +137,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 	failLog := newFailureLog(s.log, s.failureLogEvery, &s.conns)
 	defer failLog.stop()
 	lim := newLimiter(ln, s.maxConns, &s.conns, failLog)
+	if s.crl != nil {
+		// A revoked client does not get past the handshake.
+		tlsConf = tlsConf.Clone()
+		prev := tlsConf.VerifyConnection
+		tlsConf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if prev != nil {
+				if err := prev(cs); err != nil {
+					return err
+				}
+			}
+			return s.crl.VerifyConnection(cs)
+		}
+	}
 	srv := &http.Server{
 		Handler:   s.handler,
 		TLSConfig: tlsConf,
@@ -155,19 +180,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		return nil
 	}
 	return err
-}
-
-// requireClientCert refuses requests that did not come over TLS with a
-// client certificate. ServerTLS already refuses those handshakes; this
-// guards against the handler being served some other way by mistake.
-func requireClientCert(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			writeError(w, http.StatusUnauthorized, "a verified client certificate is required (use the node.yaml written with the image)")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // recover turns a panic in a handler into a 500 and a log line.

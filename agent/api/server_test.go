@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,17 +19,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // raw sends a request with the env's valid client and returns status and body.
 func (e *env) raw(t *testing.T, method, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := e.client.http.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return send(t, e.client, method, path)
 }
 
 func TestEndpoints(t *testing.T) {

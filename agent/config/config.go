@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -46,6 +47,54 @@ type Config struct {
 type API struct {
 	// Port is the node API's TCP port (default 7443).
 	Port int `yaml:"port,omitempty"`
+	// Metrics, when set, also serves GET /metrics in plain HTTP, without
+	// authentication, on one interface (for a Prometheus that cannot
+	// hold a client certificate). Off by default.
+	Metrics *PlainMetrics `yaml:"metrics,omitempty"`
+}
+
+// PlainMetrics is where the node serves /metrics in plain HTTP.
+type PlainMetrics struct {
+	// Interface is the link to serve on, e.g. eth0; the socket is bound
+	// to the device, so it follows the link's addresses as DHCP changes
+	// them, and no other link reaches it.
+	Interface string `yaml:"interface"`
+	// Port is the TCP port (default DefaultMetricsPort).
+	Port int `yaml:"port,omitempty"`
+}
+
+// DefaultMetricsPort is the plain metrics port: node_exporter's.
+const DefaultMetricsPort = 9100
+
+// linkName is what a Linux interface name may look like (IFNAMSIZ-1).
+var linkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$`)
+
+// validate checks m against the API's port.
+func (m *PlainMetrics) validate(apiPort int) error {
+	if m == nil {
+		return nil
+	}
+	if !linkName.MatchString(m.Interface) {
+		return fmt.Errorf("api.metrics.interface %q is not an interface name (e.g. eth0); it is required", m.Interface)
+	}
+	if m.Port < 0 || m.Port > 65535 {
+		return fmt.Errorf("api.metrics.port %d is not a TCP port", m.Port)
+	}
+	if apiPort == 0 {
+		apiPort = 7443
+	}
+	if m.Port == apiPort {
+		return fmt.Errorf("api.metrics.port %d is the node API's port: pick another (default %d)", m.Port, DefaultMetricsPort)
+	}
+	return nil
+}
+
+// ListenPort is the plain metrics port, DefaultMetricsPort unless set.
+func (m *PlainMetrics) ListenPort() int {
+	if m.Port == 0 {
+		return DefaultMetricsPort
+	}
+	return m.Port
 }
 
 // Validate checks the parts against each other.
@@ -69,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.API.Port < 0 || c.API.Port > 65535 {
 		return fmt.Errorf("api.port %d is not a TCP port", c.API.Port)
+	}
+	if err := c.API.Metrics.validate(c.API.Port); err != nil {
+		return err
 	}
 	return nil
 }

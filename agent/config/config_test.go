@@ -14,7 +14,7 @@ func TestRoundTrip(t *testing.T) {
 		Network:  Network{Hostname: "edge-1", DNS: []string{"9.9.9.9"}},
 		Clock:    clock.Config{NTP: []string{"time.example"}},
 		Services: []Service{{Name: "hello", Image: "hello:1"}},
-		API:      API{Port: 7443},
+		API:      API{Port: 7443, Metrics: &PlainMetrics{Interface: "eth0"}},
 	}
 	data, err := c.Marshal()
 	if err != nil {
@@ -26,7 +26,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v\n%s", err, data)
 	}
-	if got.Network.Hostname != "edge-1" || len(got.Services) != 1 || got.Services[0].Name != "hello" || got.API.Port != 7443 || got.Clock.NTP[0] != "time.example" {
+	if got.Network.Hostname != "edge-1" || len(got.Services) != 1 || got.Services[0].Name != "hello" || got.API.Port != 7443 || got.API.Metrics.Interface != "eth0" || got.API.Metrics.ListenPort() != 9100 || got.Clock.NTP[0] != "time.example" {
 		t.Errorf("round trip = %+v", got)
 	}
 }
@@ -35,6 +35,9 @@ func TestLoadErrors(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"colour: red\n", "field colour not found"},
 		{"api:\n  port: 70000\n", "is not a TCP port"},
+		{"api:\n  metrics: {port: 9100}\n", `api.metrics.interface "" is not an interface name`},
+		{"api:\n  metrics: {interface: eth0, port: 7443}\n", "is the node API's port"},
+		{"api:\n  metrics: {interface: eth0, port: -1}\n", "not a TCP port"},
 		{"services:\n  - name: a\n    image: x\n    dependsOn: [b]\n", "services:"},
 	}
 	for _, tt := range tests {

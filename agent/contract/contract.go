@@ -147,6 +147,13 @@ const (
 	// APITLSDir holds the node API's CA certificate (the node's own
 	// identity is a per-node file: NodeCertFile, NodeKeyFile).
 	APITLSDir = "/etc/cairn/api"
+	// APICRLBaked is the node API's revocation list as the builder baked
+	// it in (the PKI directory's crl.pem); the agent also keeps APICRLFile
+	// and uses the newer.
+	APICRLBaked = APITLSDir + "/" + APICRLName
+	// APICRLName is the revocation list's file name, in the slot and the
+	// builder's PKI directory.
+	APICRLName = "crl.pem"
 	// KubeJoinBaked is a join kubeconfig baked into the slot by the spec.
 	KubeJoinBaked = "/etc/cairn/kube/join.kubeconfig"
 	// ServiceImagesDir holds each system service's image as an OCI layout.
@@ -189,6 +196,9 @@ const (
 	// (agent/kubeboot). On the same file system as KubeDatastore, so a
 	// restore is a rename.
 	KubeSnapshot = UpdateDir + "/kube-state.db"
+	// APICRLFile is the node API's revocation list as last pushed with
+	// POST /v1/crl: on CAIRN-DATA, so it outlives upgrades.
+	APICRLFile = StateDir + "/api/" + APICRLName
 	// LogDir keeps the services' and cairn-kube's rotated logs.
 	LogDir = "/var/log/cairn"
 )

@@ -48,7 +48,7 @@ var moduleRoot = filepath.Join("..", "..")
 var (
 	exact = []string{
 		LabelESP, LabelData, slotLabelPrefix, SlotA.Label(), SlotB.Label(), TypeESP, TypeVar, SlotParam,
-		NodeFileName, KubeJoinFileName, ESPLoaderConf, ESPEntriesDir, "loader/entries/",
+		NodeFileName, KubeJoinFileName, ESPLoaderConf, ESPEntriesDir, "loader/entries/", APICRLName,
 		RootTypes["amd64"], RootTypes["arm64"],
 	}
 	prefixes = []string{

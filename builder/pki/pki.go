@@ -14,13 +14,15 @@
 //
 //	ca.crt ca.key          the CA (ca.key never enters an image; it may be moved offline
 //	                       between provisioning runs)
-//	client.crt client.key  the operator's identity, copied into client configs
+//	client.crt client.key  the operator's identity (role admin), copied into client configs
 //	nodes/NAME.crt         the certificate issued to node NAME (its key is only on
 //	                       that node's boot partition)
+//	issued/NAME.crt        the client certificates `cairn node issue` made, by name, to revoke them by
+//	crl.pem                the revocation list `cairn node revoke` keeps, baked into images
 //
-// An image carries only ca.crt: no node's private key is in any image, so
-// a card or image file read by someone gives them no node identity but the
-// one provisioned onto that card.
+// An image carries only ca.crt (and crl.pem): no node's private key is in
+// any image, so a card or image file read by someone gives them no node
+// identity but the one provisioned onto that card.
 //
 // Keys are ECDSA P-256: every TLS stack and tool an operator may point at
 // the node (curl, OpenSSL, Prometheus, browsers, TPM 2.0 and HSM-held keys)
@@ -50,6 +52,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api/crl"
+	"github.com/cairn-edge/cairn/agent/api/role"
 	"github.com/cairn-edge/cairn/agent/atomicfile"
 	"github.com/cairn-edge/cairn/agent/contract"
 )
@@ -105,6 +109,9 @@ type Request struct {
 	Names     []string
 	NotBefore time.Time
 	NotAfter  time.Time
+	// Role is what a client may do on the node (client certificates only;
+	// see agent/api/role): carried as the Subject Organization.
+	Role role.Role
 }
 
 // NewCA makes a self-signed CA valid from now-1h for validity.
@@ -153,6 +160,9 @@ func Issue(ca *Pair, req Request) (*Pair, error) {
 		}
 	case ClientAuth:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		if req.Role != "" {
+			tmpl.Subject.Organization = role.Subject(req.Role)
+		}
 	}
 	return sign(tmpl, ca.Cert, key, ca.Key)
 }
@@ -203,6 +213,8 @@ type PKI struct {
 	Dir    string
 	CA     *Pair // CA.Key is nil when ca.key is absent (kept offline)
 	Client *Pair
+	// CRL is crl.pem, nil when nothing was ever revoked.
+	CRL *crl.List
 	// Issued names the files Ensure wrote, e.g. "client.crt".
 	Issued []string
 	// Warnings are problems that do not stop a build (a leftover shared
@@ -220,12 +232,17 @@ type File struct {
 }
 
 // SlotFiles are the files the builder puts into the root slot: the CA
-// certificate, to verify clients and the node's own identity. No key.
+// certificate, to verify clients and the node's own identity (no key), and
+// the revocation list when there is one.
 func (p *PKI) SlotFiles() []File {
 	dir := strings.TrimPrefix(SlotDir, "/")
-	return []File{
+	files := []File{
 		{Path: dir + "/ca.crt", Mode: 0o644, Data: p.CA.CertPEM},
 	}
+	if p.CRL != nil {
+		files = append(files, File{Path: contract.SlotPath(contract.APICRLBaked), Mode: 0o644, Data: p.CRL.PEM})
+	}
+	return files
 }
 
 // dnsName is what we accept as a DNS name in a certificate (no wildcards).
@@ -266,7 +283,8 @@ func CertNames(c *x509.Certificate) []string {
 
 // Ensure loads the PKI in dir, creating dir and issuing whatever is
 // missing: the CA when neither ca.crt nor ca.key exists, the client
-// certificate when it is missing or expires within 30 days. Everything it
+// certificate when it is missing, carries no admin role (made before
+// roles), is revoked or expires within 30 days. Everything it
 // reuses is checked (key matches certificate, issued by the CA, right
 // usage); a PKI that cannot be used is an error naming the file and the fix,
 // never silently replaced.
@@ -307,6 +325,9 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		return nil, fmt.Errorf("%s expired on %s: empty %s to start a new PKI (every node needs an update built from it)", filepath.Join(dir, "ca.crt"), ca.Cert.NotAfter.Format(time.DateOnly), dir)
 	}
 	p.CA = ca
+	if p.CRL, err = LoadCRL(dir, ca.Cert); err != nil {
+		return nil, err
+	}
 	if exists(filepath.Join(dir, "server.key")) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s is no longer used: every node gets its own identity when provisioned (cairn provision --name NAME DISK); remove server.crt and server.key", filepath.Join(dir, "server.key")))
 	}
@@ -320,12 +341,16 @@ func Ensure(dir string, opts Options) (*PKI, error) {
 		if err := checkIssued(dir, "client", client, ca, x509.ExtKeyUsageClientAuth); err != nil {
 			return nil, err
 		}
-		if now.Add(renewClientBefore).After(client.Cert.NotAfter) {
+		if r, err := role.Of(client.Cert); err != nil || r != role.Admin {
+			client = nil // made before roles: nodes refuse it now
+		} else if p.CRL.Revoked(client.Cert.SerialNumber) {
+			client = nil // cairn node revoke revoked it
+		} else if now.Add(renewClientBefore).After(client.Cert.NotAfter) {
 			client = nil
 		}
 	}
 	if client == nil {
-		if client, err = p.issue("client", Request{CommonName: clientName, Usage: ClientAuth}, ClientValidity); err != nil {
+		if client, err = p.issue("client", Request{CommonName: clientName, Usage: ClientAuth, Role: role.Admin}, ClientValidity); err != nil {
 			return nil, err
 		}
 	}

@@ -47,6 +47,9 @@ func TestParseSpec(t *testing.T) {
 		{"service bad dependency", "name: a\nversion: 1.0.0\nservices:\n  - name: web\n    image: x\n    dependsOn: [db]\n", `images/x.yaml:3: services: service "web": depends on unknown service "db"`},
 		{"bad address", "name: a\nversion: 1.0.0\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.0.0.300/24]\n", "images/x.yaml:3: network:"},
 		{"agent keys", "name: a\nversion: 1.0.0\nntp: [time.example]\napi:\n  port: 8443\nnetwork:\n  hostname: edge-1\n", ""},
+		{"plain metrics", "name: a\nversion: 1.0.0\napi:\n  metrics: {interface: eth0, port: 9100}\n", ""},
+		{"plain metrics unknown key", "name: a\nversion: 1.0.0\napi:\n  metrics: {iface: eth0}\n", `unknown key "iface" in api.metrics`},
+		{"plain metrics without interface", "name: a\nversion: 1.0.0\napi:\n  metrics: {port: 9100}\n", "api.metrics.interface"},
 		{"empty", "", "the file is empty"},
 		{"not a mapping", "- a\n", "must be a mapping"},
 		{"kubernetes", "name: a\nversion: 1.0.0\nkubernetes:\n  clusterCIDR: 10.244.0.0/16\n  images: [{name: r.example/web:1}]\n  manifests: [m]\n", ""},
@@ -88,6 +91,12 @@ func TestParseSpec(t *testing.T) {
 					want := map[string]string{"vm.min_free_kbytes": "8192", "net.ipv4.tcp_rmem": "4096 131072 6291456", "vm.swappiness": "10"}
 					if !maps.Equal(s.Sysctl, want) {
 						t.Errorf("sysctl = %v, want %v (numbers as strings)", s.Sysctl, want)
+					}
+					return
+				}
+				if tt.name == "plain metrics" {
+					if m := s.Agent.API.Metrics; m == nil || m.Interface != "eth0" || m.ListenPort() != 9100 {
+						t.Errorf("api.metrics = %+v", m)
 					}
 					return
 				}

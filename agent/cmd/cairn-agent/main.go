@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/api/crl"
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
@@ -177,18 +178,46 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if port == 0 {
 		port = api.DefaultPort
 	}
+	var crls *crl.Store
+	var crlWarning string
+	if tlsConf != nil {
+		if crls, crlWarning, err = openCRL(); err != nil {
+			// Serving without the list would let revoked clients in.
+			say("warning: node API off: %v", err)
+			apiPart.Set(health.Failed, "off: "+err.Error())
+			tlsConf = nil
+		}
+	}
 	var ln net.Listener
 	if tlsConf != nil {
 		if ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port)); err != nil {
 			return fmt.Errorf("node API: %w", err)
 		}
 		apiPart.Set(health.OK, fmt.Sprintf("serving :%d as %s", port, nodeName))
+		if crlWarning != "" {
+			say("warning: node API: %s", crlWarning)
+			apiPart.Set(health.Degraded, crlWarning)
+		}
 	}
 	node := &api.LocalNode{Release: rel, Slot: slot}
 	if updater != nil {
 		apiOpts = append(apiOpts, api.WithUpgrades(updater))
 	}
-	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log))...)
+	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log), api.WithCRL(crls))...)
+	if m := conf.API.Metrics; m != nil {
+		// The spec asked for /metrics in plain HTTP on one link.
+		mln, err := api.ListenDevice(ctx, m.Interface, m.ListenPort())
+		if err != nil {
+			say("warning: plain metrics on %s: %v", m.Interface, err)
+		} else {
+			log.Info("plain metrics", "interface", m.Interface, "port", m.ListenPort())
+			go func() {
+				if err := srv.ServeMetrics(ctx, mln); err != nil {
+					log.Warn("plain metrics", "err", err)
+				}
+			}()
+		}
+	}
 	if ln != nil {
 		say("agent ready api=:%d node=%s", port, nodeName)
 	} else {

@@ -42,8 +42,16 @@ commands:
                     that node's ESP as cairn-kube-join.kubeconfig); --kube-server as above,
                     the address the joining node reaches the server at
 
+credentials (on this machine, with the CA key of the PKI directory; see cairn node issue -h):
+  issue --pki DIR --name NAME --role ROLE -o FILE
+                    a client config for a new credential: role monitor (status, services,
+                    metrics), operator (also logs, restart, reboot, upgrade) or admin (all)
+  revoke --pki DIR [--config FILE] NAME
+                    revoke a credential in DIR/crl.pem; with --config, push it to that node
+
 --config is the node.yaml cairn build writes next to the image ($CAIRN_NODE_CONFIG).
 --server overrides the address in it: one config serves every node built from the image.
+Its credential is an admin; nodes refuse what a credential's role does not allow (403).
 `
 
 // cmdNode talks to a node's API: cairn node --config FILE <command> [--json].
@@ -60,6 +68,13 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	nodeName := fs.String("node", "", "join-kubeconfig: the Kubernetes name of the node that joins")
 	force := fs.Bool("force", false, "upgrade: allow a downgrade, a reinstall or a release that rolled back")
 	wait := fs.Duration("wait", 30*time.Minute, "upgrade: how long to wait for the outcome")
+	// issue and revoke work on the PKI directory, with flags of their own.
+	if len(args) > 0 && args[0] == "issue" {
+		return cmdNodeIssue(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "revoke" {
+		return cmdNodeRevoke(ctx, args[1:], stdout, stderr)
+	}
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
@@ -72,8 +87,10 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0, "upgrade": 1}
 	n, ok := wantArgs[cmd]
 	switch {
+	case cmd == "issue" || cmd == "revoke":
+		return fmt.Errorf("put the flags of cairn node %s after it: cairn node %s --pki DIR …", cmd, cmd)
 	case !ok:
-		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig, upgrade)", cmd)
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig, upgrade, issue, revoke)", cmd)
 	case len(rest) < n && cmd == "upgrade":
 		return errors.New("cairn node upgrade needs the artifact's reference, e.g. cairn node upgrade registry.example.com/edge/shop:1.3.0")
 	case len(rest) < n:
@@ -130,11 +147,7 @@ func nodeClient(configPath, server, name string) (*api.Client, string, error) {
 	}
 	addr := cfg.Server
 	if server != "" {
-		addr = server
-		if !strings.Contains(addr, "://") {
-			addr = "https://" + addr
-		}
-		if _, err := pki.ParseServer(addr); err != nil {
+		if addr, err = serverURL(server); err != nil {
 			return nil, "", fmt.Errorf("--server: %w", err)
 		}
 	}
@@ -152,6 +165,15 @@ func nodeClient(configPath, server, name string) (*api.Client, string, error) {
 		return nil, "", err
 	}
 	return c, c.Server(), nil
+}
+
+// serverURL reads --server: HOST[:PORT] or https://HOST[:PORT].
+func serverURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	_, err := pki.ParseServer(s)
+	return s, err
 }
 
 func runNode(ctx context.Context, c *api.Client, cmd string, args []string, asJSON bool, logOpts api.LogOptions, stdout io.Writer) error {
@@ -357,6 +379,8 @@ func explainNodeError(err error, addr string) error {
 		return fmt.Errorf("%s does not speak TLS: is that the node API's port (%d)?", addr, api.DefaultPort)
 	case strings.Contains(msg, "remote error: tls: expired certificate"):
 		return fmt.Errorf("the node at %s refused this client's certificate as expired: run cairn build again to renew it in node.yaml (nodes need no update)", addr)
+	case strings.Contains(msg, "remote error: tls: bad certificate"):
+		return fmt.Errorf("the node at %s refused this client's certificate (tls: bad certificate): it may be revoked (cairn node revoke): get a new one with cairn node issue, or use the node.yaml written next to the image this node runs", addr)
 	case strings.Contains(msg, "remote error: tls:"):
 		return fmt.Errorf("the node at %s refused this client's certificate (%s): use the node.yaml written next to the image this node runs", addr, msg[strings.Index(msg, "remote error: tls:")+len("remote error: "):])
 	case strings.Contains(msg, "protocol version"):

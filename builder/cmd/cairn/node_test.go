@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/api/crl"
 	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/builder/pki"
 )
@@ -59,9 +60,14 @@ func nodeFixture(t *testing.T, dir string, opts ...api.Option) (config, addr str
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As on a node: nothing baked, a list pushed later kept in the state.
+	crls, err := crl.Open(p.CA.Cert, filepath.Join(dir, "no-baked-crl.pem"), filepath.Join(dir, "state", "crl.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go api.NewServer(cliNode{}, cliServices{}, opts...).Serve(ctx, ln, conf)
+	go api.NewServer(cliNode{}, cliServices{}, append(opts, api.WithCRL(crls))...).Serve(ctx, ln, conf)
 	config = filepath.Join(dir, "node.yaml")
 	if err := pki.WriteClientConfig(config, "https://"+ln.Addr().String(), "edge-1", p); err != nil {
 		t.Fatal(err)
