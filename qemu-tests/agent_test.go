@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/api/role"
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/qemu-tests/doccmd"
@@ -210,7 +211,7 @@ func expiredClient(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := pki.Issue(p.CA, pki.Request{CommonName: "cairn-admin", Usage: pki.ClientAuth, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	old, err := pki.Issue(p.CA, pki.Request{CommonName: "cairn-admin", Usage: pki.ClientAuth, Role: role.Admin, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/api/role"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
@@ -171,7 +172,7 @@ func longClient(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := pki.Issue(p.CA, pki.Request{CommonName: "cairn-admin", Usage: pki.ClientAuth, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(3 * 365 * 24 * time.Hour)})
+	c, err := pki.Issue(p.CA, pki.Request{CommonName: "cairn-admin", Usage: pki.ClientAuth, Role: role.Admin, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(3 * 365 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
