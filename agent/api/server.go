@@ -27,6 +27,7 @@ type Server struct {
 	kube     Kubernetes // nil on a node without Kubernetes
 	health   Health     // nil: status and metrics have no health section
 	upgrades Upgrades   // nil: the image has no update section
+	clock    Clock      // nil: no /v1/clock
 	log      *slog.Logger
 	metrics  *requestMetrics
 	conns    connCounters
@@ -75,6 +76,8 @@ var routes = []route{
 	{"POST", "/v1/upgrade", (*Server).startUpgrade},
 	{"GET", "/v1/upgrade", (*Server).upgrade},
 	{"GET", "/metrics", (*Server).metricsHandler},
+	{"GET", "/v1/clock", (*Server).clockStatus}, // admin only
+	{"POST", "/v1/clock", (*Server).setClock},   // admin only
 }
 
 // NewServer returns a Server answering from node and services.

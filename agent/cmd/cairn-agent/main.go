@@ -188,6 +188,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if updater != nil {
 		apiOpts = append(apiOpts, api.WithUpgrades(updater))
 	}
+	apiOpts = append(apiOpts, api.WithClock(clockAdapter{clk}))
 	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log))...)
 	if ln != nil {
 		say("agent ready api=:%d node=%s", port, nodeName)
