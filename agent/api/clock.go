@@ -30,7 +30,10 @@ type Clock interface {
 // not take; the API answers 422.
 var ErrClockRefused = errors.New("time refused")
 
-// ClockStatus is the node's clock as GET /v1/clock reports it.
+// ClockStatus is the node's clock as GET /v1/clock reports it. It
+// mirrors agent/clock's Status, converted by the agent as Service is from
+// agent/services': the API's wire types stay its own, and this package
+// does not import the one that sets the clock.
 type ClockStatus struct {
 	// Time is the node's time when it answered.
 	Time time.Time `json:"time"`
