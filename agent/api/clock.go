@@ -50,7 +50,8 @@ type ClockStatus struct {
 	Offset    time.Duration `json:"offset"`
 	LastError string        `json:"lastError,omitempty"`
 	// Floor is the earliest time the clock may show (the saved or the
-	// build time); no NTP step goes before it or more than 5 years past.
+	// build time); no NTP step goes before it, nor more than 10 years
+	// past the build time.
 	Floor    time.Time `json:"floor,omitzero"`
 	AdminSet time.Time `json:"adminSet,omitzero"`
 	// Refused is the last NTP step the node did not take.

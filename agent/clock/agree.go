@@ -10,7 +10,7 @@ import (
 
 // The rules for believing NTP. SNTP replies are unauthenticated UDP, so no
 // one reply may move the clock far: a step needs samples that agree, and
-// lands between the floor and a bound past it.
+// lands between the floor and a bound past the build time.
 const (
 	// agreeWithin is how far apart the offsets of samples that agree may
 	// be. Offsets are already corrected for the round trip (RFC 4330); an
@@ -24,15 +24,18 @@ const (
 	// With several configured, one sample from each, and two servers
 	// must agree.
 	samplesOneServer = 3
-	// maxAhead bounds a step past the floor (the saved time, or the build
-	// time when later). Five years is the life of the node API's server
-	// certificate (builder/pki.ServerValidity): a box kept on a shelf
-	// longer than that after its image was built cannot be managed with
-	// that image anyway, and a box that ran until it was put away saved a
-	// later floor. It refuses what spoofers and broken servers send (the
-	// 2036 and 2038 wraps, "now + 10 years") and accepts any warehouse
-	// stay a working image survives.
-	maxAhead = 5 * 365 * 24 * time.Hour
+	// maxAhead bounds a step past the image's build time. Ten years is
+	// the life of the node API's CA (builder/pki.CAValidity), which is
+	// made no later than the image: past it the node refuses every
+	// client and needs a visit anyway, so the bound never refuses a time
+	// the node could still be managed at, while a box shelved for years
+	// (spares, warehouse stock) steps to the right time when it comes
+	// up. It refuses what spoofers and broken servers send ("now + 10
+	// years", the 2106 wrap). Refusing less far would strand exactly
+	// those shelved boxes: their clock would stay at the old floor,
+	// before any client certificate issued since, and not even cairn
+	// node clock set would get through.
+	maxAhead = 10 * 365 * 24 * time.Hour
 )
 
 // action is what a round does to the clock.
@@ -51,6 +54,25 @@ type round struct {
 	synced  bool      // confirmed since boot: the first sync also steps small offsets
 	now     time.Time // the local clock
 	floor   time.Time // the earliest time the clock may show; zero: unknown
+	limit   time.Time // the latest time a step may reach (stepLimit); zero: none
+}
+
+// stepLimit is the latest time a step may reach: maxAhead past the build
+// time (past the floor when the build time is unknown), and never before
+// the floor.
+func stepLimit(build, floor time.Time) time.Time {
+	base := build
+	if base.IsZero() {
+		base = floor
+	}
+	if base.IsZero() {
+		return time.Time{}
+	}
+	limit := base.Add(maxAhead)
+	if floor.After(limit) {
+		limit = floor
+	}
+	return limit
 }
 
 // decision is what a round asks of the clock.
@@ -130,11 +152,10 @@ func decide(r round) decision {
 	to := r.now.Add(best.Offset)
 	agreeing := describe(group, r.now)
 	switch {
-	case r.floor.IsZero():
-	case to.Before(r.floor):
+	case !r.floor.IsZero() && to.Before(r.floor):
 		return decision{sample: best, outliers: d.outliers, refused: fmt.Sprintf("NTP servers agree on %s, before the last known time %s (%s); not stepped: if the NTP time is right, set the clock with cairn node clock set", stamp(to), stamp(r.floor), agreeing)}
-	case to.After(r.floor.Add(maxAhead)):
-		return decision{sample: best, outliers: d.outliers, refused: fmt.Sprintf("NTP servers agree on %s, more than 5 years past the last known time %s (%s); not stepped: if the node's time is wrong, set it from a workstation with cairn node clock set", stamp(to), stamp(r.floor), agreeing)}
+	case !r.limit.IsZero() && to.After(r.limit):
+		return decision{sample: best, outliers: d.outliers, refused: fmt.Sprintf("NTP servers agree on %s, past %s, 10 years after the image was built (%s); not stepped: if the node's time is wrong, set it from a workstation with cairn node clock set", stamp(to), stamp(r.limit), agreeing)}
 	}
 	d.act = stepClock
 	return d

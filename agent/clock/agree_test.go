@@ -11,6 +11,8 @@ import (
 func TestDecide(t *testing.T) {
 	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	floor := at.Add(-time.Hour)
+	limit := stepLimit(at.AddDate(0, -6, 0), floor) // built in June
+	toLimit := limit.Sub(at)
 	ms := time.Millisecond
 	from := func(addr string, off time.Duration) Sample {
 		return Sample{Server: addr, Name: addr, Offset: off, Delay: 20 * ms}
@@ -41,11 +43,11 @@ func TestDecide(t *testing.T) {
 		{name: "first sync steps an agreed small offset", samples: []Sample{from("a", 200*ms), from("b", 210*ms)}, servers: 2, want: stepClock, wantOffset: 200 * ms, confirmed: true},
 		{name: "first sync slews a tiny one", samples: []Sample{from("a", 5*ms), from("b", 6*ms)}, servers: 2, want: slewClock, wantOffset: 5 * ms, confirmed: true},
 		{name: "before the floor", samples: []Sample{from("a", -2*time.Hour), from("b", -2*time.Hour)}, servers: 2, wantRefused: "before the last known time 2026-12-01T11:00:00Z"},
-		{name: "just inside the bound", samples: []Sample{from("a", maxAhead-2*time.Hour), from("b", maxAhead-2*time.Hour)}, servers: 2, want: stepClock, wantOffset: maxAhead - 2*time.Hour, confirmed: true},
-		{name: "past the bound", samples: []Sample{from("a", maxAhead), from("b", maxAhead)}, servers: 2, wantRefused: "more than 5 years past the last known time 2026-12-01T11:00:00Z"},
+		{name: "just inside the bound", samples: []Sample{from("a", toLimit-time.Hour), from("b", toLimit-time.Hour)}, servers: 2, want: stepClock, wantOffset: toLimit - time.Hour, confirmed: true},
+		{name: "past the bound", samples: []Sample{from("a", toLimit+time.Hour), from("b", toLimit+time.Hour)}, servers: 2, wantRefused: "past 2036-05-29T12:00:00Z, 10 years after the image was built"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := decide(round{samples: tt.samples, servers: tt.servers, synced: tt.synced, now: at, floor: floor})
+			d := decide(round{samples: tt.samples, servers: tt.servers, synced: tt.synced, now: at, floor: floor, limit: limit})
 			if d.act != tt.want || d.offset != tt.wantOffset || d.confirmed != tt.confirmed || len(d.outliers) != tt.outliers {
 				t.Errorf("decide = %+v; want action %d offset %v confirmed %v, %d outliers", d, tt.want, tt.wantOffset, tt.confirmed, tt.outliers)
 			}
@@ -53,6 +55,24 @@ func TestDecide(t *testing.T) {
 				t.Errorf("refused = %q, want %q", d.refused, tt.wantRefused)
 			}
 		})
+	}
+}
+
+func TestStepLimit(t *testing.T) {
+	build := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name         string
+		build, floor time.Time
+		want         time.Time
+	}{
+		{"10 years after the build", build, build.AddDate(1, 0, 0), build.Add(maxAhead)},
+		{"no build time: after the floor", time.Time{}, build, build.Add(maxAhead)},
+		{"floor past it: the floor", build, build.AddDate(11, 0, 0), build.AddDate(11, 0, 0)},
+		{"nothing known: none", time.Time{}, time.Time{}, time.Time{}},
+	} {
+		if got := stepLimit(tt.build, tt.floor); !got.Equal(tt.want) {
+			t.Errorf("%s: stepLimit = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -64,6 +84,7 @@ func FuzzDecide(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, servers uint8, synced bool) {
 		at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 		floor := at.Add(-time.Hour)
+		limit := stepLimit(at.AddDate(0, -6, 0), floor)
 		var samples []Sample
 		for i := 0; i+9 <= len(b) && len(samples) < 8; i += 9 {
 			// One byte picks the server (of 4), eight the offset; the
@@ -73,7 +94,7 @@ func FuzzDecide(f *testing.F) {
 			samples = append(samples, Sample{Server: addr, Name: addr, Offset: off, Delay: time.Duration(uint64(off) % uint64(3*time.Second))})
 		}
 		n := int(servers%5) + 1
-		d := decide(round{samples: samples, servers: n, synced: synced, now: at, floor: floor})
+		d := decide(round{samples: samples, servers: n, synced: synced, now: at, floor: floor, limit: limit})
 		if d.refused != "" && d.act != leave {
 			t.Fatalf("refused %q but acts %d", d.refused, d.act)
 		}
@@ -84,7 +105,7 @@ func FuzzDecide(f *testing.F) {
 			}
 		case stepClock:
 			to := at.Add(d.offset)
-			if !d.confirmed || to.Before(floor) || to.After(floor.Add(maxAhead)) {
+			if !d.confirmed || to.Before(floor) || to.After(limit) {
 				t.Fatalf("steps to %v unconfirmed or out of bounds: %+v", to, d)
 			}
 			agree := map[string]bool{}

@@ -13,7 +13,7 @@
 // (agree.go has the rules): a step needs samples that agree within a
 // second, from two configured servers or, with one, from three fresh
 // exchanges; it never goes before the floor (the saved time or the build
-// time) nor more than 5 years past it. Only a confirmed step, the
+// time) nor more than 10 years past the build time. Only a confirmed step, the
 // administrator, or a clock running on from the floor raises the saved
 // time, so one spoofed reply can neither set the clock nor stay across
 // reboots.
@@ -138,8 +138,8 @@ type Status struct {
 	// a confirmation.
 	LastError string `json:"lastError,omitempty"`
 	// Floor is the earliest time the clock may show: the saved time or
-	// the build time, whichever is later. No NTP step goes before it, or
-	// more than 5 years past it.
+	// the build time, whichever is later. No NTP step goes before it (nor
+	// more than 10 years past the build time).
 	Floor time.Time `json:"floor,omitzero"`
 	// FloorSet is true when the clock was behind Floor at boot and
 	// EnsureFloor set it forward: until Synced, the time is only the
@@ -419,14 +419,14 @@ func (e *RefusedError) Error() string { return "clock step refused: " + e.Reason
 // larger offset, or any before the first confirmation, takes a sample
 // from every configured server (or three from the only one), and only
 // samples that agree step the clock, never before the floor nor more
-// than 5 years past it. A refused step leaves the clock and the floor
+// than 10 years past the build time. A refused step leaves the clock and the floor
 // alone, and is logged once and kept in Status.Refused.
 func (s *Syncer) Sync(ctx context.Context) error {
 	floor, _ := s.loadFloor()
 	s.mu.Lock()
 	synced := s.status.Synced
 	s.mu.Unlock()
-	r := round{servers: len(s.servers), synced: synced, floor: floor}
+	r := round{servers: len(s.servers), synced: synced, floor: floor, limit: stepLimit(s.buildTime, floor)}
 	var d decision
 	if synced {
 		sample, err := s.queryFirst(ctx)

@@ -341,11 +341,11 @@ func TestSyncAgreement(t *testing.T) {
 		wantLog     []string // "ADDRn" stands for server n's address
 	}{
 		{name: "one server 10 years ahead", servers: []fakeServer{spoofer}, saved: -time.Hour,
-			wantSaved: -time.Hour, wantRefused: "more than 5 years past the last known time", wantLog: []string{"cairn node clock set", "ADDR0 says"}},
+			wantSaved: -time.Hour, wantRefused: "10 years after the image was built", wantLog: []string{"cairn node clock set", "ADDR0 says"}},
 		{name: "two servers disagree", servers: []fakeServer{spoofer, honest}, saved: -time.Hour,
 			wantSaved: -time.Hour, wantRefused: "NTP servers disagree", wantLog: []string{"ADDR0 says", "(offset +87600h", "ADDR1 says"}},
 		{name: "two servers agree on 10 years ahead", servers: []fakeServer{spoofer, spoofer}, saved: -time.Hour,
-			wantSaved: -time.Hour, wantRefused: "more than 5 years past"},
+			wantSaved: -time.Hour, wantRefused: "10 years after the image was built"},
 		{name: "two servers agree on an hour ahead", servers: []fakeServer{hourAhead, hourAhead}, saved: -time.Hour,
 			wantClock: time.Hour, wantSaved: time.Hour, wantSynced: true},
 		{name: "one server an hour ahead, three samples", servers: []fakeServer{hourAhead}, saved: -time.Hour,
@@ -361,7 +361,7 @@ func TestSyncAgreement(t *testing.T) {
 		{name: "no RTC, saved floor, honest servers", servers: []fakeServer{honest, honest}, epoch: true, saved: -time.Hour,
 			wantClock: 0, wantSaved: 0, wantSynced: true},
 		{name: "no RTC, saved floor, a spoofer", servers: []fakeServer{spoofer}, epoch: true, saved: -time.Hour,
-			wantClock: -time.Hour, wantSaved: -time.Hour, wantRefused: "more than 5 years past"},
+			wantClock: -time.Hour, wantSaved: -time.Hour, wantRefused: "10 years after the image was built"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			base := time.Now()

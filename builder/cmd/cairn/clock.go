@@ -80,7 +80,7 @@ func printClock(w io.Writer, st *api.ClockStatus, before, after time.Time) {
 	}
 	fmt.Fprintf(tw, "source\t%s; %s\n", source, trust)
 	if !st.Floor.IsZero() {
-		fmt.Fprintf(tw, "floor\t%s (no NTP step before it, or more than 5 years past it)\n", st.Floor.UTC().Format(time.RFC3339))
+		fmt.Fprintf(tw, "floor\t%s (no NTP step goes before it)\n", st.Floor.UTC().Format(time.RFC3339))
 	}
 	if r := st.Refused; r != nil {
 		fmt.Fprintf(tw, "refused step\t%s: %s\n", r.At.UTC().Format(time.RFC3339), r.Reason)
