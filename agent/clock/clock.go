@@ -467,7 +467,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	if len(d.outliers) > 0 {
 		s.log.Warn("NTP server disagrees with the others, ignored", "outliers", describe(d.outliers, r.now))
 	}
-	if !d.confirmed && !synced {
+	if !d.confirmed && (d.act == leave || !synced) {
 		return s.failed(errors.New("not confirmed: " + d.unconfirmed))
 	}
 	s.mu.Lock()
