@@ -37,6 +37,8 @@
 //	POST /v1/upgrade                    operator  UpgradeRequest → 202, Upgrade; 422 refused, 409 one runs
 //	GET  /v1/upgrade                    operator  Upgrade
 //	POST /v1/crl                        admin     PEM CRL signed by the CA → CRLReply; 409 when not newer than the one held
+//	GET  /v1/clock                      monitor   ClockStatus: the node's time and how it got it
+//	POST /v1/clock                      admin     {"time": RFC 3339} sets the clock and its floor → ClockStatus
 //	GET  /metrics                       monitor   Prometheus text exposition (also plain HTTP with MetricsHandler)
 //
 // The handlers reach the system through two small interfaces, Node and

@@ -149,7 +149,7 @@ func TestEveryRouteHasARole(t *testing.T) {
 	if (&Server{}).allow(rec, req, route{method: "GET", path: "/v1/new"}) || rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "open to no role") {
 		t.Errorf("a route without role: %d %s, want 403", rec.Code, rec.Body)
 	}
-	admin := []string{"POST /v1/shutdown", "GET /v1/kubeconfig", "GET /v1/join-kubeconfig", "POST /v1/crl"}
+	admin := []string{"POST /v1/shutdown", "GET /v1/kubeconfig", "GET /v1/join-kubeconfig", "POST /v1/crl", "POST /v1/clock"}
 	for _, rt := range routes {
 		want := rt.role == role.Admin
 		got := false

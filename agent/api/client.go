@@ -257,3 +257,16 @@ func (r readCloser) Close() error {
 	defer r.cancel()
 	return r.ReadCloser.Close()
 }
+
+// Clock returns the node's time and clock state.
+func (c *Client) Clock(ctx context.Context) (*ClockStatus, error) {
+	var st ClockStatus
+	return &st, c.call(ctx, "GET", "/v1/clock", http.StatusOK, &st)
+}
+
+// SetClock sets the node's clock and its saved floor to t (an *Error with
+// 422 when the node refuses the time).
+func (c *Client) SetClock(ctx context.Context, t time.Time) (*ClockStatus, error) {
+	var st ClockStatus
+	return &st, c.callWith(ctx, "POST", "/v1/clock", ClockSetRequest{Time: t}, http.StatusOK, &st)
+}

@@ -31,6 +31,7 @@ type Server struct {
 	health   Health     // nil: status and metrics have no health section
 	upgrades Upgrades   // nil: the image has no update section
 	crl      *crl.Store // nil: no revocation list (tests)
+	clock    Clock      // nil: no /v1/clock
 	log      *slog.Logger
 	metrics  *requestMetrics
 	conns    connCounters
@@ -83,6 +84,9 @@ var routes = []route{
 	{"GET", "/v1/upgrade", role.Operator, (*Server).upgrade},
 	{"POST", "/v1/crl", role.Admin, (*Server).installCRL},
 	{"GET", "/metrics", role.Monitor, (*Server).metricsHandler},
+	{"GET", "/v1/clock", role.Monitor, (*Server).clockStatus},
+	// Setting the clock sets the floor every certificate is checked against.
+	{"POST", "/v1/clock", role.Admin, (*Server).setClock},
 }
 
 // NewServer returns a Server answering from node and services.
@@ -117,7 +121,7 @@ func NewServer(node Node, services Services, opts ...Option) *Server {
 			h.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/upgrade, /v1/kubeconfig, /v1/join-kubeconfig, /v1/crl, /metrics)", r.Method, r.URL.Path)
+		writeError(w, http.StatusNotFound, "no endpoint %s %s (endpoints: /v1/status, /v1/services, /v1/services/NAME/{restart,logs}, /v1/reboot, /v1/shutdown, /v1/upgrade, /v1/kubeconfig, /v1/join-kubeconfig, /v1/crl, /v1/clock, /metrics)", r.Method, r.URL.Path)
 	})
 	s.handler = s.observe(s.recover(s.authenticate(mux)))
 	return s

@@ -7,6 +7,16 @@
 //	if stepped, err := s.EnsureFloor(); ... // at boot, before any TLS
 //	go s.Run(ctx)                           // SNTP; saves the time periodically
 //	defer s.Save()                          // and at shutdown
+//	st, err := s.Set(t)                     // an administrator's time (node API)
+//
+// SNTP is unauthenticated UDP, so no single reply moves the clock far
+// (agree.go has the rules): a step needs samples that agree within a
+// second, from two configured servers or, with one, from three fresh
+// exchanges; it never goes before the floor (the saved time or the build
+// time) nor more than 10 years past the build time. Only a confirmed step, the
+// administrator, or a clock running on from the floor raises the saved
+// time, so one spoofed reply can neither set the clock nor stay across
+// reboots.
 //
 // The client is our own (about 200 lines) rather than
 // github.com/beevik/ntp: we need one request, the RFC 4330 checks and the
@@ -72,8 +82,9 @@ var (
 // Thresholds for correcting the clock after the first synchronisation:
 // offsets up to stepThreshold are slewed (the kernel speeds up or slows
 // the clock by 0.5 ms/s, so time stays monotonic for programs that
-// measure it), larger ones are stepped. The first synchronisation after
-// boot steps any offset from firstStepMin: a Pi's clock is minutes off.
+// measure it), larger ones are stepped, when samples agree (agree.go).
+// The first synchronisation after boot steps any agreed offset from
+// firstStepMin: a Pi's clock is minutes off.
 const (
 	stepThreshold = 500 * time.Millisecond
 	firstStepMin  = 10 * time.Millisecond
@@ -90,24 +101,45 @@ type Syncer struct {
 	backoffMin   time.Duration
 	backoffMax   time.Duration
 
-	mu     sync.Mutex
-	status Status
+	mu          sync.Mutex
+	status      Status
+	floorLoaded bool
+	// refusing is set while steps are being refused, so the warning is
+	// logged once per spell, not at every retry.
+	refusing bool
 }
+
+// Where the clock's time comes from (Status.Source).
+const (
+	SourceRTC   = "rtc"   // the real-time clock's, not confirmed
+	SourceFloor = "floor" // set forward to the floor at boot, running on from it
+	SourceNTP   = "ntp"   // confirmed by NTP servers that agree
+	SourceAdmin = "admin" // set by an administrator (cairn node clock set)
+)
 
 // Status is the clock state for the node API.
 type Status struct {
-	// Synced is true once an NTP server answered since boot.
-	Synced   bool          `json:"synced"`
+	// Synced is true once NTP samples that agree confirmed the clock (or
+	// stepped it) since boot; later rounds keep it by slewing.
+	Synced bool `json:"synced"`
+	// Source says where the time comes from: SourceRTC, SourceFloor,
+	// SourceNTP or SourceAdmin.
+	Source string `json:"source,omitempty"`
+	// Trusted is true when the time may be saved as the floor: confirmed
+	// by NTP, set by an administrator, or running on from the floor. An
+	// unconfirmed real-time clock is not trusted.
+	Trusted  bool          `json:"trusted"`
 	LastSync time.Time     `json:"lastSync,omitzero"`
 	Server   string        `json:"server,omitempty"`
 	Offset   time.Duration `json:"offset"`
 	Delay    time.Duration `json:"delay"`
 	Stratum  int           `json:"stratum,omitempty"`
 	// LastError is the last failed synchronisation's reason, cleared by
-	// a success.
+	// a confirmation.
 	LastError string `json:"lastError,omitempty"`
 	// Floor is the earliest time the clock may show: the saved time or
-	// the build time, whichever is later.
+	// the build time, whichever is later. No NTP step goes before it (nor
+	// more than 10 years past the build time).
 	Floor time.Time `json:"floor,omitzero"`
 	// FloorSet is true when the clock was behind Floor at boot and
 	// EnsureFloor set it forward: until Synced, the time is only the
@@ -115,6 +147,17 @@ type Status struct {
 	FloorSet bool `json:"floorSet,omitempty"`
 	// LastSave is when the time was last written to the state file.
 	LastSave time.Time `json:"lastSave,omitzero"`
+	// Refused is the last step not taken, kept after later successes.
+	Refused *Refusal `json:"refused,omitempty"`
+	// AdminSet is when an administrator last set the clock.
+	AdminSet time.Time `json:"adminSet,omitzero"`
+}
+
+// Refusal is a step the clock did not take.
+type Refusal struct {
+	At     time.Time     `json:"at"`
+	Offset time.Duration `json:"offset"` // of the sample the step would have followed
+	Reason string        `json:"reason"` // names the servers and what each said
 }
 
 // Option configures a Syncer.
@@ -155,6 +198,7 @@ func New(cfg Config, opts ...Option) *Syncer {
 		saveInterval: 15 * time.Minute,
 		backoffMin:   2 * time.Second,
 		backoffMax:   5 * time.Minute,
+		status:       Status{Source: SourceRTC},
 	}
 	if len(s.servers) == 0 {
 		s.servers = DefaultServers
@@ -170,24 +214,22 @@ func New(cfg Config, opts ...Option) *Syncer {
 func (s *Syncer) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.status
+	st := s.status
+	if st.Refused != nil {
+		r := *st.Refused
+		st.Refused = &r
+	}
+	return st
 }
 
 // EnsureFloor makes sure the clock is not earlier than the last saved
 // time or the build time: call it at boot before anything checks a
 // certificate or a signature. It reports whether it set the clock.
 func (s *Syncer) EnsureFloor() (bool, error) {
-	floor := s.buildTime
-	saved, err := s.readSaved()
+	floor, err := s.loadFloor()
 	if err != nil {
 		s.log.Warn("saved time ignored", "path", s.statePath, "err", err)
 	}
-	if saved.After(floor) {
-		floor = saved
-	}
-	s.mu.Lock()
-	s.status.Floor = floor
-	s.mu.Unlock()
 	if floor.IsZero() || !now().Before(floor) {
 		return false, err
 	}
@@ -198,8 +240,30 @@ func (s *Syncer) EnsureFloor() (bool, error) {
 	s.log.Info("clock set forward to the last known time", "from", was.Format(time.RFC3339), "to", floor.Format(time.RFC3339))
 	s.mu.Lock()
 	s.status.FloorSet = true
+	s.status.Source, s.status.Trusted = SourceFloor, true
 	s.mu.Unlock()
 	return true, err
+}
+
+// loadFloor reads the floor, the later of the saved and the build time,
+// into the status the first time; after that the status holds it (Save
+// and Set move it).
+func (s *Syncer) loadFloor() (time.Time, error) {
+	s.mu.Lock()
+	if s.floorLoaded {
+		defer s.mu.Unlock()
+		return s.status.Floor, nil
+	}
+	s.mu.Unlock()
+	floor := s.buildTime
+	saved, err := s.readSaved()
+	if saved.After(floor) {
+		floor = saved
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Floor, s.floorLoaded = floor, true
+	return floor, err
 }
 
 // readSaved reads the state file; a missing file is the zero time.
@@ -227,32 +291,78 @@ func parseSaved(b []byte) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// ErrUntrusted is what Save returns, wrapped, for a clock it does not
+// trust: an unconfirmed real-time clock must not raise the floor.
+var ErrUntrusted = errors.New("the clock is not trusted")
+
 // Save writes the current time to the state file, so the next boot does
-// not start earlier. It writes only a time it trusts: once synced, or
-// when the clock is not behind the saved time (an unsynced clock that
-// went backwards must not lower the floor). Call it at shutdown.
+// not start earlier. It writes only a time it trusts (Status.Trusted:
+// confirmed by NTP, set by an administrator, or running on from the
+// floor), and never one before the saved time. Call it at shutdown.
 func (s *Syncer) Save() error {
 	t := now().UTC()
 	s.mu.Lock()
-	synced := s.status.Synced
+	trusted := s.status.Trusted
 	s.mu.Unlock()
-	if !synced {
-		if saved, err := s.readSaved(); err == nil && t.Before(saved) {
-			return fmt.Errorf("not saving %s: earlier than the saved %s and not synchronised", t.Format(time.RFC3339), saved.Format(time.RFC3339))
-		}
+	if !trusted {
+		return fmt.Errorf("not saving %s: %w (not confirmed by NTP; cairn node clock set confirms it)", t.Format(time.RFC3339), ErrUntrusted)
 	}
+	if saved, err := s.readSaved(); err == nil && t.Before(saved) {
+		return fmt.Errorf("not saving %s: earlier than the saved %s", t.Format(time.RFC3339), saved.Format(time.RFC3339))
+	}
+	return s.write(t)
+}
+
+// write saves t as the floor.
+func (s *Syncer) write(t time.Time) error {
 	if err := atomicfile.WriteFile(s.statePath, []byte(t.Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("saving the time to %s: %w", s.statePath, err)
 	}
 	s.mu.Lock()
 	s.status.LastSave = t
+	if t.After(s.status.Floor) {
+		s.status.Floor = t
+	}
 	s.mu.Unlock()
 	return nil
 }
 
+// ErrBeforeBuild is what Set returns, wrapped, for a time before the
+// image was built: the workstation's clock is wrong.
+var ErrBeforeBuild = errors.New("before the image was built")
+
+// Set sets the clock to t on an administrator's word (cairn node clock
+// set sends the workstation's time) and saves t as the floor, even when
+// that lowers it: this is how a floor raised by a wrong time is undone.
+// The clock is then trusted; NTP servers that agree may still correct it
+// within the floor's bounds. Times before the build time are refused.
+func (s *Syncer) Set(t time.Time) (Status, error) {
+	t = t.UTC()
+	if !s.buildTime.IsZero() && t.Before(s.buildTime) {
+		return s.Status(), fmt.Errorf("%s is %w (%s): check the workstation's clock", t.Format(time.RFC3339), ErrBeforeBuild, s.buildTime.UTC().Format(time.RFC3339))
+	}
+	was := now()
+	if err := setTime(t); err != nil {
+		return s.Status(), fmt.Errorf("setting the clock to %s: %w", t.Format(time.RFC3339), err)
+	}
+	s.mu.Lock()
+	oldFloor := s.status.Floor
+	s.status.Floor, s.floorLoaded = t, true
+	s.status.Synced = false
+	s.status.Source, s.status.Trusted, s.status.AdminSet = SourceAdmin, true, t
+	s.refusing = false
+	s.mu.Unlock()
+	if t.Before(oldFloor) {
+		s.log.Warn("clock floor lowered by the administrator", "from", oldFloor.Format(time.RFC3339), "to", t.Format(time.RFC3339))
+	}
+	s.log.Info("clock set by the administrator", "from", was.Format(time.RFC3339Nano), "to", t.Format(time.RFC3339Nano))
+	return s.Status(), s.write(t)
+}
+
 // Run synchronises the clock until ctx is done: at once, then every poll
 // interval, retrying with backoff while no server answers (offline, no
-// DNS yet). It saves the time periodically and when ctx is done.
+// DNS yet) or the answers do not agree. It saves the time periodically
+// and when ctx is done, when the clock is trusted.
 func (s *Syncer) Run(ctx context.Context) error {
 	saveTick := time.NewTicker(s.saveInterval)
 	defer saveTick.Stop()
@@ -260,17 +370,22 @@ func (s *Syncer) Run(ctx context.Context) error {
 	failures := 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	save := func() {
+		err := s.Save()
+		switch {
+		case errors.Is(err, ErrUntrusted):
+			s.log.Debug("time not saved", "err", err)
+		case err != nil:
+			s.log.Warn("cannot save the time", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			if err := s.Save(); err != nil {
-				s.log.Warn("cannot save the time", "err", err)
-			}
+			save()
 			return nil
 		case <-saveTick.C:
-			if err := s.Save(); err != nil {
-				s.log.Warn("cannot save the time", "err", err)
-			}
+			save()
 			continue
 		case <-timer.C:
 		}
@@ -279,7 +394,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 				continue
 			}
 			failures++
-			if failures == 1 {
+			var refused *RefusedError
+			if failures == 1 && !errors.As(err, &refused) { // Sync warned of a refusal
 				s.log.Warn("clock not synchronised, retrying", "err", err, "in", backoff)
 			} else {
 				s.log.Debug("clock not synchronised, retrying", "err", err, "in", backoff)
@@ -293,47 +409,76 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
-// Sync queries the servers in order (every address of each name) until
-// one answers, and corrects the clock: a step at the first
-// synchronisation since boot and for large offsets, a slew otherwise.
+// RefusedError is Sync's error when it refused to step the clock.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return "clock step refused: " + e.Reason }
+
+// Sync takes one round of NTP samples and corrects the clock as decide
+// rules: once synced, one answer within the slew limit is slewed; a
+// larger offset, or any before the first confirmation, takes a sample
+// from every configured server (or three from the only one), and only
+// samples that agree step the clock, never before the floor nor more
+// than 10 years past the build time. A refused step leaves the clock and the floor
+// alone, and is logged once and kept in Status.Refused.
 func (s *Syncer) Sync(ctx context.Context) error {
-	sample, err := s.query(ctx)
+	floor, _ := s.loadFloor()
+	s.mu.Lock()
+	synced := s.status.Synced
+	s.mu.Unlock()
+	r := round{servers: len(s.servers), synced: synced, floor: floor, limit: stepLimit(s.buildTime, floor)}
+	var d decision
+	if synced {
+		sample, err := s.queryFirst(ctx)
+		if err != nil {
+			return s.failed(err)
+		}
+		r.samples, r.now = []Sample{sample}, now()
+		d = decide(r)
+	}
+	if d.act != slewClock {
+		samples, err := s.collect(ctx)
+		if len(samples) == 0 {
+			return s.failed(err)
+		}
+		r.samples, r.now = samples, now()
+		d = decide(r)
+	}
+	if d.refused != "" {
+		return s.refuse(d)
+	}
+
+	var err error
+	switch d.act {
+	case stepClock:
+		err = setTime(now().Add(d.offset))
+		if err == nil {
+			s.log.Info("clock stepped", "offset", d.offset, "server", d.sample.Server, "agreeing", len(r.samples)-len(d.outliers))
+		}
+	case slewClock:
+		err = slew(d.offset)
+		if err == nil {
+			s.log.Debug("clock slewed", "offset", d.offset, "server", d.sample.Server)
+		}
+	}
 	if err != nil {
-		s.mu.Lock()
-		s.status.LastError = err.Error()
-		s.mu.Unlock()
-		return err
+		return s.failed(fmt.Errorf("correcting the clock by %v: %w", d.offset, err))
+	}
+	if len(d.outliers) > 0 {
+		s.log.Warn("NTP server disagrees with the others, ignored", "outliers", describe(d.outliers, r.now))
+	}
+	if !d.confirmed && (d.act == leave || !synced) {
+		return s.failed(errors.New("not confirmed: " + d.unconfirmed))
 	}
 	s.mu.Lock()
 	first := !s.status.Synced
-	s.mu.Unlock()
-	abs := max(sample.Offset, -sample.Offset)
-	switch {
-	case first && abs >= firstStepMin, abs > stepThreshold:
-		err = setTime(now().Add(sample.Offset))
-		if err == nil {
-			s.log.Info("clock stepped", "offset", sample.Offset, "server", sample.Server)
-		}
-	default:
-		err = slew(sample.Offset)
-		if err == nil {
-			s.log.Debug("clock slewed", "offset", sample.Offset, "server", sample.Server)
-		}
-	}
-	if err != nil {
-		err = fmt.Errorf("correcting the clock by %v: %w", sample.Offset, err)
-		s.mu.Lock()
-		s.status.LastError = err.Error()
-		s.mu.Unlock()
-		return err
-	}
-	s.mu.Lock()
-	s.status.Synced = true
+	s.status.Synced, s.status.Source, s.status.Trusted = true, SourceNTP, true
 	s.status.LastSync = now()
-	s.status.Server, s.status.Offset, s.status.Delay, s.status.Stratum = sample.Server, sample.Offset, sample.Delay, sample.Stratum
+	s.status.Server, s.status.Offset, s.status.Delay, s.status.Stratum = d.sample.Server, d.offset, d.sample.Delay, d.sample.Stratum
 	s.status.LastError = ""
+	s.refusing = false
 	s.mu.Unlock()
-	if first {
+	if first || d.act == stepClock {
 		if err := s.Save(); err != nil {
 			s.log.Warn("cannot save the time", "err", err)
 		}
@@ -341,35 +486,102 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	return nil
 }
 
+// failed records err as the last error and returns it.
+func (s *Syncer) failed(err error) error {
+	s.mu.Lock()
+	s.status.LastError = err.Error()
+	s.mu.Unlock()
+	return err
+}
+
+// refuse records a refused step, warns of it once per spell of refusals,
+// and returns it as a *RefusedError.
+func (s *Syncer) refuse(d decision) error {
+	s.mu.Lock()
+	s.status.Refused = &Refusal{At: now(), Offset: d.sample.Offset, Reason: d.refused}
+	s.status.LastError = "step refused: " + d.refused
+	warned := s.refusing
+	s.refusing = true
+	s.mu.Unlock()
+	if !warned {
+		s.log.Warn("clock step refused", "reason", d.refused)
+	} else {
+		s.log.Debug("clock step refused", "reason", d.refused)
+	}
+	return &RefusedError{Reason: d.refused}
+}
+
 // maxAddrsPerName bounds the addresses tried per server name (a pool
 // name resolves to four).
 const maxAddrsPerName = 4
 
-func (s *Syncer) query(ctx context.Context) (Sample, error) {
+// queryFirst asks the servers in order until one answers.
+func (s *Syncer) queryFirst(ctx context.Context) (Sample, error) {
 	var errs []error
 	for _, srv := range s.servers {
-		host, port, err := splitHostPort(srv)
-		if err != nil {
-			errs = append(errs, err)
+		sample, err := queryName(ctx, srv, 0)
+		if err == nil {
+			return sample, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			return Sample{}, ctx.Err()
+		}
+	}
+	return Sample{}, errors.Join(errs...)
+}
+
+// collect takes the samples of a round that may step the clock: one from
+// each configured server, asked at once, or samplesOneServer from the only
+// one, each a fresh exchange starting at its next address. It returns the
+// samples taken and the errors of those that failed.
+func (s *Syncer) collect(ctx context.Context) ([]Sample, error) {
+	n, name := len(s.servers), func(i int) string { return s.servers[i] }
+	if n == 1 {
+		n, name = samplesOneServer, func(int) string { return s.servers[0] }
+	}
+	samples, errs := make([]Sample, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if len(s.servers) == 1 { // one after the other: a burst is impolite
+			samples[i], errs[i] = queryName(ctx, name(i), i)
 			continue
 		}
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		wg.Go(func() { samples[i], errs[i] = queryName(ctx, name(i), 0) })
+	}
+	wg.Wait()
+	var got []Sample
+	for i, err := range errs {
+		if err == nil {
+			got = append(got, samples[i])
 		}
-		for i, ip := range ips {
-			if i == maxAddrsPerName {
-				break
-			}
-			sample, err := Query(ctx, net.JoinHostPort(ip.Unmap().String(), port))
-			if err == nil {
-				return sample, nil
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				return Sample{}, ctx.Err()
-			}
+	}
+	return got, errors.Join(errs...)
+}
+
+// queryName does one exchange with the server name (host[:port]), trying
+// its addresses from the start'th on until one answers.
+func queryName(ctx context.Context, name string, start int) (Sample, error) {
+	host, port, err := splitHostPort(name)
+	if err != nil {
+		return Sample{}, err
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return Sample{}, err
+	}
+	n := min(len(ips), maxAddrsPerName)
+	var errs []error
+	for k := range n {
+		ip := ips[(start+k)%n]
+		sample, err := Query(ctx, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			sample.Name = name
+			return sample, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			return Sample{}, ctx.Err()
 		}
 	}
 	return Sample{}, errors.Join(errs...)

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -133,6 +134,7 @@ func offsetDelay(t1, t2, t3, t4 time.Time) (offset, delay time.Duration) {
 // Sample is the result of one SNTP exchange.
 type Sample struct {
 	Server  string        // the address queried
+	Name    string        // the configured server it stands for (Server for Query)
 	Offset  time.Duration // add to the local clock to get the server's
 	Delay   time.Duration // round trip, minus the server's processing
 	Stratum int
@@ -141,7 +143,12 @@ type Sample struct {
 // queryTimeout bounds one exchange with one server.
 var queryTimeout = 5 * time.Second
 
-// Query does one SNTP exchange with the server at addr ("host:port").
+// Query does one SNTP exchange with the server at addr ("host:port"),
+// from a socket of its own (a fresh source port). The request's transmit
+// timestamp is 64 random bits, not the local time (as NTP's data
+// minimisation draft and chrony do): the reply must echo them, so a
+// forged reply needs to see the request, and the request says nothing of
+// the local clock. The offset is measured against the local clock (now).
 func Query(ctx context.Context, addr string) (Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -155,9 +162,12 @@ func Query(ctx context.Context, addr string) (Sample, error) {
 	conn.SetDeadline(deadline)
 	go func() { <-ctx.Done(); conn.SetDeadline(time.Unix(1, 0)) }()
 
-	start := time.Now() // t1; with a monotonic reading for t4
-	sent := toNTP(start)
+	var nonce [8]byte
+	rand.Read(nonce[:]) // never fails (crypto/rand since Go 1.24)
+	sent := ntpTime(binary.BigEndian.Uint64(nonce[:]))
 	req := packet{LeapVersionMode: 0<<6 | 4<<3 | modeClient, Transmit: sent}
+	start := now()     // t1 on the clock being corrected
+	mono := time.Now() // measures t4 - t1, immune to clock steps meanwhile
 	if _, err := conn.Write(req.marshal()); err != nil {
 		return Sample{}, err
 	}
@@ -174,7 +184,7 @@ func Query(ctx context.Context, addr string) (Sample, error) {
 			}
 			return Sample{}, err
 		}
-		end := start.Add(time.Since(start)) // t4, immune to clock steps meanwhile
+		end := start.Add(time.Since(mono)) // t4
 		p, err := parseReply(buf[:n], sent)
 		if err != nil {
 			var kiss *KissError
@@ -182,9 +192,9 @@ func Query(ctx context.Context, addr string) (Sample, error) {
 				return Sample{}, fmt.Errorf("%s: %w", addr, err)
 			}
 			lastErr = err
-			continue // perhaps a stray packet: wait for the real reply
+			continue // a stray or forged packet: wait for the real reply
 		}
 		off, delay := offsetDelay(start, p.Receive.Time(), p.Transmit.Time(), end)
-		return Sample{Server: addr, Offset: off, Delay: delay, Stratum: int(p.Stratum)}, nil
+		return Sample{Server: addr, Name: addr, Offset: off, Delay: delay, Stratum: int(p.Stratum)}, nil
 	}
 }

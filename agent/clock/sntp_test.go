@@ -2,21 +2,32 @@ package clock
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // testServer is an SNTP server on loopback whose clock runs offset ahead
-// of the local one.
+// of the real one (time.Now, not the fake clock: it stands for true time).
 type testServer struct {
 	addr    string
 	offset  atomic.Int64 // time.Duration
 	drop    atomic.Int32 // requests left to ignore, as if offline
 	stratum atomic.Int32
 	queries atomic.Int32
+	// forge sends, before each reply, one that does not echo the
+	// request's transmit timestamp and claims a time 10 years ahead: a
+	// spoofer guessing. forgeOnly sends only that one.
+	forge, forgeOnly atomic.Bool
+
+	mu        sync.Mutex
+	transmits []ntpTime // the requests' transmit timestamps
+	ports     []int     // their source ports
 }
 
 func newTestServer(t *testing.T, offset time.Duration) *testServer {
@@ -45,9 +56,18 @@ func newTestServer(t *testing.T, offset time.Duration) *testServer {
 				continue
 			}
 			recv := time.Now().Add(time.Duration(s.offset.Load()))
-			var orig ntpTime
-			for i := 40; i < 48; i++ {
-				orig = orig<<8 | ntpTime(buf[i])
+			orig := ntpTime(binary.BigEndian.Uint64(buf[40:48]))
+			s.mu.Lock()
+			s.transmits = append(s.transmits, orig)
+			s.ports = append(s.ports, peer.(*net.UDPAddr).Port)
+			s.mu.Unlock()
+			if s.forge.Load() || s.forgeOnly.Load() {
+				future := toNTP(time.Now().AddDate(10, 0, 0))
+				forged := packet{LeapVersionMode: 4<<3 | modeServer, Stratum: 1, Originate: orig + 1, Receive: future, Transmit: future}
+				pc.WriteTo(forged.marshal(), peer)
+				if s.forgeOnly.Load() {
+					continue
+				}
 			}
 			reply := packet{
 				LeapVersionMode: 0<<6 | 4<<3 | modeServer,
@@ -150,15 +170,11 @@ func TestParseReply(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !contains(err.Error(), tt.wantErr) {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("parseReply error = %v, want %q", err, tt.wantErr)
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))
 }
 
 // FuzzParseReply: replies come from the network.
@@ -210,5 +226,64 @@ func TestQuery(t *testing.T) {
 	srv.drop.Store(1)
 	if _, err := Query(context.Background(), srv.addr); err == nil {
 		t.Errorf("Query to a silent server succeeded")
+	}
+}
+
+// TestQueryFreshAndRandom: every exchange comes from a new source port
+// and carries a random transmit timestamp, not the local time.
+func TestQueryFreshAndRandom(t *testing.T) {
+	srv := newTestServer(t, 0)
+	for range 3 {
+		if _, err := Query(context.Background(), srv.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for i := range srv.transmits {
+		if d := srv.transmits[i].Time().Sub(time.Now()); d > -time.Minute && d < time.Minute {
+			t.Errorf("request %d carried the local time %v as its transmit timestamp", i, srv.transmits[i].Time())
+		}
+		for j := range i {
+			if srv.transmits[i] == srv.transmits[j] || srv.ports[i] == srv.ports[j] {
+				t.Errorf("requests %d and %d share transmit %x or port %d", j, i, srv.transmits[i], srv.ports[i])
+			}
+		}
+	}
+}
+
+// TestQueryForgedReply: a reply that does not echo the request's transmit
+// timestamp is ignored, however early it comes.
+func TestQueryForgedReply(t *testing.T) {
+	old := queryTimeout
+	queryTimeout = 200 * time.Millisecond
+	defer func() { queryTimeout = old }()
+	useFakeClock(t, time.Now())
+	for _, tt := range []struct {
+		name      string
+		forgeOnly bool
+		wantErr   string
+	}{
+		{name: "forged, then the real reply"},
+		{name: "forged only", forgeOnly: true, wantErr: "does not echo our transmit timestamp"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, time.Second)
+			srv.forge.Store(true)
+			srv.forgeOnly.Store(tt.forgeOnly)
+			s, err := Query(context.Background(), srv.addr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Query = %+v, %v; want error %q", s, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := s.Offset - time.Second; d < -100*time.Millisecond || d > 100*time.Millisecond {
+				t.Errorf("offset = %v, want the real reply's 1s", s.Offset)
+			}
+		})
 	}
 }

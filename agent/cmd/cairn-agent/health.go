@@ -35,19 +35,26 @@ func watchClock(ctx context.Context, p *health.Part, clk *clock.Syncer) {
 }
 
 // clockHealth is the clock part's verdict, waited after the agent
-// started: confirmed by NTP, or only by the real-time clock or the floor
-// (saved or build time), which may be behind; a node that cannot reach
-// NTP is degraded, not failed (it runs, but certificates and logs may
-// carry a wrong time).
+// started: confirmed by NTP, or only by the real-time clock, the floor
+// (saved or build time, which may be behind) or an administrator; a node
+// that cannot reach NTP is degraded, not failed (it runs, but
+// certificates and logs may carry a wrong time). So is one that refused
+// an NTP step since the administrator last set its clock: at once, as
+// waiting will not help.
 func clockHealth(st clock.Status, waited time.Duration) (health.State, string) {
 	if st.Synced {
 		return health.OK, fmt.Sprintf("confirmed by NTP server %s at %s", st.Server, st.LastSync.UTC().Format(time.RFC3339))
 	}
 	source := "the time is the real-time clock's"
-	if st.FloorSet {
+	switch {
+	case st.Source == clock.SourceAdmin:
+		source = "the clock was set by an administrator to " + st.AdminSet.UTC().Format(time.RFC3339)
+	case st.FloorSet:
 		source = "the clock was set forward to the last known time " + st.Floor.UTC().Format(time.RFC3339) + " and may be behind"
 	}
 	switch {
+	case st.Refused != nil && st.Refused.At.After(st.AdminSet):
+		return health.Degraded, st.Refused.Reason + "; " + source
 	case st.LastError == "":
 		return health.Starting, "waiting for an NTP answer; " + source
 	case waited < clockGrace:

@@ -33,6 +33,8 @@ func TestClockHealth(t *testing.T) {
 		{"failing at boot, before DHCP", clock.Status{LastError: "lookup pool.ntp.org: connection refused"}, 10 * time.Second, health.Starting, "waiting for an NTP answer (lookup pool.ntp.org: connection refused); the time is the real-time clock's"},
 		{"NTP failing, floor", clock.Status{FloorSet: true, Floor: at, LastError: "lookup pool.ntp.org: no such host"}, clockGrace, health.Degraded, "not confirmed by NTP (lookup pool.ntp.org: no such host); the clock was set forward"},
 		{"NTP failing, RTC", clock.Status{LastError: "i/o timeout"}, time.Hour, health.Degraded, "not confirmed by NTP (i/o timeout); the time is the real-time clock's (check the network and clock.ntp)"},
+		{"step refused", clock.Status{FloorSet: true, Floor: at, LastError: "step refused: …", Refused: &clock.Refusal{At: at.Add(time.Minute), Reason: "NTP servers disagree: a says 2036-…"}}, time.Second, health.Degraded, "NTP servers disagree: a says 2036-…; the clock was set forward to the last known time 2026-03-01T12:00:00Z"},
+		{"set by the administrator after a refusal", clock.Status{Source: clock.SourceAdmin, AdminSet: at.Add(time.Hour), Refused: &clock.Refusal{At: at.Add(time.Minute), Reason: "NTP servers disagree"}}, time.Second, health.Starting, "waiting for an NTP answer; the clock was set by an administrator to 2026-03-01T13:00:00Z"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, reason := clockHealth(tt.st, tt.waited)

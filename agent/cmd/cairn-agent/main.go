@@ -203,6 +203,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if updater != nil {
 		apiOpts = append(apiOpts, api.WithUpgrades(updater))
 	}
+	apiOpts = append(apiOpts, api.WithClock(clockAdapter{clk}))
 	srv := api.NewServer(node, serviceAdapter{svcs}, append(apiOpts, api.WithHealth(hm), api.WithLogger(log), api.WithCRL(crls))...)
 	if m := conf.API.Metrics; m != nil {
 		// The spec asked for /metrics in plain HTTP on one link.

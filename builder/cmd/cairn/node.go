@@ -31,6 +31,10 @@ commands:
   reboot            reboot the node
   shutdown          power the node off
   metrics           the node's Prometheus metrics
+  clock             the node's time, this workstation's, the difference and whether NTP
+                    confirmed it (and the last NTP step the node refused)
+  clock set         set the node's clock, and the time it never goes back before, to this
+                    workstation's: for a node whose NTP servers disagree or are out of reach
   upgrade REF       upgrade the node to the update artifact REF (REGISTRY/REPO:TAG, or a
                     tag of the image's update.repository) and wait for the outcome:
                     committed, or rolled back with the reason (--force allows a downgrade
@@ -84,13 +88,19 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flag.ErrHelp
 	}
 	cmd, rest := pos[0], pos[1:]
-	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0, "upgrade": 1}
+	if cmd == "clock" && len(rest) > 0 {
+		if rest[0] != "set" {
+			return fmt.Errorf("unknown clock command %q (cairn node clock shows the node's time, cairn node clock set sets it)", rest[0])
+		}
+		cmd, rest = "clock set", rest[1:]
+	}
+	wantArgs := map[string]int{"status": 0, "services": 0, "restart": 1, "logs": 1, "reboot": 0, "shutdown": 0, "metrics": 0, "kubeconfig": 0, "join-kubeconfig": 0, "upgrade": 1, "clock": 0, "clock set": 0}
 	n, ok := wantArgs[cmd]
 	switch {
 	case cmd == "issue" || cmd == "revoke":
 		return fmt.Errorf("put the flags of cairn node %s after it: cairn node %s --pki DIR …", cmd, cmd)
 	case !ok:
-		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig, upgrade, issue, revoke)", cmd)
+		return fmt.Errorf("unknown node command %q (commands: status, services, restart, logs, reboot, shutdown, metrics, kubeconfig, join-kubeconfig, upgrade, clock, issue, revoke)", cmd)
 	case len(rest) < n && cmd == "upgrade":
 		return errors.New("cairn node upgrade needs the artifact's reference, e.g. cairn node upgrade registry.example.com/edge/shop:1.3.0")
 	case len(rest) < n:
@@ -224,6 +234,8 @@ func runNode(ctx context.Context, c *api.Client, cmd string, args []string, asJS
 			return printJSON(stdout, api.ActionReply{Status: status})
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", strings.TrimPrefix(c.Server(), "https://"), status)
+	case "clock", "clock set":
+		return nodeClock(ctx, c, cmd == "clock set", asJSON, stdout)
 	case "metrics", "kubeconfig", "join-kubeconfig":
 		get := c.Metrics
 		switch cmd {
