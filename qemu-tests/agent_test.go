@@ -38,6 +38,27 @@ func node(t *testing.T, vm *qemu.VM, config string, args ...string) (string, err
 	return string(out), err
 }
 
+// apiClient is an API client for vm's forwarded API port with config's
+// credentials, for tests that time or repeat calls.
+func apiClient(t *testing.T, vm *qemu.VM, config string) *api.Client {
+	t.Helper()
+	cfg, err := pki.LoadClientConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, cert, err := cfg.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewClient(fmt.Sprintf("https://127.0.0.1:%d", vm.HostPort(api.DefaultPort)), api.ClientTLS(pool, cert, cfg.ServerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Timeout = 10 * time.Second
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
 func nodeJSON(t *testing.T, vm *qemu.VM, config string, v any, args ...string) {
 	t.Helper()
 	out, err := node(t, vm, config, append(args, "--json")...)
@@ -123,6 +144,10 @@ func TestAgentAPI(t *testing.T) {
 	}
 	// The node commands README.md and docs/ show work as shown.
 	runDocumented(t, doccmd.AgentAPITest, vm, servicesImage.NodeConfig)
+
+	// Its only NTP server lies, 10 years ahead: the clock stays, and
+	// the administrator can set it.
+	checkTimeAttack(t, vm, servicesImage.NodeConfig)
 
 	// Unauthenticated, anyone on the network can flood the API: the node
 	// stays manageable.

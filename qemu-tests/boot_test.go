@@ -97,7 +97,18 @@ func TestMain(m *testing.M) {
 		// node API is off); every other image is provisioned as testNode.
 		env.Node = testNode
 		if env.LinkRuntime(os.Getenv("CAIRN_TEST_BIN"), "amd64") {
-			if servicesImage, err = env.ServicesImage("qemu-x86_64", "amd64", tmp); err != nil {
+			// The services image's only NTP server is a liar, 10 years
+			// ahead (checkTimeAttack).
+			l, err := startLiar(10 * 365 * 24 * time.Hour)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer l.Close()
+			env.NTP = []string{fmt.Sprintf("10.0.2.2:%d", l.Port())}
+			servicesImage, err = env.ServicesImage("qemu-x86_64", "amd64", tmp)
+			env.NTP = nil
+			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}

@@ -31,17 +31,12 @@ func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, cert, err := cfg.TLS()
+	pool, _, err := cfg.TLS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", vm.HostPort(api.DefaultPort))
-	c, err := api.NewClient("https://"+addr, api.ClientTLS(pool, cert, cfg.ServerName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Timeout = 10 * time.Second
-	defer c.CloseIdleConnections()
+	c := apiClient(t, vm, config)
 	other, err := pki.Ensure(filepath.Join(t.TempDir(), "other"), pki.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,9 @@ type Env struct {
 	// Update is the update section (YAML, top level) of every Kubernetes
 	// image the Env makes, so tests can upgrade them; empty for none.
 	Update string
+	// NTP, when set, is the ntp section of the services images the Env
+	// makes (ServicesImage), e.g. a test's own SNTP server.
+	NTP []string
 	// Node, when set, is the name every disk image the Env builds is
 	// provisioned as (Provision); unset, images have no node identity
 	// and their node API is off.
@@ -239,6 +242,14 @@ kubernetes:
 	return specFile, err
 }
 
+// ntpSection is the spec's ntp section for e.NTP, or nothing.
+func (e *Env) ntpSection() string {
+	if len(e.NTP) == 0 {
+		return ""
+	}
+	return "ntp: [" + strings.Join(e.NTP, ", ") + "]\n"
+}
+
 // BuildHello compiles the test program for arch into out.
 func (e *Env) BuildHello(arch, out string) error {
 	return e.goBuild("./qemu-tests/testdata/hello", arch, out)
@@ -279,7 +290,7 @@ services:
   - name: hello
     image: oci-layout:%s:hello
     args: %s
-`, layout, argList)), 0o644)
+%s`, layout, argList, e.ntpSection())), 0o644)
 	if err != nil {
 		return nil, err
 	}
