@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/internal/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -22,36 +21,23 @@ const (
 	probeAddr = "10.78.0.2"
 )
 
-// dropWait is how long a probe waits before it calls a port dropped. The
-// veth answers in microseconds: an admitted port connects long before.
-const dropWait = 300 * time.Millisecond
+// How long a probe waits before it calls a port dropped: short where the
+// port should be dropped (the veth answers in microseconds, an admitted
+// port connects long before), longer where it should connect, so that a
+// busy machine does not fail the test.
+const (
+	dropWait  = 300 * time.Millisecond
+	admitWait = 3 * time.Second
+)
 
 // needNft skips the test unless it can create network namespaces and run
 // the real nft.
 func needNft(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for network namespaces and nftables (run the tests as root)")
-	}
+	netnstest.NeedRoot(t)
 	if _, err := exec.LookPath(NftPath); err != nil {
 		t.Skipf("skipping: %s is missing (apt-get install nftables)", NftPath)
 	}
-}
-
-// inNS runs f on a thread inside ns; processes f starts (nft) are in ns too.
-func inNS(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(ns); err != nil {
-			t.Errorf("netns.Set: %v", err)
-			return
-		}
-		f()
-	}()
-	<-done
 }
 
 // newNodeNet makes two fresh network namespaces joined by a veth pair:
@@ -59,19 +45,8 @@ func inNS(t *testing.T, ns netns.NsHandle, f func()) {
 // handles close at the test's end.
 func newNodeNet(t *testing.T) (node, probe netns.NsHandle) {
 	t.Helper()
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is in a test namespace
-		var err error
-		if node, err = netns.New(); err == nil {
-			probe, err = netns.New()
-		}
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("creating network namespaces: %v", err)
-	}
-	t.Cleanup(func() { node.Close(); probe.Close() })
+	nss := netnstest.New(t, 2)
+	node, probe = nss[0], nss[1]
 	nodeH, err := netlink.NewHandleAt(node)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +91,7 @@ func newNodeNet(t *testing.T) (node, probe netns.NsHandle) {
 // port, inside ns, on all of its addresses.
 func listen(t *testing.T, ns netns.NsHandle, tcp, udp []int) {
 	t.Helper()
-	inNS(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		for _, port := range tcp {
 			ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 			if err != nil {
@@ -154,11 +129,11 @@ func listen(t *testing.T, ns netns.NsHandle, tcp, udp []int) {
 }
 
 // probe reports whether a TCP connection (or a UDP echo) to addr:port
-// from inside ns succeeds within dropWait.
-func probe(t *testing.T, ns netns.NsHandle, proto, addr string, port int) (ok bool) {
+// from inside ns succeeds within wait.
+func probe(t *testing.T, ns netns.NsHandle, proto, addr string, port int, wait time.Duration) (ok bool) {
 	t.Helper()
-	inNS(t, ns, func() {
-		c, err := net.DialTimeout(proto, net.JoinHostPort(addr, fmt.Sprint(port)), dropWait)
+	netnstest.In(t, ns, func() {
+		c, err := net.DialTimeout(proto, net.JoinHostPort(addr, fmt.Sprint(port)), wait)
 		if err != nil {
 			return
 		}
@@ -167,7 +142,7 @@ func probe(t *testing.T, ns netns.NsHandle, proto, addr string, port int) (ok bo
 			ok = true
 			return
 		}
-		c.SetDeadline(time.Now().Add(dropWait))
+		c.SetDeadline(time.Now().Add(wait))
 		if _, err := c.Write([]byte("ping")); err != nil {
 			return
 		}
@@ -188,9 +163,15 @@ func TestNamespaceProbe(t *testing.T) {
 	udpPorts := []int{5353, 5354}
 	listen(t, node, tcpPorts, udpPorts)
 
+	// The veth's carrier comes up a moment after the links: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); !probe(t, prober, "tcp", nodeAddr, tcpPorts[0], dropWait); {
+		if time.Now().After(deadline) {
+			t.Fatalf("tcp %d does not answer 5 s after the links came up: the test network is broken", tcpPorts[0])
+		}
+	}
 	// Without a policy everything answers: drops below are the policy's.
 	for _, port := range tcpPorts {
-		if !probe(t, prober, "tcp", nodeAddr, port) {
+		if !probe(t, prober, "tcp", nodeAddr, port, admitWait) {
 			t.Fatalf("tcp %d does not answer before any policy: the test network is broken", port)
 		}
 	}
@@ -223,7 +204,7 @@ func TestNamespaceProbe(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			inNS(t, node, func() { err = Apply(context.Background(), tt.p) })
+			netnstest.In(t, node, func() { err = Apply(context.Background(), tt.p) })
 			if err != nil {
 				t.Fatalf("Apply: %v\nruleset:\n%s", err, Render(tt.p))
 			}
@@ -233,17 +214,21 @@ func TestNamespaceProbe(t *testing.T) {
 			}{{"tcp", tcpPorts}, {"udp", udpPorts}} {
 				for _, port := range c.ports {
 					key := fmt.Sprintf("%s/%d", c.proto, port)
-					if got, want := probe(t, prober, c.proto, nodeAddr, port), tt.admit[key]; got != want {
+					want, wait := tt.admit[key], dropWait
+					if want {
+						wait = admitWait
+					}
+					if got := probe(t, prober, c.proto, nodeAddr, port, wait); got != want {
 						t.Errorf("%s from the prober: connects = %v, want %v", key, got, want)
 					}
 				}
 			}
 			// Loopback is always admitted, whatever the port.
-			if !probe(t, node, "tcp", "127.0.0.1", 22) {
+			if !probe(t, node, "tcp", "127.0.0.1", 22, admitWait) {
 				t.Errorf("tcp/22 over loopback inside the node is dropped")
 			}
 			// ICMP passes (path MTU discovery, neighbour discovery).
-			if err := pingFrom(prober, nodeAddr); err != nil {
+			if err := pingFrom(t, prober, nodeAddr); err != nil {
 				t.Errorf("ping from the prober: %v", err)
 			}
 		})
@@ -252,7 +237,7 @@ func TestNamespaceProbe(t *testing.T) {
 	// Applying again replaces the table: one table inet cairn, one chain.
 	var out []byte
 	var err error
-	inNS(t, node, func() {
+	netnstest.In(t, node, func() {
 		if err = Apply(context.Background(), Policy{APIPort: 7443}); err == nil {
 			out, err = exec.Command(NftPath, "list", "ruleset").CombinedOutput()
 		}
@@ -270,15 +255,9 @@ func TestNamespaceProbe(t *testing.T) {
 
 // pingFrom sends one ICMP echo request from inside ns and waits for the
 // reply.
-func pingFrom(ns netns.NsHandle, addr string) error {
-	var err error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err = netns.Set(ns); err != nil {
-			return
-		}
+func pingFrom(t *testing.T, ns netns.NsHandle, addr string) (err error) {
+	t.Helper()
+	netnstest.In(t, ns, func() {
 		var c net.PacketConn
 		if c, err = net.ListenPacket("ip4:icmp", "0.0.0.0"); err != nil {
 			return
@@ -307,7 +286,6 @@ func pingFrom(ns netns.NsHandle, addr string) error {
 				return
 			}
 		}
-	}()
-	<-done
+	})
 	return err
 }
