@@ -16,11 +16,12 @@ import (
 //	    - {port: 5353, proto: udp}
 //
 // When on, the node admits only loopback, replies to its own traffic,
-// ICMP, DHCP replies, the node API, what the node's Kubernetes role serves
-// (the API server on a server, the kubelet on an agent-mode node), what
-// Services expose (NodePorts and translated Service and host-port
-// traffic), traffic from its pods, and the entries of Allow; it drops the
-// rest. Forwarded traffic (pods, Services) is not filtered.
+// ICMP, DHCP replies, the node API (and api.metrics on its interface),
+// what the node's Kubernetes role serves (the API server on a server, the
+// kubelet on an agent-mode node), what Services expose (NodePorts and
+// translated Service and host-port traffic), traffic from its pods, and
+// the entries of Allow; it drops the rest. Forwarded traffic (pods,
+// Services) is not filtered.
 type Firewall struct {
 	// Enabled turns the policy on or off. Unset means on for a node that
 	// runs Kubernetes (its slot carries nft and the nf_tables modules, and

@@ -60,6 +60,9 @@ type Policy struct {
 	// from the pod bridge, traffic kube-proxy or portmap translated
 	// (Services, host ports), and the NodePort range.
 	Pods bool
+	// Metrics, when set, admits the plain /metrics port (api.metrics) on
+	// its one interface, as the agent serves it.
+	Metrics *config.PlainMetrics
 	// Allow are the spec's extra entries, already validated.
 	Allow []config.FirewallAllow
 }
@@ -73,7 +76,7 @@ type Policy struct {
 // (the pod bridge), both admitted anyway. An agent-mode node runs no API
 // server.
 func PolicyFor(c config.Config, apiPort int) Policy {
-	p := Policy{APIPort: apiPort, Allow: c.Firewall.Allow}
+	p := Policy{APIPort: apiPort, Metrics: c.API.Metrics, Allow: c.Firewall.Allow}
 	if k := c.Kubernetes; k != nil {
 		p.Pods = true
 		switch k.WithDefaults().Mode {
@@ -108,6 +111,9 @@ func Render(p Policy) string {
 	rule("ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept", "DHCPv6 replies")
 	if p.APIPort > 0 {
 		rule(fmt.Sprintf("tcp dport %d accept", p.APIPort), "node API")
+	}
+	if m := p.Metrics; m != nil {
+		rule(fmt.Sprintf("iifname %q tcp dport %d accept", m.Interface, m.ListenPort()), "plain metrics")
 	}
 	if p.KubeAPI {
 		rule(fmt.Sprintf("tcp dport %d accept", KubeAPIPort), "Kubernetes API")
@@ -175,6 +181,9 @@ func (p Policy) Summary() string {
 	var s []string
 	if p.APIPort > 0 {
 		s = append(s, fmt.Sprintf("node API %d/tcp", p.APIPort))
+	}
+	if m := p.Metrics; m != nil {
+		s = append(s, fmt.Sprintf("metrics %d/tcp on %s", m.ListenPort(), m.Interface))
 	}
 	if p.KubeAPI {
 		s = append(s, fmt.Sprintf("Kubernetes API %d/tcp", KubeAPIPort))

@@ -74,6 +74,11 @@ func TestRender(t *testing.T) {
 			want: concat(baseRules, []string{`tcp dport 7443 accept comment "node API"`, `tcp dport 10250 accept comment "kubelet"`}, podRules),
 		},
 		{
+			name: "plain metrics",
+			p:    Policy{APIPort: 7443, Metrics: &config.PlainMetrics{Interface: "eth0"}},
+			want: concat(baseRules, []string{`tcp dport 7443 accept comment "node API"`, `iifname "eth0" tcp dport 9100 accept comment "plain metrics"`}),
+		},
+		{
 			name: "allow entries",
 			p: Policy{APIPort: 9443, Allow: []config.FirewallAllow{
 				{Port: 8080, Proto: "tcp", From: "10.0.0.0/8"},
@@ -124,11 +129,15 @@ func TestPolicyFor(t *testing.T) {
 	}{
 		{"no kubernetes", config.Config{Firewall: config.Firewall{Allow: allow}}, Policy{APIPort: 7443, Allow: allow}},
 		{"server by default", config.Config{Kubernetes: &config.Kubernetes{}}, Policy{APIPort: 7443, KubeAPI: true, Pods: true}},
+		{"plain metrics", config.Config{API: config.API{Metrics: &config.PlainMetrics{Interface: "eth0", Port: 9200}}}, Policy{APIPort: 7443, Metrics: &config.PlainMetrics{Interface: "eth0", Port: 9200}}},
 		{"server", config.Config{Kubernetes: &config.Kubernetes{Mode: config.ModeServer}}, Policy{APIPort: 7443, KubeAPI: true, Pods: true}},
 		{"agent", config.Config{Kubernetes: &config.Kubernetes{Mode: config.ModeAgent, Server: "https://10.0.0.1:6443"}}, Policy{APIPort: 7443, Kubelet: true, Pods: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := PolicyFor(tt.c, 7443)
+			if (got.Metrics == nil) != (tt.want.Metrics == nil) || got.Metrics != nil && *got.Metrics != *tt.want.Metrics {
+				t.Errorf("PolicyFor Metrics = %+v, want %+v", got.Metrics, tt.want.Metrics)
+			}
 			if got.APIPort != tt.want.APIPort || got.KubeAPI != tt.want.KubeAPI || got.Kubelet != tt.want.Kubelet || got.Pods != tt.want.Pods || len(got.Allow) != len(tt.want.Allow) {
 				t.Errorf("PolicyFor = %+v, want %+v", got, tt.want)
 			}
@@ -186,6 +195,7 @@ func TestSummary(t *testing.T) {
 		want string
 	}{
 		{Policy{APIPort: 7443}, "admits node API 7443/tcp"},
+		{Policy{APIPort: 7443, Metrics: &config.PlainMetrics{Interface: "eth0"}}, "admits node API 7443/tcp, metrics 9100/tcp on eth0"},
 		{Policy{APIPort: 7443, KubeAPI: true, Pods: true}, "admits node API 7443/tcp, Kubernetes API 6443/tcp, pods, Services, NodePorts 30000-32767"},
 		{Policy{APIPort: 7443, Kubelet: true, Allow: []config.FirewallAllow{{Port: 53, Proto: "udp", From: "10.0.0.0/8"}}}, "admits node API 7443/tcp, kubelet 10250/tcp, 53/udp from 10.0.0.0/8"},
 	} {

@@ -159,7 +159,7 @@ func probe(t *testing.T, ns netns.NsHandle, proto, addr string, port int, wait t
 func TestNamespaceProbe(t *testing.T) {
 	needNft(t)
 	node, prober := newNodeNet(t)
-	tcpPorts := []int{22, 7443, 6443, 10250, 8080, 8081, 9090, 30080}
+	tcpPorts := []int{22, 7443, 6443, 10250, 8080, 8081, 9090, 9100, 30080}
 	udpPorts := []int{5353, 5354}
 	listen(t, node, tcpPorts, udpPorts)
 
@@ -195,6 +195,16 @@ func TestNamespaceProbe(t *testing.T) {
 			name:  "agent",
 			p:     PolicyFor(config.Config{Kubernetes: &config.Kubernetes{Mode: config.ModeAgent, Server: "https://10.78.0.9:6443"}}, 7443),
 			admit: map[string]bool{"tcp/7443": true, "tcp/10250": true, "tcp/30080": true},
+		},
+		{
+			name:  "plain metrics on the prober's link",
+			p:     PolicyFor(config.Config{API: config.API{Metrics: &config.PlainMetrics{Interface: "node0"}}}, 7443),
+			admit: map[string]bool{"tcp/7443": true, "tcp/9100": true},
+		},
+		{
+			name:  "plain metrics on another link",
+			p:     PolicyFor(config.Config{API: config.API{Metrics: &config.PlainMetrics{Interface: "eth9"}}}, 7443),
+			admit: map[string]bool{"tcp/7443": true},
 		},
 		{
 			name:  "no kubernetes, node API on 9090",
