@@ -1,6 +1,6 @@
 // Package config is the node's configuration: the agent's file
 // /etc/cairn/agent.yaml in the root slot (network, ntp, services, api,
-// kubernetes) and the per-node file on the ESP. The builder writes the
+// kubernetes, firewall) and the per-node file on the ESP. The builder writes the
 // agent's file from the image spec; the agent reads it at start. One set of
 // types serves both sides, so the spec's keys and the agent's file cannot
 // drift apart, and it depends on nothing heavy (no netlink, no containerd
@@ -41,7 +41,12 @@ type Config struct {
 	// Update configures over-the-air upgrades; without it `cairn node
 	// upgrade` is refused.
 	Update *Update `yaml:"update,omitempty"`
+	// Firewall is the host's input policy (see [Firewall] for the default).
+	Firewall Firewall `yaml:"firewall,omitempty"`
 }
+
+// FirewallOn reports whether the node applies its host firewall.
+func (c Config) FirewallOn() bool { return c.Firewall.On(c.Kubernetes != nil) }
 
 // API configures the node API.
 type API struct {
@@ -115,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Update.Validate(); err != nil {
 		return fmt.Errorf("update: %w", err)
+	}
+	if err := c.Firewall.Validate(); err != nil {
+		return fmt.Errorf("firewall: %w", err)
 	}
 	if c.API.Port < 0 || c.API.Port > 65535 {
 		return fmt.Errorf("api.port %d is not a TCP port", c.API.Port)

@@ -43,6 +43,21 @@ func mint(t *testing.T, pkiDir, server, node string) []byte {
 	return kc
 }
 
+// asNode is a client of the control plane cp with the credentials of a
+// join kubeconfig minted for node.
+func asNode(t *testing.T, cp *kubenative.Node, node string) *API {
+	t.Helper()
+	j, err := parseJoin(mint(t, filepath.Join(cp.Dir, "pki"), cp.URL, node), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := j.httpClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &API{URL: cp.URL, Client: client}
+}
+
 func TestParseJoin(t *testing.T) {
 	pkiDir := testPKI(t)
 	minted := mint(t, pkiDir, "https://10.0.0.1:6443", "edge-2")
@@ -316,33 +331,9 @@ func TestWatchAgentUnreachable(t *testing.T) {
 // node, may act as kube-proxy once the server applied NodeProxier, may not
 // touch another node, and the node's readiness is announced once.
 func TestAgentJoinsRealAPIServer(t *testing.T) {
-	bin := os.Getenv("CAIRN_TEST_KUBE_BIN")
-	if bin == "" {
-		t.Skip("set CAIRN_TEST_KUBE_BIN to a linux-amd64 cairn-kube (make kube)")
-	}
-	cp, err := kubenative.New(bin, t.TempDir(), kubenative.Tuning{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Kill()
-	if _, err := cp.WaitReady(3 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	cp, admin := realControlPlane(t)
 	ctx := context.Background()
-	admin := &API{URL: cp.URL, Client: cp.Client}
-
-	j, err := parseJoin(mint(t, filepath.Join(cp.Dir, "pki"), cp.URL, "edge-2"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := j.httpClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &API{URL: cp.URL, Client: client}
+	node := asNode(t, cp, "edge-2")
 	nodeObj := func(name string) []byte {
 		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": map[string]any{"name": name}})
 		return b

@@ -11,25 +11,33 @@ import (
 	"github.com/cairn-edge/cairn/agent/kubenative"
 )
 
-// TestApplyRealAPIServer applies manifests to a real cairn-kube control
-// plane started on this host (CAIRN_TEST_KUBE_BIN).
-func TestApplyRealAPIServer(t *testing.T) {
+// realControlPlane starts a cairn-kube control plane on this host
+// (CAIRN_TEST_KUBE_BIN) for the test's duration and returns it with an
+// administrator's client; it skips the test without the binary.
+func realControlPlane(t *testing.T) (*kubenative.Node, *API) {
+	t.Helper()
 	bin := os.Getenv("CAIRN_TEST_KUBE_BIN")
 	if bin == "" {
 		t.Skip("set CAIRN_TEST_KUBE_BIN to a linux-amd64 cairn-kube (make kube)")
 	}
-	n, err := kubenative.New(bin, t.TempDir(), kubenative.Tuning{})
+	cp, err := kubenative.New(bin, t.TempDir(), kubenative.Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(); err != nil {
+	if err := cp.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer n.Kill()
-	if _, err := n.WaitReady(3 * time.Minute); err != nil {
+	t.Cleanup(cp.Kill)
+	if _, err := cp.WaitReady(3 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	api := &API{URL: n.URL, Client: n.Client}
+	return cp, &API{URL: cp.URL, Client: cp.Client}
+}
+
+// TestApplyRealAPIServer applies manifests to a real cairn-kube control
+// plane started on this host (CAIRN_TEST_KUBE_BIN).
+func TestApplyRealAPIServer(t *testing.T) {
+	_, api := realControlPlane(t)
 	ctx := context.Background()
 
 	// The ConfigMap comes before its namespace: the second pass applies it.

@@ -59,6 +59,9 @@ type Node struct {
 
 	// agent is set in agent mode (agent.go).
 	agent *agentState
+	// csrSkipped are the kubelet-serving requests approveServing left
+	// pending and logged (csr.go); the watch goroutine's alone.
+	csrSkipped map[string]bool
 
 	mu       sync.Mutex
 	phase    string
@@ -221,7 +224,8 @@ func LayoutName(dir string) (string, error) {
 
 // watch waits for the cluster, says so once, applies the manifests (see
 // deploy.go: all of them whenever the cluster may have lost them, new and
-// changed ones on every poll), shows the datastore's records of a corrupt
+// changed ones on every poll), approves agent-mode kubelets' serving
+// certificate requests (csr.go), shows the datastore's records of a corrupt
 // database it moved aside, and keeps the phase current.
 func (n *Node) watch(ctx context.Context) {
 	announced, wasReady := false, false
@@ -238,6 +242,7 @@ func (n *Node) watch(ctx context.Context) {
 			run := n.health.runs.Load()
 			d.deploy(ctx, !wasReady || run != deployedRun)
 			deployedRun = run
+			n.approveServing(ctx)
 		}
 		wasReady = ready
 		n.datastoreRecords(filepath.Dir(datastorePath))

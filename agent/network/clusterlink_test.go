@@ -6,13 +6,14 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/cairn-edge/cairn/agent/internal/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 func TestEnsureClusterLink(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t)
 	runtime.LockOSThread()
 	orig, _ := netns.Get()
 	ns, err := netns.New() // switches this thread; switch it back
@@ -24,14 +25,14 @@ func TestEnsureClusterLink(t *testing.T) {
 	}
 	defer ns.Close()
 	var err1, err2 error
-	inNS(t, ns, func() { err1, err2 = EnsureClusterLink(), EnsureClusterLink() }) // the second finds it all in place
+	netnstest.In(t, ns, func() { err1, err2 = EnsureClusterLink(), EnsureClusterLink() }) // the second finds it all in place
 	if errors.Is(err1, unix.EOPNOTSUPP) {
 		t.Skipf("this kernel makes no dummy links (module dummy not loaded): %v", err1)
 	}
 	if err1 != nil || err2 != nil {
 		t.Fatalf("EnsureClusterLink: %v, again: %v", err1, err2)
 	}
-	inNS(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		link, err := netlink.LinkByName(ClusterLink)
 		if err != nil {
 			t.Error(err)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/config"
+	"github.com/cairn-edge/cairn/agent/internal/netnstest"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"
@@ -30,46 +30,11 @@ type testNet struct {
 	dhcp       *testDHCP
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for network namespaces (run the tests as root, as CI does)")
-	}
-}
-
-// inNS runs f on a thread inside ns.
-func inNS(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(ns); err != nil {
-			t.Errorf("netns.Set: %v", err)
-			return
-		}
-		f()
-	}()
-	<-done
-}
-
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	needRoot(t)
-	tn := &testNet{}
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is in a test namespace
-		var err error
-		if tn.srv, err = netns.New(); err == nil {
-			tn.cli, err = netns.New()
-		}
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("creating network namespaces: %v", err)
-	}
-	t.Cleanup(func() { tn.srv.Close(); tn.cli.Close() })
+	netnstest.NeedRoot(t)
+	nss := netnstest.New(t, 2)
+	tn := &testNet{srv: nss[0], cli: nss[1]}
 	var err error
 	if tn.srvH, err = netlink.NewHandleAt(tn.srv); err != nil {
 		t.Fatal(err)
@@ -116,7 +81,7 @@ func (tn *testNet) startDHCP(t *testing.T, leaseTime time.Duration) *testDHCP {
 	d := &testDHCP{lease: leaseTime}
 	var srv *server4.Server
 	var err error
-	inNS(t, tn.srv, func() {
+	netnstest.In(t, tn.srv, func() {
 		srv, err = server4.NewServer("srv0", &net.UDPAddr{Port: dhcpv4.ServerPort}, d.handle)
 	})
 	if err != nil {

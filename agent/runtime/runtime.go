@@ -54,6 +54,10 @@ const (
 // pod's lo with it), built by build.sh into BINDIR/linux-<arch>/cni/.
 var CNIPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
 
+// PodBridge is the bridge CNITemplate puts every pod on: the host's side
+// of the pod network, which the host firewall (agent/firewall) admits.
+const PodBridge = "cni0"
+
 // NodePodPrefix is the size of the pod range the controller manager gives
 // each node out of the cluster CIDR (its --node-cidr-mask-size default).
 const NodePodPrefix = 24

@@ -40,6 +40,7 @@ func TestCNIConfig(t *testing.T) {
 				Name    string
 				Plugins []struct {
 					Type          string
+					Bridge        string `json:"bridge"`
 					IPMasq        bool   `json:"ipMasq"`
 					IPMasqBackend string `json:"ipMasqBackend"`
 					Backend       string `json:"backend"`
@@ -64,6 +65,9 @@ func TestCNIConfig(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.wantSubnets) {
 				t.Errorf("subnets = %q, want %q", got, tt.wantSubnets)
+			}
+			if br.Bridge != PodBridge {
+				t.Errorf("bridge = %q, want PodBridge %q (the host firewall admits that one)", br.Bridge, PodBridge)
 			}
 			if br.Type != "bridge" || !br.IPMasq || br.IPMasqBackend != "nftables" || br.IPAM.Type != "host-local" {
 				t.Errorf("bridge plugin: %+v", br)

@@ -37,7 +37,8 @@ type Spec struct {
 	// value, which cairn-init applies at boot (agent/sysctl), e.g.
 	// vm.min_free_kbytes: "8192".
 	Sysctl map[string]string `yaml:"sysctl"`
-	// Agent is the node agent's configuration: network, ntp, services, api.
+	// Agent is the node agent's configuration: network, ntp, services,
+	// api, kubernetes, update, firewall.
 	// The builder resolves each service's image and bakes it into the slot.
 	Agent config.Config `yaml:",inline"`
 
@@ -227,7 +228,7 @@ func (s *Spec) validate() error {
 	}
 	if err := s.Agent.Validate(); err != nil {
 		key, rest, _ := strings.Cut(err.Error(), ":")
-		if key == "kubernetes" {
+		if key == "kubernetes" || key == "firewall" {
 			// Point at the key the message names first: "images[1] has no name".
 			key += "." + keyRE.FindString(strings.TrimSpace(rest))
 		}
@@ -239,6 +240,9 @@ func (s *Spec) validate() error {
 				return fmt.Errorf("%s: kubernetes.manifests entry is empty: give a file or directory relative to the spec file", at(fmt.Sprintf("kubernetes.manifests[%d]", i)))
 			}
 		}
+	}
+	if s.Agent.FirewallOn() && s.Agent.Kubernetes == nil {
+		return fmt.Errorf("%s: firewall.enabled is true, but the host firewall needs nft and the kernel's nf_tables modules in the slot, which the builder adds only to images that run Kubernetes for now (add a kubernetes section, or remove firewall.enabled)", at("firewall.enabled"))
 	}
 	if err := s.validateSysctl(); err != nil {
 		return err

@@ -66,6 +66,15 @@ func TestParseSpec(t *testing.T) {
 		{"sysctl list value", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness: [1, 2]\n", "images/x.yaml:4: cannot unmarshal"},
 		{"sysctl twice", "name: a\nversion: 1.0.0\nsysctl:\n  vm.swappiness: \"1\"\n  vm.swappiness: \"2\"\n", "images/x.yaml:5: "},
 		{"sysctl not a mapping", "name: a\nversion: 1.0.0\nsysctl: [vm.swappiness=1]\n", "images/x.yaml:3: cannot unmarshal"},
+		{"firewall", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: 8080, proto: tcp, from: 10.0.0.0/8}\n    - {port: 5353, proto: udp}\n", ""},
+		{"firewall off", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  enabled: false\n", ""},
+		{"firewall bad from", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: 8080}\n    - {port: 8081, from: 10.0.0.0/33}\n", `images/x.yaml:7: firewall: allow[1] (port 8081/tcp): from "10.0.0.0/33" is not a network in CIDR form or an address (write e.g. from: 10.0.0.0/8 or from: 192.168.1.5)`},
+		{"firewall no port", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {proto: udp}\n", "images/x.yaml:6: firewall: allow[0]: port is required"},
+		{"firewall bad proto", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - port: 80\n      proto: sctp\n", `images/x.yaml:6: firewall: allow[0] (port 80/sctp): proto "sctp" is not tcp or udp`},
+		{"firewall unknown key", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: 80, source: 10.0.0.0/8}\n", `images/x.yaml:6: unknown key "source" in firewall.allow[0]`},
+		{"firewall port string", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: http}\n", "images/x.yaml:6: cannot unmarshal"},
+		{"firewall without kubernetes", "name: a\nversion: 1.0.0\nfirewall:\n  enabled: true\n", "images/x.yaml:4: firewall.enabled is true, but the host firewall needs nft"},
+		{"firewall allow while off", "name: a\nversion: 1.0.0\nfirewall:\n  enabled: false\n  allow: [{port: 80}]\n", "images/x.yaml:5: firewall: allow has 1 entries but enabled is false"},
 		{"kubernetes empty manifest", "name: a\nversion: 1.0.0\nkubernetes:\n  manifests: [a.yaml, '']\n", "images/x.yaml:4: kubernetes.manifests entry is empty"},
 	}
 	for _, tt := range tests {
@@ -97,6 +106,12 @@ func TestParseSpec(t *testing.T) {
 				if tt.name == "plain metrics" {
 					if m := s.Agent.API.Metrics; m == nil || m.Interface != "eth0" || m.ListenPort() != 9100 {
 						t.Errorf("api.metrics = %+v", m)
+					}
+					return
+				}
+				if strings.HasPrefix(tt.name, "firewall") {
+					if on := s.Agent.FirewallOn(); on != (tt.name == "firewall") {
+						t.Errorf("FirewallOn() = %v", on)
 					}
 					return
 				}

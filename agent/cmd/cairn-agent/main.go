@@ -1,9 +1,9 @@
 // Command cairn-agent is the node agent: a host process that cairn-init
-// starts and restarts. It mounts the ESP at /boot, configures the network
-// (with the per-node override file found there), keeps the clock sane,
-// runs the system services as containers in containerd and serves the
-// node API over mutual TLS. It prints `cairn: agent ready` on the console
-// once the API listens.
+// starts and restarts. It loads the host firewall (package agent/firewall),
+// mounts the ESP at /boot, configures the network (with the per-node
+// override file found there), keeps the clock sane, runs the system
+// services as containers in containerd and serves the node API over mutual
+// TLS. It prints `cairn: agent ready` on the console once the API listens.
 //
 // The same binary is containerd's daemon when started under that name
 // (/usr/bin/containerd links to it; see package agent/containerd), and, in
@@ -79,6 +79,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// The node's one health model: status, /metrics and the console's
 	// readiness lines read it (package agent/health).
 	hm := health.New(health.WithLogger(log))
+
+	port := conf.API.Port
+	if port == 0 {
+		port = api.DefaultPort
+	}
+	// The host firewall before any link is up.
+	applyFirewall(ctx, conf, port, hm, log)
 
 	// Clock first: TLS and signature checks need a sane time.
 	clk := clock.New(conf.Clock, clock.WithLogger(log), clock.WithBuildTime(buildTime()))
@@ -173,10 +180,6 @@ func run(ctx context.Context, log *slog.Logger) error {
 		// says so. A trial slot fails its gate on it and rolls back.
 		say("warning: node API off: %v", err)
 		apiPart.Set(health.Failed, "off: "+err.Error())
-	}
-	port := conf.API.Port
-	if port == 0 {
-		port = api.DefaultPort
 	}
 	var crls *crl.Store
 	var crlWarning string

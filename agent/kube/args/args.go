@@ -50,7 +50,13 @@ func withExtra(c *config.Config, component string, a []string) []string {
 	return append(a, c.ExtraArgs[component]...)
 }
 
-// APIServer is kube-apiserver's command line.
+// APIServer is kube-apiserver's command line. It listens on every
+// address (no --bind-address): its clients come over loopback (cairn-kube's
+// own components, the node agent), over the node address the in-cluster
+// Service kubernetes.default is translated to (pods), and over the LAN
+// address, which DHCP may change, that agent-mode nodes and kubectl use; a
+// single bind address cannot serve all three. The host firewall
+// (agent/firewall) admits its port on a server and nowhere else.
 func APIServer(c *config.Config) []string {
 	a := append(common(c),
 		"--etcd-servers=unix://"+c.KineSocket(),
@@ -61,6 +67,11 @@ func APIServer(c *config.Config) []string {
 		"--client-ca-file="+c.Cert("ca.crt"),
 		"--kubelet-client-certificate="+c.Cert("apiserver-kubelet-client.crt"),
 		"--kubelet-client-key="+c.Cert("apiserver-kubelet-client.key"),
+		// Logs, exec and port-forward go to kubelets over TLS: check that
+		// the other end is the node's kubelet, whose serving certificate
+		// the cluster CA issued (agent/kubepki for a server's own kubelet,
+		// an approved kubernetes.io/kubelet-serving request for an agent's).
+		"--kubelet-certificate-authority="+c.Cert("ca.crt"),
 		"--service-account-key-file="+c.Cert("sa.pub"),
 		"--service-account-signing-key-file="+c.Cert("sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc."+c.ClusterDomain,
@@ -146,7 +157,7 @@ func Kubelet(c *config.Config, kubeconfig string) []string {
 // KubeletConfig is the kubelet's configuration file (a
 // kubelet.config.k8s.io/v1beta1 KubeletConfiguration, as JSON).
 // servingCert is false when CertDir has no kubelet-serving.crt: the kubelet
-// then signs its own serving certificate, as kubeadm's kubelets do.
+// then asks the cluster CA for its serving certificate (serverTLSBootstrap).
 func KubeletConfig(c *config.Config, servingCert bool) map[string]any {
 	k := map[string]any{
 		"apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -185,9 +196,22 @@ func KubeletConfig(c *config.Config, servingCert bool) map[string]any {
 		"containerLogMaxFiles":        2,
 		"resolvConf":                  "/etc/resolv.conf",
 	}
+	if c.NodeIP != "" {
+		// The API server calls the kubelet at the node's InternalIP, and
+		// pods reach that address over the pod bridge: nothing needs the
+		// kubelet's API on the pod bridge's or any other address.
+		k["address"] = c.NodeIP
+	}
 	if servingCert {
 		k["tlsCertFile"] = c.Cert("kubelet-serving.crt")
 		k["tlsPrivateKeyFile"] = c.Cert("kubelet-serving.key")
+	} else {
+		// No certificate from the node agent (an agent-mode node): ask the
+		// cluster for one (a kubernetes.io/kubelet-serving request, which
+		// the server's node agent approves for the node's own addresses)
+		// rather than sign one ourselves, which the API server, checking
+		// with --kubelet-certificate-authority, would refuse.
+		k["serverTLSBootstrap"] = true
 	}
 	return k
 }

@@ -42,6 +42,8 @@ func TestFlags(t *testing.T) {
 		{"apiserver", APIServer(c), "secure-port", "7443", false},
 		{"apiserver", APIServer(c), "advertise-address", "192.168.1.10", false},
 		{"apiserver", APIServer(c), "tls-cert-file", "/d/pki/apiserver.crt", false},
+		{"apiserver", APIServer(c), "kubelet-certificate-authority", "/d/pki/ca.crt", false},
+		{"apiserver (every address)", APIServer(c), "bind-address", "", true},
 		{"apiserver", APIServer(c), "service-account-issuer", "https://kubernetes.default.svc.cluster.local", false},
 		{"apiserver (extra wins)", APIServer(c), "profiling", "true", false},
 		{"controller-manager", ControllerManager(c), "leader-elect", "false", false},
@@ -107,12 +109,19 @@ func TestKubeletConfig(t *testing.T) {
 		{false, "staticPodPath", ""},
 		{false, "tlsCertFile", nil},
 		{true, "tlsCertFile", "/d/pki/kubelet-serving.crt"},
+		{true, "serverTLSBootstrap", nil},
+		{false, "serverTLSBootstrap", true},
+		{false, "address", nil}, // no nodeIP: the kubelet's default
 	}
 	for _, tt := range tests {
 		got := KubeletConfig(c, tt.serving)[tt.key]
 		if got != tt.want {
 			t.Errorf("KubeletConfig(serving=%v)[%s] = %v, want %v", tt.serving, tt.key, got, tt.want)
 		}
+	}
+	withIP := testConfig(t, "nodeIP: 10.254.0.1\n")
+	if got := KubeletConfig(withIP, true)["address"]; got != "10.254.0.1" {
+		t.Errorf("address = %v, want the node IP 10.254.0.1", got)
 	}
 	if got := KubeletConfig(c, false)["clusterDNS"].([]string); !slices.Equal(got, []string{"10.43.0.10"}) {
 		t.Errorf("clusterDNS = %v", got)

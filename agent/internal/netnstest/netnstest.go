@@ -1,0 +1,73 @@
+// Package netnstest gives tests fresh network namespaces, for code that
+// configures links, addresses or nftables without touching the host's:
+//
+//	netnstest.NeedRoot(t)
+//	nss := netnstest.New(t, 2) // closed, and so gone, when the test ends
+//	netnstest.In(t, nss[0], func() { … net.Listen, exec nft … })
+//
+// The namespaces are anonymous: nothing is left behind in /run/netns when
+// a test dies.
+package netnstest
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// NeedRoot skips the test unless it runs as root.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root for network namespaces (run the tests as root, as CI does)")
+	}
+}
+
+// New makes n fresh network namespaces, each with only a loopback link
+// (down), and closes their handles when the test ends.
+func New(t testing.TB, n int) []netns.NsHandle {
+	t.Helper()
+	var nss []netns.NsHandle
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is in a test namespace
+		for range n {
+			ns, err := netns.New()
+			if err != nil {
+				done <- err
+				return
+			}
+			nss = append(nss, ns)
+		}
+		done <- nil
+	}()
+	err := <-done
+	t.Cleanup(func() {
+		for _, ns := range nss {
+			ns.Close()
+		}
+	})
+	if err != nil {
+		t.Fatalf("creating network namespaces: %v", err)
+	}
+	return nss
+}
+
+// In runs f on a thread inside ns; sockets f opens and processes it starts
+// belong to ns.
+func In(t testing.TB, ns netns.NsHandle, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := netns.Set(ns); err != nil {
+			t.Errorf("netns.Set: %v", err)
+			return
+		}
+		f()
+	}()
+	<-done
+}
