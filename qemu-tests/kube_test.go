@@ -96,6 +96,10 @@ func TestKubernetes(t *testing.T) {
 	if logs, err := kubeGetText(ctx, k, "/api/v1/namespaces/default/pods/client/log"); err != nil || !strings.Contains(logs, "hello from cairn") {
 		t.Fatalf("client log (%v):\n%s", err, logs)
 	}
+	// That log came from the kubelet, bound to the node's address, whose
+	// serving certificate the API server checked. From the LAN, only
+	// what the firewall admits answers.
+	checkFirewall(t, vm, k)
 
 	var st api.Status
 	nodeJSON(t, vm, kubeImage.NodeConfig, &st, "status")

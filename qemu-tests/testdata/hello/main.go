@@ -12,7 +12,8 @@
 // file PATH, keeps it for HOLD (a Go duration) or until SIGTERM, then
 // removes it; "corrupt PATH..." overwrites the first 64 KiB of each file
 // that exists with 0xff bytes. Steps chain with "then": "kill cairn-kube
-// then corrupt DB".
+// then corrupt DB". "cat PATH" prints a file (in a pod sharing the host's
+// PID namespace, /proc/1/net/tcp is the host's listening sockets).
 package main
 
 import (
@@ -32,7 +33,7 @@ import (
 )
 
 func main() {
-	if slices.Contains(os.Args, "then") || (len(os.Args) > 1 && slices.Contains([]string{"write", "fill", "corrupt"}, os.Args[1])) {
+	if slices.Contains(os.Args, "then") || (len(os.Args) > 1 && slices.Contains([]string{"write", "fill", "corrupt", "cat"}, os.Args[1])) {
 		os.Exit(steps(os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
@@ -135,6 +136,14 @@ func run(step []string) int {
 	switch {
 	case len(step) == 2 && step[0] == "kill":
 		return kill(step[1])
+	case len(step) == 2 && step[0] == "cat":
+		b, err := os.ReadFile(step[1])
+		os.Stdout.Write(b)
+		if err != nil {
+			fmt.Println("cat:", err)
+			return 1
+		}
+		return 0
 	case len(step) == 3 && step[0] == "write":
 		return write(step[1], step[2])
 	case len(step) == 3 && step[0] == "fill":
