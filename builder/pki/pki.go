@@ -375,6 +375,13 @@ func (p *PKI) sign(name string, req Request, validity time.Duration) (*Pair, err
 		return nil, fmt.Errorf("cannot issue %s: %s is missing (restore it from where the CA key is kept)", filepath.Join(p.Dir, name+".crt"), filepath.Join(p.Dir, "ca.key"))
 	}
 	req.NotBefore = p.now.Add(-backdate)
+	if req.Usage == ClientAuth {
+		// A client certificate is valid from the CA's start: a node
+		// whose clock is behind (no real-time clock, offline since its
+		// last boot) never runs earlier than its image's build, hence the
+		// CA's start, so its administrator always gets in, to set it.
+		req.NotBefore = ca.Cert.NotBefore
+	}
 	req.NotAfter = p.now.Add(validity)
 	if req.NotAfter.After(ca.Cert.NotAfter) {
 		req.NotAfter = ca.Cert.NotAfter

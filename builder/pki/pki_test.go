@@ -253,3 +253,24 @@ func cp(t *testing.T, dir, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientValidFromCAStart: a client certificate renewed a year on is
+// valid from the CA's start, so a node whose clock is behind (no
+// real-time clock, offline) but not before its image's build accepts it.
+func TestClientValidFromCAStart(t *testing.T) {
+	dir, _ := fresh(t)
+	p, err := Ensure(dir, Options{Now: t0.Add(ClientValidity)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Client.Cert.NotBefore.Equal(p.CA.Cert.NotBefore) {
+		t.Errorf("renewed client certificate starts %v, want the CA's start %v", p.Client.Cert.NotBefore, p.CA.Cert.NotBefore)
+	}
+	node, err := p.IssueNode("edge-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !node.Cert.NotBefore.After(p.CA.Cert.NotBefore) {
+		t.Errorf("a node certificate starts %v, want its issue time", node.Cert.NotBefore)
+	}
+}
