@@ -30,34 +30,43 @@ type Flood struct {
 	wg                 sync.WaitGroup
 }
 
-// Start floods addr until Stop: one goroutine keeps the idle newest
-// connections open, dialling new ones as fast as it can; another runs
-// handshakes one after another with each of bad in turn (a nil entry
-// sends bytes that are not TLS at all).
+// dialers is how many goroutines open idle connections: through a
+// port forward each dial waits for the guest, so one alone is slow.
+const dialers = 16
+
+// Start floods addr until Stop: dialers goroutines keep the idle newest
+// connections open between them, dialling new ones as fast as they can;
+// another runs handshakes one after another with each of bad in turn (a
+// nil entry sends bytes that are not TLS at all).
 func Start(addr string, idle int, bad []*tls.Config) *Flood {
 	ctx, stop := context.WithCancel(context.Background())
 	f := &Flood{stop: stop}
-	f.wg.Go(func() {
-		ring := make([]net.Conn, idle)
-		defer func() {
-			for _, c := range ring {
-				if c != nil {
-					c.Close()
+	for d := range dialers {
+		f.wg.Go(func() {
+			ring := make([]net.Conn, (idle+dialers-1-d)/dialers) // this one's share
+			if len(ring) == 0 {
+				return
+			}
+			defer func() {
+				for _, c := range ring {
+					if c != nil {
+						c.Close()
+					}
 				}
+			}()
+			for i := 0; ctx.Err() == nil; i = (i + 1) % len(ring) {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					continue
+				}
+				f.Dialed.Add(1)
+				if ring[i] != nil {
+					ring[i].Close()
+				}
+				ring[i] = c
 			}
-		}()
-		for i := 0; ctx.Err() == nil; i = (i + 1) % idle {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				continue
-			}
-			f.Dialed.Add(1)
-			if ring[i] != nil {
-				ring[i].Close()
-			}
-			ring[i] = c
-		}
-	})
+		})
+	}
 	f.wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			c, err := net.DialTimeout("tcp", addr, time.Second)
