@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,9 @@ func TestAgentAPI(t *testing.T) {
 	// stays manageable.
 	floodNode(t, vm, servicesImage.NodeConfig, "hello")
 
+	// Least privilege: a monitor credential reads, and nothing more.
+	checkRoles(t, vm, servicesImage.NodeConfig)
+
 	// Credentials of another PKI, and an expired client certificate of
 	// the right CA, are refused.
 	other, err := pki.Ensure(filepath.Join(t.TempDir(), "other"), pki.Options{})
@@ -190,6 +194,53 @@ func TestAgentAPI(t *testing.T) {
 	}
 	if err := vm.PowerDown(time.Minute); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkRoles issues a monitor credential with cairn node issue: it reads
+// status and metrics and is refused reboot, kubeconfig and join
+// credentials, each refusal in the node's audit log with its name; once
+// an admin revoked it (cairn node revoke, pushed to the node), the node
+// refuses it at the handshake.
+func checkRoles(t *testing.T, vm *qemu.VM, admin string) {
+	t.Helper()
+	cairn := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(binDir, "cairn"), args...).CombinedOutput()
+		return string(out), err
+	}
+	mon := filepath.Join(t.TempDir(), "grafana.node.yaml")
+	if out, err := cairn("node", "issue", "--pki", pkiDir, "--name", "grafana", "--role", "monitor", "--node", testNode, "-o", mon); err != nil {
+		t.Fatalf("cairn node issue: %v\n%s", err, out)
+	}
+	for _, read := range [][]string{{"status"}, {"metrics"}} {
+		if out, err := node(t, vm, mon, read...); err != nil {
+			t.Errorf("monitor: %v: %v\n%s", read, err, out)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		call string
+	}{
+		{[]string{"reboot"}, "POST /v1/reboot"},
+		{[]string{"kubeconfig"}, "GET /v1/kubeconfig"},
+		{[]string{"join-kubeconfig", "--node", "edge-9"}, "GET /v1/join-kubeconfig"},
+	} {
+		out, err := node(t, vm, mon, c.args...)
+		if err == nil || !strings.Contains(out, "monitor credential 'grafana' may not "+c.call) {
+			t.Errorf("monitor: %v: %v\n%s", c.args, err, out)
+		}
+		if _, err := vm.Expect(10*time.Second, `msg=audit client=grafana role=monitor call="`+regexp.QuoteMeta(c.call)+`" status=403`); err != nil {
+			t.Errorf("no audit line for the monitor's %s: %v", c.call, err)
+		}
+	}
+	if out, err := cairn("node", "revoke", "--pki", pkiDir, "--config", admin, "--server", fmt.Sprintf("127.0.0.1:%d", vm.HostPort(api.DefaultPort)), "grafana"); err != nil {
+		t.Fatalf("cairn node revoke: %v\n%s", err, out)
+	}
+	if out, err := node(t, vm, mon, "status"); err == nil || !strings.Contains(out, "refused") {
+		t.Errorf("a revoked monitor credential: %v\n%s", err, out)
+	}
+	if out, err := node(t, vm, admin, "status"); err != nil {
+		t.Errorf("the admin after the revocation: %v\n%s", err, out)
 	}
 }
 
