@@ -40,7 +40,7 @@ func TestKubernetesBadInput(t *testing.T) {
 	if kubeImage == nil {
 		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
 	}
-	opts := kubeNodeOptions(t)
+	opts := kubeNodeOptions(kubeDisk(t))
 	client := longClient(t) // still valid when the node's clock is two years ahead
 	vm := qemu.StartT(t, opts...)
 	if _, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`); err != nil {

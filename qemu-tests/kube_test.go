@@ -17,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/boot/datafs/datafstest"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/builder/build"
 	"github.com/cairn-edge/cairn/qemu-tests/doccmd"
@@ -28,12 +30,17 @@ import (
 // cairn-kube and the cluster images are there.
 var kubeImage *build.Result
 
-// kubeNodeOptions are the QEMU options of a Kubernetes test node: a copy
-// of kubeImage grown to 4 GiB, 2 GiB of memory, 2 CPUs, an isolated
-// network with the node API and the API server forwarded.
-func kubeNodeOptions(t *testing.T, more ...qemu.Option) []qemu.Option {
+// kubeDisk is a copy of kubeImage grown to 4 GiB.
+func kubeDisk(t *testing.T) string {
 	disk := qemu.CopyImage(t, kubeImage.Image)
 	os.Truncate(disk, 4<<30)
+	return disk
+}
+
+// kubeNodeOptions are the QEMU options of a Kubernetes test node on disk
+// (kubeDisk): 2 GiB of memory, 2 CPUs, an isolated network with the node
+// API and the API server forwarded.
+func kubeNodeOptions(disk string, more ...qemu.Option) []qemu.Option {
 	return append([]qemu.Option{qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(2048), qemu.WithCPUs(2),
 		qemu.WithIsolatedNetwork(), qemu.WithPortForward(0, api.DefaultPort), qemu.WithPortForward(0, kubeAPIPort)}, more...)
 }
@@ -59,7 +66,15 @@ func TestKubernetes(t *testing.T) {
 	// 10.0.2.100:5000, for the upgrade at the end.
 	r := newUpgradeRig(t)
 	r.guest = "10.0.2.100:5000"
-	vm := qemu.StartT(t, kubeNodeOptions(t, qemu.WithGuestReboot(), qemu.WithGuestForward(r.guest, r.registry))...)
+	disk := kubeDisk(t)
+	vm := qemu.StartT(t, kubeNodeOptions(disk, qemu.WithGuestReboot(), qemu.WithGuestForward(r.guest, r.registry))...)
+	// Whatever the node went through, a clean power-off leaves CAIRN-DATA,
+	// the cluster's state, clean: e2fsck -fn and dumpe2fs find nothing.
+	defer func() {
+		if !t.Failed() {
+			powerOffClean(t, vm, disk)
+		}
+	}()
 	m, err := vm.Expect(kubeTimeout, `cairn: kubernetes ready`)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +195,22 @@ func TestKubernetes(t *testing.T) {
 	nodeJSON(t, vm, kubeImage.NodeConfig, &st, "status")
 	if st.Version != "0.4.0" || st.Upgrade == nil || st.Upgrade.Phase != "rolled back" || !strings.Contains(st.Upgrade.Reason, "127.0.0.1:9") {
 		t.Errorf("status after the rollback: version %s, upgrade %+v", st.Version, st.Upgrade)
+	}
+}
+
+// powerOffClean powers vm off through the power button and checks that
+// CAIRN-DATA on disk passes e2fsck -fn with no error state, and that the
+// console had no EXT4-fs error.
+func powerOffClean(t *testing.T, vm *qemu.VM, disk string) {
+	t.Helper()
+	if err := vm.PowerDown(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if i := strings.Index(vm.Console(), "EXT4-fs error"); i >= 0 {
+		t.Errorf("console: %s", lineAt(vm.Console(), i))
+	}
+	if err := datafstest.Clean(fmt.Sprintf("%s?offset=%d", disk, partitionStart(t, disk, contract.LabelData))); err != nil {
+		t.Errorf("CAIRN-DATA after a clean power-off: %v", err)
 	}
 }
 
