@@ -24,7 +24,8 @@ const (
 	// With several configured, one sample from each, and two servers
 	// must agree.
 	samplesOneServer = 3
-	// maxAhead bounds a step past the image's build time. Ten years is
+	// maxAhead bounds a step past the image's build time (the later of
+	// its epoch and its node API CA's start: cairn-agent's buildTime). Ten years is
 	// the life of the node API's CA (builder/pki.CAValidity), which is
 	// made no later than the image: past it the node refuses every
 	// client and needs a visit anyway, so the bound never refuses a time

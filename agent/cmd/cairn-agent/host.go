@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -41,14 +43,38 @@ func bootSlot() string {
 	return string(slot)
 }
 
-// buildTime is when the image was built: the builder stamps every file in
-// the slot with the build's epoch. The clock never starts earlier.
+// buildTime is the earliest the image can run: the later of the build's
+// epoch, which the builder stamps on every file in the slot (a fixed date
+// unless SOURCE_DATE_EPOCH says otherwise, for reproducible images), and
+// the start of the node API's CA, made on a workstation's real clock
+// before the image was built. The clock never starts earlier, and an NTP
+// step goes at most ten years past it (agent/clock), the CA's life.
 func buildTime() time.Time {
-	st, err := os.Stat(release.Path)
-	if err != nil {
-		return time.Time{}
+	var t time.Time
+	if st, err := os.Stat(release.Path); err == nil {
+		t = st.ModTime()
 	}
-	return st.ModTime()
+	if ca, err := caStart(api.CAFile); err == nil && ca.After(t) {
+		t = ca
+	}
+	return t
+}
+
+// caStart is the NotBefore of the PEM certificate in path.
+func caStart(path string) (time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return time.Time{}, errors.New("no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.NotBefore, nil
 }
 
 // mountESP mounts the EFI system partition at /boot, where the per-node
