@@ -101,14 +101,15 @@ func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 	if p[1] > 2*time.Second {
 		t.Errorf("status p99 under flood %v, want under 2 s", p[1])
 	}
-	// Through QEMU's port forward each connection waits for the guest:
-	// the flood must at least outnumber the node's 256 connections, so
-	// that it evicts.
-	if f.Handshakes.Load() < 100 || f.Dialed.Load() < 300 {
+	// Through QEMU's port forward each connection waits for the guest
+	// (about 14 a second here under TCG), and the node closes one that
+	// sends nothing after 5 s: the cap and its evictions are TestFlood's
+	// (agent/api, on loopback); here the node must see the flood.
+	if f.Handshakes.Load() < 100 || f.Dialed.Load() < 200 {
 		t.Errorf("the flood did not flood: %d handshakes, %d connections", f.Handshakes.Load(), f.Dialed.Load())
 	}
-	if m, err := c.Metrics(ctx); err != nil || !regexp.MustCompile(`\ncairn_api_connections_dropped_total\{reason="evicted"\} [1-9]`).Match(m) {
-		t.Errorf("the node evicted no connection under the flood (%v):\n%s", err, m)
+	if m, err := c.Metrics(ctx); err != nil || !regexp.MustCompile(`\ncairn_api_tls_handshake_failures_total [1-9]`).Match(m) {
+		t.Errorf("the node counted no failed handshake under the flood (%v):\n%s", err, m)
 	}
 	// One summary line per 30 s at most, plus the first failure.
 	if max := int(length/(30*time.Second)) + 2; len(apiLines) > max {
