@@ -18,9 +18,10 @@ import (
 )
 
 // floodNode floods vm's node API through QEMU's forwarded port, as anyone
-// on the node's network can without credentials: thousands of idle TCP
-// connections and a stream of handshakes it must refuse, for 20 s (2 min
-// in make test-full). All the while status must answer (p99 under 2 s),
+// on the node's network can without credentials: idle TCP connections
+// from 16 dialers, as fast as the port forward takes them (up to 2,000
+// held), and a stream of handshakes it must refuse, for 20 s (2 min in
+// make test-full). All the while status must answer (p99 under 2 s),
 // restarting the service must work, and the console must stay quiet.
 func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 	t.Helper()
