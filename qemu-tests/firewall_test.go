@@ -33,6 +33,11 @@ func checkFirewall(t *testing.T, vm *qemu.VM, k *kubeboot.API) {
 		t.Error("the console does not say the firewall is on")
 	}
 	ctx := context.Background()
+	// Something listening on the host's network that the policy does not
+	// admit (a hostNetwork pod on :8080), and a NodePort Service, which
+	// it does.
+	apply(t, k, firewallManifest)
+	waitFor(t, "the hostNetwork listener running", kubeTimeout, func() (bool, string) { return podPhase(ctx, k, "host-listener", "Running") })
 	apply(t, k, hostPod("default", "sockets", "/var/lib/cairn", true, "cat", "/proc/1/net/tcp", "then", "cat", "/proc/1/net/tcp6"))
 	waitFor(t, "the pod listing the node's sockets", kubeTimeout, func() (bool, string) { return podSucceeded(ctx, k, "sockets") })
 	table, err := kubeGetText(ctx, k, "/api/v1/namespaces/default/pods/sockets/log")
@@ -40,9 +45,10 @@ func checkFirewall(t *testing.T, vm *qemu.VM, k *kubeboot.API) {
 		t.Fatal(err)
 	}
 	ports := lanListeners(table)
-	if !slices.Contains(ports, 7443) || !slices.Contains(ports, 6443) {
-		t.Fatalf("the node's socket table lacks the node API or the Kubernetes API; ports %v from:\n%s", ports, table)
+	if !slices.Contains(ports, 7443) || !slices.Contains(ports, 6443) || !slices.Contains(ports, 8080) {
+		t.Fatalf("the node's socket table lacks the node API, the Kubernetes API or the hostNetwork listener; ports %v from:\n%s", ports, table)
 	}
+	ports = append(ports, webNodePort) // no socket: the Service's DNAT
 	var mu sync.Mutex
 	answered := map[int]bool{}
 	var wg sync.WaitGroup
@@ -66,6 +72,29 @@ func checkFirewall(t *testing.T, vm *qemu.VM, k *kubeboot.API) {
 	}
 	t.Logf("LAN ports the node listens on: %v; answered: %v", ports, answered)
 }
+
+// webNodePort is the NodePort of firewallManifest's Service.
+const webNodePort = 30080
+
+// firewallManifest runs the test program serving :8080 on the host's
+// network, and exposes the web Deployment on a NodePort.
+var firewallManifest = fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: host-listener, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - {name: serve, image: cairn.test/hello:1, imagePullPolicy: Never, args: [serve]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-nodeport, namespace: default}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: %d}]
+`, webNodePort)
 
 // lanListeners reads /proc/net/tcp{,6} tables and returns the ports in
 // LISTEN bound to every address or to a non-loopback one, sorted.

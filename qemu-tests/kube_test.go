@@ -293,6 +293,12 @@ func apply(t *testing.T, k *kubeboot.API, manifest string) {
 }
 
 func podSucceeded(ctx context.Context, k *kubeboot.API, name string) (bool, string) {
+	return podPhase(ctx, k, name, "Succeeded")
+}
+
+// podPhase reports whether the pod name in default is in phase want, and
+// the phase (or the error).
+func podPhase(ctx context.Context, k *kubeboot.API, name, want string) (bool, string) {
 	var pod struct {
 		Status struct {
 			Phase string `json:"phase"`
@@ -301,7 +307,7 @@ func podSucceeded(ctx context.Context, k *kubeboot.API, name string) (bool, stri
 	if err := k.Do(ctx, http.MethodGet, "/api/v1/namespaces/default/pods/"+name, "", nil, &pod); err != nil {
 		return false, err.Error()
 	}
-	return pod.Status.Phase == "Succeeded", pod.Status.Phase
+	return pod.Status.Phase == want, pod.Status.Phase
 }
 
 // kubeGetText GETs a text resource (a pod's log).
