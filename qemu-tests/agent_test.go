@@ -195,6 +195,21 @@ func TestAgentAPI(t *testing.T) {
 	if err := vm.PowerDown(time.Minute); err != nil {
 		t.Fatal(err)
 	}
+
+	// Booted again with no network and a real-time clock in 2001, the
+	// node sets its clock forward to the time it saved, the right one,
+	// not the liar's.
+	vm = qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024), qemu.WithExtraArgs("-rtc", "base=2001-01-01T00:00:00"))
+	m, err = vm.Expect(bootTimeout, `clock set forward to the last known time".* from=2001-\S+ to=(\S+)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to, err := time.Parse(time.RFC3339, m.Groups[1]); err != nil || time.Since(to).Abs() > 15*time.Minute {
+		t.Errorf("offline reboot: the clock went forward to %s (%v), want about now", m.Groups[1], err)
+	}
+	if err := vm.PowerDown(time.Minute); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkRoles issues a monitor credential with cairn node issue: it reads
