@@ -103,10 +103,10 @@ func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 		t.Errorf("status p99 under flood %v, want under 2 s", p[1])
 	}
 	// Through QEMU's port forward each connection waits for the guest
-	// (about 14 a second here under TCG), and the node closes one that
+	// (5 to 14 a second here under TCG), and the node closes one that
 	// sends nothing after 5 s: the cap and its evictions are TestFlood's
 	// (agent/api, on loopback); here the node must see the flood.
-	if f.Handshakes.Load() < 100 || f.Dialed.Load() < 200 {
+	if f.Handshakes.Load() < 100 || f.Dialed.Load() < 50 {
 		t.Errorf("the flood did not flood: %d handshakes, %d connections", f.Handshakes.Load(), f.Dialed.Load())
 	}
 	if m, err := c.Metrics(ctx); err != nil || !regexp.MustCompile(`\ncairn_api_tls_handshake_failures_total [1-9]`).Match(m) {
