@@ -55,33 +55,40 @@ func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// calls calls status for d, a new connection every 10th call (one
+	// must get in too), and returns the latencies and the last status;
+	// halfway it restarts service when restart is set.
+	calls := func(d time.Duration, restart bool) ([]time.Duration, *api.Status) {
+		var took []time.Duration
+		var st *api.Status
+		for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
+			if i%10 == 0 {
+				c.CloseIdleConnections()
+			}
+			t0 := time.Now()
+			s, err := c.Status(ctx)
+			took = append(took, time.Since(t0))
+			if err != nil {
+				t.Errorf("status (call %d): %v", i, err)
+				continue
+			}
+			st = s
+			if restart && time.Now().After(end.Add(-d/2)) {
+				if err := c.Restart(ctx, service); err != nil {
+					t.Errorf("restart %s under flood: %v", service, err)
+				}
+				restart = false
+			}
+		}
+		return took, st
+	}
+	quiet, _ := calls(5*time.Second, false)
 	idle := floodtest.IdleBudget(t, 2000, 300, 600)
 	f := floodtest.Start(addr, idle, bad)
 	time.Sleep(2 * time.Second) // fill the node up
-	var took []time.Duration
-	var st *api.Status
-	restarted := false
-	for i, end := 0, time.Now().Add(length); time.Now().Before(end); i++ {
-		if i%10 == 0 {
-			c.CloseIdleConnections() // a new connection must get in too
-		}
-		t0 := time.Now()
-		s, err := c.Status(ctx)
-		took = append(took, time.Since(t0))
-		if err != nil {
-			t.Errorf("status under flood (call %d): %v", i, err)
-			continue
-		}
-		st = s
-		if !restarted && time.Now().After(end.Add(-length/2)) {
-			if err := c.Restart(ctx, service); err != nil {
-				t.Errorf("restart %s under flood: %v", service, err)
-			}
-			restarted = true
-		}
-	}
+	took, st := calls(length, true)
 	f.Stop()
-	p := floodtest.Percentiles(took)
+	q, p := floodtest.Percentiles(quiet), floodtest.Percentiles(took)
 	console := vm.Console()[before:]
 	var apiLines []string
 	for _, l := range strings.Split(console, "\n") {
@@ -97,8 +104,8 @@ func floodNode(t *testing.T, vm *qemu.VM, config, service string) {
 			}
 		}
 	}
-	t.Logf("flood %v through QEMU's port forward: %d idle connections dialed (%d held), %d bad handshakes; status p50/p99 %v/%v over %d calls; node memory used %d → %d MiB (MemTotal − MemAvailable), cairn-agent PSS %.1f MiB; %d console lines about it",
-		length, f.Dialed.Load(), idle, f.Handshakes.Load(), p[0], p[1], len(took), (st0.Memory.TotalBytes-st0.Memory.AvailableBytes)>>20, memUsed(st)>>20, float64(agentPSS)/(1<<20), len(apiLines))
+	t.Logf("flood %v through QEMU's port forward: %d idle connections dialed (%d held), %d bad handshakes; status p50/p99 idle %v/%v (%d calls), under flood %v/%v over %d calls; node memory used %d → %d MiB (MemTotal − MemAvailable), cairn-agent PSS %.1f MiB; %d console lines about it",
+		length, f.Dialed.Load(), idle, f.Handshakes.Load(), q[0], q[1], len(quiet), p[0], p[1], len(took), (st0.Memory.TotalBytes-st0.Memory.AvailableBytes)>>20, memUsed(st)>>20, float64(agentPSS)/(1<<20), len(apiLines))
 	if p[1] > 2*time.Second {
 		t.Errorf("status p99 under flood %v, want under 2 s", p[1])
 	}
