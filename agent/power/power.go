@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +53,59 @@ var (
 	unmount = unix.Unmount
 	mount   = unix.Mount
 	sleep   = time.Sleep
+	// mountPoints lists the mount points in the order they were mounted;
+	// replaced in tests.
+	mountPoints = func() ([]string, error) {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return nil, err
+		}
+		return parseMountInfo(string(b)), nil
+	}
 )
+
+// parseMountInfo returns the mount points of a /proc/PID/mountinfo, in
+// its order (the order of mounting), with the kernel's octal escapes
+// (\040 for a space) undone.
+func parseMountInfo(s string) []string {
+	var points []string
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		points = append(points, unescapeOctal(f[4]))
+	}
+	return points
+}
+
+// unescapeOctal undoes the kernel's \NNN escapes.
+func unescapeOctal(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// below returns the mount points strictly below dir, the last mounted
+// first: the order they can be unmounted in.
+func below(dir string, points []string) []string {
+	var out []string
+	for i := len(points) - 1; i >= 0; i-- {
+		if p := points[i]; strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // userProcesses counts live processes other than PID 1 that are not
 // kernel threads; replaced in tests. Kernel threads and zombies have an
@@ -109,7 +163,17 @@ func Shutdown(a Action, o Options) error {
 		}
 	}
 	sync()
+	points, _ := mountPoints()
 	for _, m := range o.Unmount {
+		// What is mounted below first (a Kubernetes node has container
+		// root file systems and pod volumes under /var): the processes
+		// that used them are gone, and /var cannot be unmounted, nor its
+		// journal left clean, while they are there.
+		for _, sub := range below(m, points) {
+			if err := unmount(sub, 0); err != nil {
+				_ = unmount(sub, unix.MNT_DETACH)
+			}
+		}
 		if err := unmount(m, 0); err != nil {
 			// Busy (a process we could not kill holds a file): make it
 			// read-only so the journal is clean, then detach it.

@@ -84,9 +84,13 @@ func TestShutdown(t *testing.T) {
 	var gotCmd int
 	reboot = func(cmd int) error { gotCmd = cmd; return nil }
 	sleep = func(time.Duration) {}
+	origMountPoints := mountPoints
+	mountPoints = func() ([]string, error) {
+		return []string{"/", "/var", "/boot", "/var/lib/containerd/rootfs/a", "/var/lib/kubelet/pods/p/volumes/token", "/variable"}, nil
+	}
 	t.Cleanup(func() {
 		kill, sync, reboot, unmount, mount, sleep = unix.Kill, unix.Sync, unix.Reboot, unix.Unmount, unix.Mount, time.Sleep
-		userProcesses = origUserProcesses
+		userProcesses, mountPoints = origUserProcesses, origMountPoints
 	})
 
 	var console bytes.Buffer
@@ -99,8 +103,28 @@ func TestShutdown(t *testing.T) {
 	if gotCmd != unix.LINUX_REBOOT_CMD_RESTART {
 		t.Errorf("reboot cmd = %#x, want RESTART", gotCmd)
 	}
-	want := []string{"count", "kill SIGTERM", "count", "count", "count", "sync", "umount /var", "remount-ro /var", "umount /var", "sync"}
+	// What a Kubernetes node mounts below /var goes first, the last
+	// mounted first; /variable is not below /var.
+	want := []string{"count", "kill SIGTERM", "count", "count", "count", "sync",
+		"umount /var/lib/kubelet/pods/p/volumes/token", "umount /var/lib/kubelet/pods/p/volumes/token",
+		"umount /var/lib/containerd/rootfs/a", "umount /var/lib/containerd/rootfs/a",
+		"umount /var", "remount-ro /var", "umount /var", "sync"}
 	if !reflect.DeepEqual(calls, want) {
 		t.Errorf("calls = %q\nwant    %q", calls, want)
+	}
+}
+
+func TestParseMountInfo(t *testing.T) {
+	info := `22 1 254:2 / / ro,relatime - squashfs /dev/vda2 ro
+30 22 254:4 / /var rw,nosuid,nodev,noatime - ext4 /dev/vda4 rw
+41 30 0:45 / /var/lib/kubelet/pods/x/volumes/kubernetes.io~projected/kube\040api rw - tmpfs tmpfs rw
+`
+	got := parseMountInfo(info)
+	want := []string{"/", "/var", "/var/lib/kubelet/pods/x/volumes/kubernetes.io~projected/kube api"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseMountInfo = %q, want %q", got, want)
+	}
+	if b := below("/var", append(got, got[2])); !reflect.DeepEqual(b, []string{want[2]}) {
+		t.Errorf("below = %q", b)
 	}
 }
