@@ -95,12 +95,23 @@ func unescapeOctal(s string) string {
 	return b.String()
 }
 
-// below returns the mount points strictly below dir, the last mounted
-// first: the order they can be unmounted in.
-func below(dir string, points []string) []string {
+// mountedAfter returns the mount points mounted after dir, the last
+// mounted first: the order they can be unmounted in. Below dir they hold
+// it (pod volumes); elsewhere they may too (an overlay whose upper
+// directory is on it: a container's root file system under /run).
+func mountedAfter(dir string, points []string) []string {
+	last := slices.Index(points, dir)
+	for i, p := range points {
+		if p == dir {
+			last = i
+		}
+	}
+	if last < 0 {
+		return nil
+	}
 	var out []string
-	for i := len(points) - 1; i >= 0; i-- {
-		if p := points[i]; strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") && !slices.Contains(out, p) {
+	for i := len(points) - 1; i > last; i-- {
+		if p := points[i]; p != "/" && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
@@ -163,21 +174,24 @@ func Shutdown(a Action, o Options) error {
 		}
 	}
 	sync()
-	points, _ := mountPoints()
 	for _, m := range o.Unmount {
-		// What is mounted below first (a Kubernetes node has container
-		// root file systems and pod volumes under /var): the processes
-		// that used them are gone, and /var cannot be unmounted, nor its
-		// journal left clean, while they are there.
-		for _, sub := range below(m, points) {
-			if err := unmount(sub, 0); err != nil {
-				_ = unmount(sub, unix.MNT_DETACH)
+		// What was mounted after it first (a Kubernetes node has pod
+		// volumes under /var, and containers' root file systems whose
+		// upper directories are on it): their processes are gone, and
+		// /var can be neither unmounted nor made read-only, its journal
+		// left clean, while they are there.
+		points, _ := mountPoints()
+		for _, later := range mountedAfter(m, points) {
+			if err := unmount(later, 0); err != nil {
+				_ = unmount(later, unix.MNT_DETACH)
 			}
 		}
 		if err := unmount(m, 0); err != nil {
 			// Busy (a process we could not kill holds a file): make it
 			// read-only so the journal is clean, then detach it.
-			_ = mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+			if rerr := mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); rerr != nil && o.Console != nil {
+				fmt.Fprintf(o.Console, "cairn: warning: %s: unmount: %v; read-only: %v\n", m, err, rerr)
+			}
 			_ = unmount(m, unix.MNT_DETACH)
 		}
 	}

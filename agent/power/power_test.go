@@ -86,7 +86,7 @@ func TestShutdown(t *testing.T) {
 	sleep = func(time.Duration) {}
 	origMountPoints := mountPoints
 	mountPoints = func() ([]string, error) {
-		return []string{"/", "/var", "/boot", "/var/lib/containerd/rootfs/a", "/var/lib/kubelet/pods/p/volumes/token", "/variable"}, nil
+		return []string{"/", "/proc", "/var", "/boot", "/run/containerd/task/a/rootfs", "/var/lib/kubelet/pods/p/volumes/token"}, nil
 	}
 	t.Cleanup(func() {
 		kill, sync, reboot, unmount, mount, sleep = unix.Kill, unix.Sync, unix.Reboot, unix.Unmount, unix.Mount, time.Sleep
@@ -103,11 +103,14 @@ func TestShutdown(t *testing.T) {
 	if gotCmd != unix.LINUX_REBOOT_CMD_RESTART {
 		t.Errorf("reboot cmd = %#x, want RESTART", gotCmd)
 	}
-	// What a Kubernetes node mounts below /var goes first, the last
-	// mounted first; /variable is not below /var.
+	// What a Kubernetes node mounts after /var goes first, the last
+	// mounted first: a pod volume below it, a container's root file
+	// system (an overlay with its upper directory on /var), the ESP;
+	// what was there before /var stays.
 	want := []string{"count", "kill SIGTERM", "count", "count", "count", "sync",
 		"umount /var/lib/kubelet/pods/p/volumes/token", "umount /var/lib/kubelet/pods/p/volumes/token",
-		"umount /var/lib/containerd/rootfs/a", "umount /var/lib/containerd/rootfs/a",
+		"umount /run/containerd/task/a/rootfs", "umount /run/containerd/task/a/rootfs",
+		"umount /boot", "umount /boot",
 		"umount /var", "remount-ro /var", "umount /var", "sync"}
 	if !reflect.DeepEqual(calls, want) {
 		t.Errorf("calls = %q\nwant    %q", calls, want)
@@ -124,7 +127,7 @@ func TestParseMountInfo(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parseMountInfo = %q, want %q", got, want)
 	}
-	if b := below("/var", append(got, got[2])); !reflect.DeepEqual(b, []string{want[2]}) {
-		t.Errorf("below = %q", b)
+	if a := mountedAfter("/var", append(got, got[2])); !reflect.DeepEqual(a, []string{want[2]}) {
+		t.Errorf("mountedAfter = %q", a)
 	}
 }
