@@ -170,7 +170,12 @@ func Shutdown(a Action, o Options) error {
 		}
 		if userProcesses() > 0 {
 			_ = kill(-1, unix.SIGKILL)
-			sleep(200 * time.Millisecond)
+			// A killed process still holds its files until it is gone:
+			// a big one (cairn-kube, hundreds of MiB and threads) takes
+			// a while under load.
+			for waited := time.Duration(0); waited < o.Grace && userProcesses() > 0; waited += step {
+				sleep(step)
+			}
 		}
 	}
 	sync()
@@ -190,7 +195,7 @@ func Shutdown(a Action, o Options) error {
 			// Busy (a process we could not kill holds a file): make it
 			// read-only so the journal is clean, then detach it.
 			if rerr := mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); rerr != nil && o.Console != nil {
-				fmt.Fprintf(o.Console, "cairn: warning: %s: unmount: %v; read-only: %v\n", m, err, rerr)
+				fmt.Fprintf(o.Console, "cairn: warning: %s: unmount: %v; read-only: %v (%d processes left)\n", m, err, rerr, userProcesses())
 			}
 			_ = unmount(m, unix.MNT_DETACH)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,5 +130,47 @@ func TestParseMountInfo(t *testing.T) {
 	}
 	if a := mountedAfter("/var", append(got, got[2])); !reflect.DeepEqual(a, []string{want[2]}) {
 		t.Errorf("mountedAfter = %q", a)
+	}
+}
+
+// TestShutdownWaitsForKilled: processes that outlive SIGTERM are killed,
+// and waited for (they hold their files until gone) before unmounting.
+func TestShutdownWaitsForKilled(t *testing.T) {
+	origUserProcesses, origMountPoints := userProcesses, mountPoints
+	var calls []string
+	killed, left := false, 2 // after SIGKILL, seen twice more
+	userProcesses = func() int {
+		if killed && left > 0 {
+			left--
+			return 1
+		}
+		if killed {
+			return 0
+		}
+		return 1
+	}
+	kill = func(pid int, sig unix.Signal) error {
+		calls = append(calls, "kill "+unix.SignalName(sig))
+		killed = killed || sig == unix.SIGKILL
+		return nil
+	}
+	sync = func() {}
+	unmount = func(p string, _ int) error {
+		calls = append(calls, fmt.Sprintf("umount %s (alive %v)", p, left > 0))
+		return nil
+	}
+	reboot = func(int) error { return nil }
+	sleep = func(time.Duration) {}
+	mountPoints = func() ([]string, error) { return []string{"/", "/var"}, nil }
+	t.Cleanup(func() {
+		kill, sync, reboot, unmount, mount, sleep = unix.Kill, unix.Sync, unix.Reboot, unix.Unmount, unix.Mount, time.Sleep
+		userProcesses, mountPoints = origUserProcesses, origMountPoints
+	})
+	if err := Shutdown(Poweroff, Options{Unmount: []string{"/var"}, Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kill SIGTERM", "kill SIGKILL", "umount /var (alive false)"}
+	if !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls = %q\nwant    %q", calls, want)
 	}
 }
