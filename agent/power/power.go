@@ -62,6 +62,24 @@ var (
 		}
 		return parseMountInfo(string(b)), nil
 	}
+	// emergencyRemount asks the kernel to remount every file system
+	// read-only, forcibly (SysRq u; /proc/sysrq-trigger works whatever
+	// kernel.sysrq says); replaced in tests.
+	emergencyRemount = func() error { return os.WriteFile("/proc/sysrq-trigger", []byte("u"), 0) }
+	// readOnly reports whether the mount at m is read-only now; replaced
+	// in tests.
+	readOnly = func(m string) bool {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 5 && unescapeOctal(f[4]) == m {
+				return slices.Contains(strings.Split(f[5], ","), "ro")
+			}
+		}
+		return false
+	}
 )
 
 // parseMountInfo returns the mount points of a /proc/PID/mountinfo, in
@@ -162,9 +180,9 @@ func Shutdown(a Action, o Options) error {
 	}
 	// kill(-1) reaches every process but PID 1 itself (kernel threads
 	// ignore it); PID 1's reaper keeps collecting the exits meanwhile.
+	const step = 50 * time.Millisecond
 	if userProcesses() > 0 {
 		_ = kill(-1, unix.SIGTERM)
-		const step = 50 * time.Millisecond
 		for waited := time.Duration(0); waited < o.Grace && userProcesses() > 0; waited += step {
 			sleep(step)
 		}
@@ -194,8 +212,18 @@ func Shutdown(a Action, o Options) error {
 		if err := unmount(m, 0); err != nil {
 			// Busy (a process we could not kill holds a file): make it
 			// read-only so the journal is clean, then detach it.
-			if rerr := mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); rerr != nil && o.Console != nil {
-				fmt.Fprintf(o.Console, "cairn: warning: %s: unmount: %v; read-only: %v (%d processes left)\n", m, err, rerr, userProcesses())
+			if rerr := mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); rerr != nil {
+				// Still busy with no process left (what the kernel
+				// holds for mounts gone lazily): the kernel's forced
+				// read-only remount, which runs asynchronously.
+				_ = emergencyRemount()
+				for waited := time.Duration(0); waited < o.Grace && !readOnly(m); waited += step {
+					sleep(step)
+				}
+				if o.Console != nil {
+					left, _ := mountPoints()
+					fmt.Fprintf(o.Console, "cairn: warning: %s: unmount: %v; read-only: %v; forced read-only: %v (%d processes left; mounted after it: %q)\n", m, err, rerr, readOnly(m), userProcesses(), mountedAfter(m, left))
+				}
 			}
 			_ = unmount(m, unix.MNT_DETACH)
 		}

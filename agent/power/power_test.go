@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,3 +175,41 @@ func TestShutdownWaitsForKilled(t *testing.T) {
 		t.Errorf("calls = %q\nwant    %q", calls, want)
 	}
 }
+
+// TestShutdownForcesReadOnly: a /var that stays busy with no process left
+// is forced read-only by the kernel (SysRq u) before the power goes.
+func TestShutdownForcesReadOnly(t *testing.T) {
+	origUserProcesses, origMountPoints, origEmergency, origReadOnly := userProcesses, mountPoints, emergencyRemount, readOnly
+	var calls []string
+	forced := false
+	userProcesses = func() int { return 0 }
+	sync = func() { calls = append(calls, "sync") }
+	unmount = func(p string, flags int) error {
+		calls = append(calls, fmt.Sprintf("umount %s %d", p, flags))
+		return unix.EBUSY
+	}
+	mount = func(_, p, _ string, _ uintptr, _ string) error { return unix.EBUSY }
+	emergencyRemount = func() error { calls = append(calls, "sysrq u"); forced = true; return nil }
+	readOnly = func(string) bool { return forced }
+	reboot = func(int) error { calls = append(calls, "reboot"); return nil }
+	sleep = func(time.Duration) {}
+	mountPoints = func() ([]string, error) { return []string{"/", "/var"}, nil }
+	t.Cleanup(func() {
+		kill, sync, reboot, unmount, mount, sleep = unix.Kill, unix.Sync, unix.Reboot, unix.Unmount, unix.Mount, time.Sleep
+		userProcesses, mountPoints, emergencyRemount, readOnly = origUserProcesses, origMountPoints, origEmergency, origReadOnly
+	})
+	var console bytes.Buffer
+	if err := Shutdown(Poweroff, Options{Console: &console, Unmount: []string{"/var"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"sync", "umount /var 0", "sysrq u", fmt.Sprintf("umount /var %d", unix.MNT_DETACH), "sync", "reboot"}
+	if !reflect.DeepEqual(calls, want) {
+		t.Errorf("calls = %q\nwant    %q", calls, want)
+	}
+	if !strings.Contains(console.String(), "forced read-only: true") {
+		t.Errorf("console = %q", console.String())
+	}
+}
+
+// A test that reached the real SysRq would remount this machine read-only.
+func init() { emergencyRemount = func() error { panic("a test reached SysRq u") } }
