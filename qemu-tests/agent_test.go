@@ -223,8 +223,14 @@ func checkRoles(t *testing.T, vm *qemu.VM, admin string) {
 		out, err := exec.Command(filepath.Join(binDir, "cairn"), args...).CombinedOutput()
 		return string(out), err
 	}
+	// A copy of the run's PKI (the same CA): the revocation list it gets
+	// must not go into the images other tests build from the run's.
+	own := filepath.Join(t.TempDir(), "pki")
+	if out, err := exec.Command("cp", "-a", pkiDir, own).CombinedOutput(); err != nil {
+		t.Fatalf("copying the PKI: %v\n%s", err, out)
+	}
 	mon := filepath.Join(t.TempDir(), "grafana.node.yaml")
-	if out, err := cairn("node", "issue", "--pki", pkiDir, "--name", "grafana", "--role", "monitor", "--node", testNode, "-o", mon); err != nil {
+	if out, err := cairn("node", "issue", "--pki", own, "--name", "grafana", "--role", "monitor", "--node", testNode, "-o", mon); err != nil {
 		t.Fatalf("cairn node issue: %v\n%s", err, out)
 	}
 	for _, read := range [][]string{{"status"}, {"metrics"}} {
@@ -248,7 +254,7 @@ func checkRoles(t *testing.T, vm *qemu.VM, admin string) {
 			t.Errorf("no audit line for the monitor's %s: %v", c.call, err)
 		}
 	}
-	if out, err := cairn("node", "revoke", "--pki", pkiDir, "--config", admin, "--server", fmt.Sprintf("127.0.0.1:%d", vm.HostPort(api.DefaultPort)), "grafana"); err != nil {
+	if out, err := cairn("node", "revoke", "--pki", own, "--config", admin, "--server", fmt.Sprintf("127.0.0.1:%d", vm.HostPort(api.DefaultPort)), "grafana"); err != nil {
 		t.Fatalf("cairn node revoke: %v\n%s", err, out)
 	}
 	if out, err := node(t, vm, mon, "status"); err == nil || !strings.Contains(out, "refused") {
