@@ -10,8 +10,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/disk"
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
 // pemKeyMarkers are what a private key in PEM looks like, whatever its kind.
@@ -76,24 +74,7 @@ func equalFold(a, b []string) bool {
 // into a directory and returns it: unsquashfs for a slot, mtools for the ESP.
 func unpackPartition(t *testing.T, img, label string) string {
 	t.Helper()
-	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	pt, err := d.GetPartitionTable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var start int64 = -1
-	for _, p := range pt.(*gpt.Table).Partitions {
-		if p.Name == label {
-			start = int64(p.Start) * 512
-		}
-	}
-	if start < 0 {
-		t.Fatalf("%s has no partition %s", img, label)
-	}
+	start := partitionStart(t, img, label)
 	dir := filepath.Join(t.TempDir(), label)
 	var cmd *exec.Cmd
 	if label == disk.LabelESP {
