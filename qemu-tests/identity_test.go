@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -47,7 +49,7 @@ func TestImageHoldsNoKey(t *testing.T) {
 			if part == disk.LabelESP {
 				want = wantESPKeys
 			}
-			if !equalFold(found, want) {
+			if !slices.EqualFunc(found, want, strings.EqualFold) {
 				t.Errorf("%s of %s: private keys in %v, want %v", part, filepath.Base(img), found, want)
 			}
 		}
@@ -56,18 +58,6 @@ func TestImageHoldsNoKey(t *testing.T) {
 	if servicesImage != nil {
 		t.Run("provisioned", func(t *testing.T) { check(t, servicesImage.Image, []string{contract.NodeKeyFileName}) })
 	}
-}
-
-func equalFold(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.EqualFold([]byte(a[i]), []byte(b[i])) {
-			return false
-		}
-	}
-	return true
 }
 
 // unpackPartition copies the files of the partition labelled label of img
