@@ -106,7 +106,7 @@ func TestAgentAPI(t *testing.T) {
 	if st.Health == nil {
 		t.Fatal("status has no health section")
 	}
-	for _, part := range []string{"clock", "disk", "services"} {
+	for _, part := range []string{"clock", "disk", "services", "firewall"} {
 		if _, ok := st.Health.Part(part); !ok {
 			t.Errorf("health %+v has no part %q", st.Health, part)
 		}
@@ -145,6 +145,10 @@ func TestAgentAPI(t *testing.T) {
 	}
 	// The node commands README.md and docs/ show work as shown.
 	runDocumented(t, doccmd.AgentAPITest, vm, servicesImage.NodeConfig)
+
+	// Its host firewall is on without Kubernetes: only what it admits
+	// answers.
+	checkFirewallOn(t, vm, st)
 
 	// Its only NTP server lies, 10 years ahead: the clock stays, and
 	// the administrator can set it.

@@ -106,8 +106,10 @@ func TestMain(m *testing.M) {
 			}
 			defer l.Close()
 			env.NTP = []string{fmt.Sprintf("10.0.2.2:%d", l.Port())}
+			// Its host firewall is on, without Kubernetes (checkFirewallOn).
+			env.Firewall = servicesFirewall
 			servicesImage, err = env.ServicesImage("qemu-x86_64", "amd64", tmp)
-			env.NTP = nil
+			env.NTP, env.Firewall = nil, ""
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1

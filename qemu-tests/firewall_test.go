@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
@@ -97,6 +99,38 @@ spec:
 `, webNodePort)
 
 // lanListeners reads /proc/net/tcp{,6} tables and returns the ports in
+// servicesFirewall is the services image's firewall: on, with no
+// Kubernetes, admitting one more port (nothing listens there).
+const servicesFirewall = "firewall:\n  enabled: true\n  allow: [{port: 8081}]\n"
+
+// checkFirewallOn probes a node without Kubernetes whose firewall
+// (servicesFirewall) is on, from the host through QEMU's network: the
+// node API and the admitted 8081 answer (8081 with a reset, as nothing
+// listens there), 8080 is dropped; the firewall's health part is ok.
+func checkFirewallOn(t *testing.T, vm *qemu.VM, st api.Status) {
+	t.Helper()
+	if !strings.Contains(vm.Console(), "cairn: firewall on: ") {
+		t.Error("the console does not say the firewall is on")
+	}
+	if p, ok := st.Health.Part("firewall"); !ok || p.State != health.OK {
+		t.Errorf("health part firewall = %+v, want ok", p)
+	}
+	probes := map[int]bool{api.DefaultPort: true, 8081: true, 8080: false}
+	var wg sync.WaitGroup
+	for port, want := range probes {
+		hostPort := freePort(t)
+		if _, err := vm.QMP("human-monitor-command", map[string]string{"command-line": fmt.Sprintf("hostfwd_add tcp:127.0.0.1:%d-:%d", hostPort, port)}); err != nil {
+			t.Fatalf("hostfwd_add for port %d: %v", port, err)
+		}
+		wg.Go(func() {
+			if got := answers(fmt.Sprintf("127.0.0.1:%d", hostPort)); got != want {
+				t.Errorf("port %d: answers %v, want %v", port, got, want)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // LISTEN bound to every address or to a non-loopback one, sorted.
 func lanListeners(table string) []int {
 	var ports []int

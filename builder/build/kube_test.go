@@ -217,7 +217,7 @@ func TestBuildKubernetes(t *testing.T) {
 		t.Errorf("etc/cairn/modules:\n%s", mods)
 	}
 	rec, _ := os.ReadFile(res.Inputs)
-	for _, want := range []string{`"role": "kubernetes image cairn.local/pause:3.10"`, `"role": "kubernetes image registry.example.com/web:1.2"`, `"role": "kubernetes tool"`, `"ref": "oci-layout:../oci:nft"`} {
+	for _, want := range []string{`"role": "kubernetes image cairn.local/pause:3.10"`, `"role": "kubernetes image registry.example.com/web:1.2"`, `"role": "tool"`, `"ref": "oci-layout:../oci:nft"`} {
 		if !strings.Contains(string(rec), want) {
 			t.Errorf("inputs.json lacks %s:\n%s", want, rec)
 		}
@@ -306,7 +306,7 @@ func TestBuildKubernetesBadInputs(t *testing.T) {
 		{"image name not fully qualified", spec("  images:\n    - {name: nginx:1.25, image: oci-layout:../oci:web}\n"), `test.yaml:6: kubernetes image name "nginx:1.25" is not an image reference`},
 		{"image given twice", spec("  images:\n    - {name: registry.example.com/web:1.2, image: oci-layout:../oci:web}\n    - {name: registry.example.com/web:1.2}\n"), "is given twice"},
 		{"image without a name", spec("  images:\n    - {image: oci-layout:../oci:web}\n"), "test.yaml:6: kubernetes: images[0] has no name"},
-		{"missing tool", board("kubernetes:\n  images: [{name: cairn.local/pause:3.10, image: oci-layout:../oci:pause}]\n  tools: [oci-layout:../oci:no-such-tool]\n"), `test-board.yaml:14: kubernetes tool: input oci-layout:../oci:no-such-tool: no image tagged "no-such-tool"`},
+		{"missing tool", board("kubernetes:\n  images: [{name: cairn.local/pause:3.10, image: oci-layout:../oci:pause}]\n  tools: [oci-layout:../oci:no-such-tool]\n"), `test-board.yaml:14: tool: input oci-layout:../oci:no-such-tool: no image tagged "no-such-tool"`},
 		{"board without kubernetes", board(""), "board test-board has no kubernetes section"},
 		{"no sandbox image", board("kubernetes:\n  images: [{name: cairn.local/coredns:1.15.0, image: oci-layout:../oci:coredns}]\n"), "no kubernetes image is named cairn.local/pause:3.10"},
 		{"cluster CIDR too small", spec("  clusterCIDR: 10.42.0.0/25\n"), "clusterCIDR 10.42.0.0/25 is smaller than one node's /24 pod range"},

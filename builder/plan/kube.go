@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/runtime"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/manifest"
-	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,10 +24,6 @@ type kubePlan struct {
 	kubeStatic
 	// images are the cluster's images, resolved, in board-then-spec order.
 	images []kubeImage
-	// tools are the unpacked trees of the board's tool images.
-	tools []*rootfs.Tree
-	// toolIns are the tool images.
-	toolIns []*source.Input
 }
 
 // kubeStatic is what can be checked from the spec, the board and the files
@@ -58,19 +54,27 @@ var kubeDirs = []string{"usr/libexec/kubernetes/kubelet-plugins/volume/exec"}
 
 // check is Check, returning what it read for Kubernetes (nil without).
 func check(img *spec.Image) (*kubeStatic, error) {
-	refs := append([]spec.Ref{img.Kernel, img.Bootloader}, img.Services...)
+	refs := slices.Concat([]spec.Ref{img.Kernel, img.Bootloader}, img.Services, img.Tools)
 	if k := img.Kubernetes; k != nil {
 		for _, im := range k.Images {
 			refs = append(refs, im.Ref)
 		}
-		refs = append(refs, k.Tools...)
 	}
 	for _, r := range refs {
 		if _, err := source.Parse(r.Ref, r.Dir); err != nil {
 			return nil, fmt.Errorf("%s: %w", r.From, err)
 		}
 	}
-	return checkKubernetes(img)
+	st, err := checkKubernetes(img)
+	if err != nil {
+		return nil, err
+	}
+	// A Kubernetes image has nft and the nf_tables modules from the
+	// board's kubernetes section already.
+	if img.Spec.Agent.FirewallOn() && img.Kubernetes == nil && img.Board.Firewall == nil {
+		return nil, fmt.Errorf("%s turns the host firewall on, but board %s has no firewall section (tools with nft, modules; see boards/qemu-x86_64.yaml): add one to %s, or remove firewall.enabled", img.Spec.File(), img.Board.Name, img.Board.File())
+	}
+	return st, nil
 }
 
 // checkKubernetes checks the Kubernetes part of img and reads the files it
@@ -132,7 +136,7 @@ func readKubeconfig(p spec.Path) ([]byte, error) {
 	return data, nil
 }
 
-// resolveKubernetes resolves the cluster's images and tools for arch.
+// resolveKubernetes resolves the cluster's images for arch.
 func resolveKubernetes(ctx context.Context, c *source.Cache, img *spec.Image, st *kubeStatic) (*kubePlan, error) {
 	kp := &kubePlan{kubeStatic: *st}
 	arch := img.Board.Arch
@@ -142,18 +146,6 @@ func resolveKubernetes(ctx context.Context, c *source.Cache, img *spec.Image, st
 			return nil, err
 		}
 		kp.images = append(kp.images, kubeImage{name: im.Name, dir: imageDirName(im.Name), in: in})
-	}
-	for _, r := range img.Kubernetes.Tools {
-		in, err := resolveAs(ctx, c, r, arch, "kubernetes tool")
-		if err != nil {
-			return nil, err
-		}
-		tree, err := c.Tree(in)
-		if err != nil {
-			return nil, err
-		}
-		kp.tools = append(kp.tools, tree)
-		kp.toolIns = append(kp.toolIns, in)
 	}
 	return kp, nil
 }
@@ -182,27 +174,6 @@ func imageDirName(n string) string {
 		}
 		return '_'
 	}, n)
-}
-
-// planKubeTools copies the tool images' files over the slot's root. Their
-// links are copied as links (fstree.CopyDir follows none), to be followed
-// on the node.
-func planKubeTools(t *fstree.Tree, kp *kubePlan) error {
-	for _, tree := range kp.tools {
-		entries, err := tree.ReadDir(".")
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.Name() == source.TreeMarker {
-				continue
-			}
-			if err := t.CopyDir(filepath.Join(tree.Dir(), e.Name()), e.Name()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // planKubernetes adds the cluster's images, manifests, join kubeconfig,

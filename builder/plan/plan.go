@@ -65,8 +65,11 @@ type Inputs struct {
 	// loaderTree is the unpacked boot loader image.
 	loaderTree *rootfs.Tree
 	services   []*source.Input
-	kube       *kubePlan
-	bins       *binaries
+	// tools are the board's tool images and their unpacked trees.
+	tools     []*source.Input
+	toolTrees []*rootfs.Tree
+	kube      *kubePlan
+	bins      *binaries
 }
 
 // Check checks an image without its inputs: references parse, and for
@@ -109,6 +112,17 @@ func Resolve(ctx context.Context, c *source.Cache, img *spec.Image, binDir strin
 			return nil, err
 		}
 		in.services = append(in.services, s)
+	}
+	for _, r := range img.Tools {
+		t, err := resolveAs(ctx, c, r, arch, "tool")
+		if err != nil {
+			return nil, err
+		}
+		tree, err := c.Tree(t)
+		if err != nil {
+			return nil, err
+		}
+		in.tools, in.toolTrees = append(in.tools, t), append(in.toolTrees, tree)
 	}
 	if kubeSt != nil {
 		if in.kube, err = resolveKubernetes(ctx, c, img, kubeSt); err != nil {
@@ -158,7 +172,7 @@ func Make(img *spec.Image, in *Inputs, creds *pki.PKI, epoch time.Time, work str
 	return p, nil
 }
 
-// pins lists the inputs: kernel, boot loader, services, the cluster's images and tools.
+// pins lists the inputs: kernel, boot loader, services, tools, the cluster's images.
 func (in *Inputs) pins(img *spec.Image) []Pin {
 	pin := func(role string, s *source.Input) Pin {
 		return Pin{Role: role, Ref: s.Ref.Raw, Digest: s.Digest.String()}
@@ -167,12 +181,12 @@ func (in *Inputs) pins(img *spec.Image) []Pin {
 	for i, s := range in.services {
 		pins = append(pins, pin("service "+img.Spec.Agent.Services[i].Name, s))
 	}
+	for _, s := range in.tools {
+		pins = append(pins, pin("tool", s))
+	}
 	if in.kube != nil {
 		for _, im := range in.kube.images {
 			pins = append(pins, pin("kubernetes image "+im.name, im.in))
-		}
-		for _, s := range in.kube.toolIns {
-			pins = append(pins, pin("kubernetes tool", s))
 		}
 	}
 	return pins

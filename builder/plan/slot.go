@@ -165,10 +165,8 @@ func planSlot(img *spec.Image, in *Inputs, creds *pki.PKI, work string) (*fstree
 		}
 	}
 	// Tools first: our files below replace any of theirs, the overlay all.
-	if kube != nil {
-		if err := planKubeTools(t, kube); err != nil {
-			return nil, err
-		}
+	if err := planTools(t, in.toolTrees); err != nil {
+		return nil, err
 	}
 	for dst, path := range bins.slot {
 		if err := t.HostFile(dst, 0o755, path); err != nil {
@@ -254,4 +252,25 @@ func planInitramfs(img *spec.Image, k *kernel, initBin string) (*fstree.Tree, er
 		return nil, err
 	}
 	return t, nil
+}
+
+// planTools copies the tool images' files over the slot's root. Their
+// links are copied as links (fstree.CopyDir follows none), to be followed
+// on the node.
+func planTools(t *fstree.Tree, tools []*rootfs.Tree) error {
+	for _, tree := range tools {
+		entries, err := tree.ReadDir(".")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name() == source.TreeMarker {
+				continue
+			}
+			if err := t.CopyDir(filepath.Join(tree.Dir(), e.Name()), e.Name()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

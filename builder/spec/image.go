@@ -36,6 +36,10 @@ type Image struct {
 	Modules []string
 	// Services are the system services' image references, in spec order.
 	Services []Ref
+	// Tools are the board's tool images, copied over the slot's root: its
+	// kubernetes.tools for an image that runs Kubernetes, its
+	// firewall.tools for one whose host firewall is on, each once.
+	Tools []Ref
 	// Kubernetes is what the build bakes for the bundled Kubernetes; nil
 	// when the spec has no kubernetes section.
 	Kubernetes *Kubernetes
@@ -48,8 +52,6 @@ type Kubernetes struct {
 	// Images are the board's cluster images, then the spec's; a spec image
 	// replaces the board's of the same name.
 	Images []KubeImage
-	// Tools are the board's tool images, copied over the slot's root.
-	Tools []Ref
 	// Manifests are the spec's manifest files and directories.
 	Manifests []Path
 	// JoinKubeconfig is the agent-mode kubeconfig; Path.Path is empty when
@@ -113,16 +115,34 @@ func Merge(s *Spec, b *Board) *Image {
 	for i, svc := range s.Agent.Services {
 		img.Services = append(img.Services, Ref{Ref: svc.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, fmt.Sprintf("services[%d].image", i))})
 	}
-	if k := s.Agent.Kubernetes; k != nil {
+	if s.Agent.Kubernetes != nil {
 		img.Kubernetes = mergeKubernetes(s, b)
-		if b.Kubernetes != nil {
-			img.Modules = append(img.Modules, b.Kubernetes.Modules...)
+		if k := b.Kubernetes; k != nil {
+			img.addTools(b, "kubernetes", k.Tools, k.Modules)
 		}
+	}
+	if f := b.Firewall; f != nil && s.Agent.FirewallOn() {
+		img.addTools(b, "firewall", f.Tools, f.Modules)
 	}
 	if s.Kernel.Image != "" {
 		img.Kernel = Ref{Ref: s.Kernel.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, "kernel.image")}
 	}
 	return img
+}
+
+// addTools adds the tools and modules of the board's section key, leaving
+// out those the image has already.
+func (img *Image) addTools(b *Board, key string, tools, mods []string) {
+	for i, t := range tools {
+		if !slices.ContainsFunc(img.Tools, func(r Ref) bool { return r.Ref == t }) {
+			img.Tools = append(img.Tools, Ref{Ref: t, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, fmt.Sprintf("%s.tools[%d]", key, i))})
+		}
+	}
+	for _, m := range mods {
+		if !slices.Contains(img.Modules, m) {
+			img.Modules = append(img.Modules, m)
+		}
+	}
 }
 
 func mergeKubernetes(s *Spec, b *Board) *Kubernetes {
@@ -142,9 +162,6 @@ func mergeKubernetes(s *Spec, b *Board) *Kubernetes {
 				key += ".image"
 			}
 			k.Images = append(k.Images, KubeImage{Name: im.Name, Ref: Ref{Ref: im.Ref(), Dir: boardDir, From: b.lines.at(b.file, key)}})
-		}
-		for i, t := range b.Kubernetes.Tools {
-			k.Tools = append(k.Tools, Ref{Ref: t, Dir: boardDir, From: b.lines.at(b.file, fmt.Sprintf("kubernetes.tools[%d]", i))})
 		}
 	}
 	for i, im := range s.Agent.Kubernetes.Images {

@@ -91,6 +91,9 @@ type Board struct {
 	// Kubernetes is what the board brings to images that run the bundled
 	// Kubernetes (specs with a kubernetes section); other images ignore it.
 	Kubernetes *BoardKubernetes `yaml:"kubernetes"`
+	// Firewall is what the board brings to images whose host firewall is
+	// on (the spec's firewall, on by default with Kubernetes).
+	Firewall *BoardFirewall `yaml:"firewall"`
 
 	file  string
 	lines lines
@@ -126,6 +129,17 @@ type BoardKubernetes struct {
 	Images []config.KubeImage `yaml:"images"`
 	// Tools are images whose files are copied over the slot's root: the
 	// programs cluster components run, such as nft with its libraries.
+	Tools []string `yaml:"tools"`
+	// Modules are loaded from the slot besides kernel.modules.
+	Modules []string `yaml:"modules"`
+}
+
+// BoardFirewall is the host firewall's part of a board: nft with its
+// libraries for the board's architecture, and the nf_tables modules the
+// policy (agent/firewall) needs from the board's kernel. An image that
+// also runs Kubernetes gets the tools once.
+type BoardFirewall struct {
+	// Tools are images whose files are copied over the slot's root.
 	Tools []string `yaml:"tools"`
 	// Modules are loaded from the slot besides kernel.modules.
 	Modules []string `yaml:"modules"`
@@ -240,9 +254,6 @@ func (s *Spec) validate() error {
 				return fmt.Errorf("%s: kubernetes.manifests entry is empty: give a file or directory relative to the spec file", at(fmt.Sprintf("kubernetes.manifests[%d]", i)))
 			}
 		}
-	}
-	if s.Agent.FirewallOn() && s.Agent.Kubernetes == nil {
-		return fmt.Errorf("%s: firewall.enabled is true, but the host firewall needs nft and the kernel's nf_tables modules in the slot, which the builder adds only to images that run Kubernetes for now (add a kubernetes section, or remove firewall.enabled)", at("firewall.enabled"))
 	}
 	if err := s.validateSysctl(); err != nil {
 		return err
@@ -362,14 +373,27 @@ func (b *Board) validate() error {
 				return fmt.Errorf("%s: %s has no name: give the name pods use, e.g. cairn.local/pause:3.10", at(key), key)
 			}
 		}
-		for i, t := range k.Tools {
-			if strings.TrimSpace(t) == "" {
-				return fmt.Errorf("%s: kubernetes.tools entry is empty: give an OCI reference, e.g. oci-layout:../.cache/oci:debian-nftables-%s", at(fmt.Sprintf("kubernetes.tools[%d]", i)), b.Arch)
-			}
+		if err := b.checkTools("kubernetes", k.Tools, k.Modules); err != nil {
+			return err
 		}
-		return checkModules(b.file, b.lines, "kubernetes.modules", k.Modules)
+	}
+	if f := b.Firewall; f != nil {
+		if len(f.Tools) == 0 {
+			return fmt.Errorf("%s: firewall.tools is empty: give the image with nft, e.g. oci-layout:../.cache/oci:debian-nftables-%s", at("firewall"), b.Arch)
+		}
+		return b.checkTools("firewall", f.Tools, f.Modules)
 	}
 	return nil
+}
+
+// checkTools checks the tools and modules of the board's section key.
+func (b *Board) checkTools(key string, tools, mods []string) error {
+	for i, t := range tools {
+		if strings.TrimSpace(t) == "" {
+			return fmt.Errorf("%s: %s.tools entry is empty: give an OCI reference, e.g. oci-layout:../.cache/oci:debian-nftables-%s", b.lines.at(b.file, fmt.Sprintf("%s.tools[%d]", key, i)), key, b.Arch)
+		}
+	}
+	return checkModules(b.file, b.lines, key+".modules", mods)
 }
 
 // File is the path the board was read from.

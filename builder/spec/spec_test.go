@@ -73,7 +73,7 @@ func TestParseSpec(t *testing.T) {
 		{"firewall bad proto", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - port: 80\n      proto: sctp\n", `images/x.yaml:6: firewall: allow[0] (port 80/sctp): proto "sctp" is not tcp or udp`},
 		{"firewall unknown key", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: 80, source: 10.0.0.0/8}\n", `images/x.yaml:6: unknown key "source" in firewall.allow[0]`},
 		{"firewall port string", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall:\n  allow:\n    - {port: http}\n", "images/x.yaml:6: cannot unmarshal"},
-		{"firewall without kubernetes", "name: a\nversion: 1.0.0\nfirewall:\n  enabled: true\n", "images/x.yaml:4: firewall.enabled is true, but the host firewall needs nft"},
+		{"firewall without kubernetes", "name: a\nversion: 1.0.0\nfirewall:\n  enabled: true\n  allow: [{port: 8080}]\n", ""},
 		{"firewall allow while off", "name: a\nversion: 1.0.0\nfirewall:\n  enabled: false\n  allow: [{port: 80}]\n", "images/x.yaml:5: firewall: allow has 1 entries but enabled is false"},
 		{"kubernetes empty manifest", "name: a\nversion: 1.0.0\nkubernetes:\n  manifests: [a.yaml, '']\n", "images/x.yaml:4: kubernetes.manifests entry is empty"},
 	}
@@ -110,7 +110,7 @@ func TestParseSpec(t *testing.T) {
 					return
 				}
 				if strings.HasPrefix(tt.name, "firewall") {
-					if on := s.Agent.FirewallOn(); on != (tt.name == "firewall") {
+					if on := s.Agent.FirewallOn(); on != (tt.name == "firewall" || tt.name == "firewall without kubernetes") {
 						t.Errorf("FirewallOn() = %v", on)
 					}
 					return
@@ -152,6 +152,11 @@ func TestParseBoard(t *testing.T) {
 		{"kubernetes image without name", goodBoard + "kubernetes:\n  images: [{image: oci-layout:x}]\n", "boards/qemu-x86_64.yaml:12: kubernetes.images[0] has no name"},
 		{"kubernetes empty tool", goodBoard + "kubernetes:\n  tools: ['']\n", "boards/qemu-x86_64.yaml:12: kubernetes.tools entry is empty"},
 		{"kubernetes bad module", goodBoard + "kubernetes:\n  modules: [bridge, nf_tables.ko]\n", `boards/qemu-x86_64.yaml:12: module "nf_tables.ko" is not a module name`},
+		{"firewall", goodBoard + firewallBoard, ""},
+		{"firewall no tools", goodBoard + "firewall:\n  modules: [nf_tables]\n", "boards/qemu-x86_64.yaml:11: firewall.tools is empty: give the image with nft, e.g. oci-layout:../.cache/oci:debian-nftables-amd64"},
+		{"firewall empty tool", goodBoard + "firewall:\n  tools: ['']\n", "boards/qemu-x86_64.yaml:12: firewall.tools entry is empty"},
+		{"firewall bad module", goodBoard + "firewall:\n  tools: [oci-layout:x]\n  modules: [nf tables]\n", `boards/qemu-x86_64.yaml:13: module "nf tables" is not a module name`},
+		{"firewall unknown key", goodBoard + "firewall:\n  allow: []\n", `boards/qemu-x86_64.yaml:12: unknown key "allow" in firewall (known keys: modules, tools)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,8 +213,13 @@ const kubeBoard = `kubernetes:
   modules: [bridge, nf_tables]
 `
 
+const firewallBoard = `firewall:
+  tools: [oci-layout:../.cache/oci:debian-nftables-amd64]
+  modules: [nf_tables, nft_ct]
+`
+
 func TestMergeKubernetes(t *testing.T) {
-	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard+kubeBoard))
+	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard+kubeBoard+firewallBoard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +264,12 @@ kubernetes:
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Images:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if len(k.Tools) != 1 || k.Tools[0].Dir != "boards" || k.Tools[0].From != "boards/qemu-x86_64.yaml:16" {
-		t.Errorf("Tools = %+v", k.Tools)
+	// The firewall (on by default with Kubernetes) brings the same nft
+	// and one more module: each once.
+	if len(img.Tools) != 1 || img.Tools[0].Dir != "boards" || img.Tools[0].From != "boards/qemu-x86_64.yaml:16" {
+		t.Errorf("Tools = %+v", img.Tools)
 	}
-	if got, want := strings.Join(img.Modules, " "), "e1000e bridge nf_tables"; got != want {
+	if got, want := strings.Join(img.Modules, " "), "e1000e bridge nf_tables nft_ct"; got != want {
 		t.Errorf("Modules = %q, want %q", got, want)
 	}
 	if k.Manifests[0].Path != "images/apps" || k.Manifests[1].Path != "shared/x.yaml" || k.Manifests[1].From != "images/k8s.yaml:9" {
@@ -272,6 +284,37 @@ kubernetes:
 	noKube, _ := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard))
 	if k := Merge(s, noKube).Kubernetes; k == nil || k.BoardHasKubernetes || len(k.Images) != 2 {
 		t.Errorf("on a board without kubernetes: %+v", k)
+	}
+}
+
+// TestMergeFirewall: the board's firewall tools and modules go to an
+// image whose firewall is on, with or without Kubernetes, and to no other.
+func TestMergeFirewall(t *testing.T) {
+	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard+firewallBoard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, spec string
+		tools      int
+		modules    string
+	}{
+		{"off by default", goodSpec, 0, ""},
+		{"on", "name: a\nversion: 1.0.0\nfirewall: {enabled: true}\n", 1, "nf_tables nft_ct"},
+		{"on with a module of the spec", "name: a\nversion: 1.0.0\nkernel: {modules: [nf_tables]}\nfirewall: {enabled: true}\n", 1, "nf_tables nft_ct"},
+		{"off with kubernetes", "name: a\nversion: 1.0.0\nkubernetes: {}\nfirewall: {enabled: false}\n", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseSpec("images/a.yaml", []byte(tt.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := Merge(s, b)
+			if len(img.Tools) != tt.tools || strings.Join(img.Modules, " ") != tt.modules {
+				t.Errorf("Tools %+v, Modules %q; want %d tools, modules %q", img.Tools, img.Modules, tt.tools, tt.modules)
+			}
+		})
 	}
 }
 

@@ -52,6 +52,9 @@ type Env struct {
 	// NTP, when set, is the ntp section of the services images the Env
 	// makes (ServicesImage), e.g. a test's own SNTP server.
 	NTP []string
+	// Firewall, when set, is the firewall section of the services images
+	// the Env makes, as YAML lines.
+	Firewall string
 	// Node, when set, is the name every disk image the Env builds is
 	// provisioned as (Provision); unset, images have no node identity
 	// and their node API is off.
@@ -290,7 +293,7 @@ services:
   - name: hello
     image: oci-layout:%s:hello
     args: %s
-%s`, layout, argList, e.ntpSection())), 0o644)
+%s%s`, layout, argList, e.ntpSection(), e.Firewall)), 0o644)
 	if err != nil {
 		return nil, err
 	}
