@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 )
 
 // Cache holds resolved inputs by digest in an OCI layout (DIR/oci) and their
@@ -60,7 +61,7 @@ func (c *Cache) Dir() string { return c.dir }
 // neither the network nor the source.
 func (c *Cache) Resolve(ctx context.Context, ref Reference, arch string) (*Input, error) {
 	if ref.Pinned() {
-		if img, err := c.layout.Image(ref.Digest); err == nil {
+		if img, err := c.cached(ref.Digest); err == nil {
 			slog.Debug("input from cache", "ref", ref.Raw, "digest", ref.Digest)
 			return c.checked(ref, ref.Digest, img, arch)
 		}
@@ -76,7 +77,7 @@ func (c *Cache) Resolve(ctx context.Context, ref Reference, arch string) (*Input
 	if ref.Pinned() && dig != ref.Digest {
 		return nil, fmt.Errorf("input %s: digest mismatch: the source holds %s (pin the digest it really has, or fix the source)", ref.Raw, dig)
 	}
-	if cached, err := c.layout.Image(dig); err == nil {
+	if cached, err := c.cached(dig); err == nil {
 		slog.Debug("input from cache", "ref", ref.Raw, "digest", dig)
 		return c.checked(ref, dig, cached, arch)
 	}
@@ -84,14 +85,52 @@ func (c *Cache) Resolve(ctx context.Context, ref Reference, arch string) (*Input
 	if err := c.fetchLayers(ref, img); err != nil {
 		return nil, err
 	}
-	if err := c.layout.ReplaceImage(img, match.Digests(dig)); err != nil {
-		return nil, fmt.Errorf("input %s: copying into the cache %s: %w", ref.Raw, c.dir, err)
-	}
-	cached, err := c.layout.Image(dig)
+	var cached v1.Image
+	err = c.locked(unix.LOCK_EX, func() error {
+		if err := c.layout.ReplaceImage(img, match.Digests(dig)); err != nil {
+			return fmt.Errorf("input %s: copying into the cache %s: %w", ref.Raw, c.dir, err)
+		}
+		if cached, err = c.layout.Image(dig); err != nil {
+			return fmt.Errorf("input %s: reading back from the cache: %w", ref.Raw, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("input %s: reading back from the cache: %w", ref.Raw, err)
+		return nil, err
 	}
 	return c.checked(ref, dig, cached, arch)
+}
+
+// cached is the image of digest dig in the cache's layout.
+func (c *Cache) cached(dig v1.Hash) (v1.Image, error) {
+	var img v1.Image
+	err := c.locked(unix.LOCK_SH, func() (err error) {
+		img, err = c.layout.Image(dig)
+		return err
+	})
+	return img, err
+}
+
+// locked runs f holding the cache's lock file (DIR/lock): exclusively to
+// rewrite the layout's index.json, which go-containerregistry writes in
+// place, shared to read it. So builds sharing a cache at once never read a
+// half-written index or lose each other's entries.
+func (c *Cache) locked(how int, f func() error) error {
+	lf, err := os.OpenFile(filepath.Join(c.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", c.dir, err)
+	}
+	defer lf.Close()
+	for {
+		err = unix.Flock(int(lf.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cache %s: locking: %w", c.dir, err)
+	}
+	return f()
 }
 
 func (c *Cache) checked(ref Reference, dig v1.Hash, img v1.Image, arch string) (*Input, error) {

@@ -2,12 +2,16 @@ package source
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/cairn-edge/cairn/builder/rootfs"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -226,4 +230,74 @@ func mustCache(t *testing.T) *Cache {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCacheShared: builds sharing one cache at once (each its own Cache,
+// as separate cairn processes have) each resolve and unpack their inputs,
+// some the same: every image is in the index afterwards and every tree is
+// whole.
+func TestCacheShared(t *testing.T) {
+	src := t.TempDir()
+	lay := filepath.Join(t.TempDir(), "oci")
+	const images = 8
+	for i := range images {
+		dir := filepath.Join(src, fmt.Sprint(i))
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "file"), []byte(strings.Repeat(fmt.Sprint(i), 1<<16)), 0o644)
+		if _, err := PackDir(dir, "amd64", lay, fmt.Sprintf("img%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*images)
+	for range 2 {
+		for i := range images {
+			wg.Go(func() {
+				c, err := OpenCache(shared)
+				if err == nil {
+					var ref Reference
+					if ref, err = Parse(fmt.Sprintf("oci-layout:%s:img%d", lay, i), ""); err == nil {
+						var in *Input
+						if in, err = c.Resolve(context.Background(), ref, "amd64"); err == nil {
+							var tree *rootfs.Tree
+							if tree, err = c.Tree(in); err == nil {
+								var b []byte
+								if b, err = os.ReadFile(filepath.Join(tree.Dir(), "file")); err == nil && len(b) != 1<<16 {
+									err = fmt.Errorf("img%d: tree's file has %d bytes", i, len(b))
+								}
+							}
+						}
+					}
+				}
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	p, err := layout.FromPath(filepath.Join(shared, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string]bool{}
+	for _, d := range im.Manifests {
+		digests[d.Digest.String()] = true
+	}
+	if len(digests) != images {
+		t.Errorf("the shared cache's index holds %d images, want %d", len(digests), images)
+	}
 }

@@ -62,9 +62,17 @@ func (c *Cache) unpack(in *Input) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
-	os.RemoveAll(dir) // a partial tree from an interrupted run
+	// Another build sharing the cache may have unpacked the same input
+	// meanwhile: its tree, complete (renamed with its marker), is as good.
+	// A directory without the marker is none of ours: replaced.
 	if err := os.Rename(tmp, dir); err != nil {
-		return "", fmt.Errorf("cache: %w", err)
+		if _, serr := os.Stat(filepath.Join(dir, TreeMarker)); serr == nil {
+			return dir, nil
+		}
+		os.RemoveAll(dir)
+		if err := os.Rename(tmp, dir); err != nil {
+			return "", fmt.Errorf("cache: %w", err)
+		}
 	}
 	slog.Info("unpacked input", "ref", in.Ref.Raw, "took", time.Since(start).Round(time.Millisecond))
 	return dir, nil
