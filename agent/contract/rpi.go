@@ -60,11 +60,11 @@ const (
 	// RPiCmdlineFile holds the kernel command line, one line.
 	RPiCmdlineFile = "cmdline.txt"
 	// RPiKernelFile and RPiInitrdFile are the slot's kernel and initramfs
-	// on its boot partition: kernel8.img is a name the firmware knows as
-	// a 64-bit kernel, so it starts the cores in 64-bit mode without
-	// arm_64bit (initramfs8 is Raspberry Pi OS's name beside it).
-	RPiKernelFile = "kernel8.img"
-	RPiInitrdFile = "initramfs8"
+	// on its boot partition, as its config.txt names them: names the
+	// firmware never loads by default (as kernel8.img and initramfs8), so
+	// that a boot partition without its config.txt boots nothing.
+	RPiKernelFile = "vmlinuz"
+	RPiInitrdFile = "initrd"
 )
 
 // The device tree's record of this boot, as the firmware leaves it.
