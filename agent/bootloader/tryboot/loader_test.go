@@ -20,6 +20,8 @@ import (
 //	boot SLOT trial|good    the simulated firmware boots SLOT (with the flag,
 //	                        if set, which the boot clears), and Trial says so
 //	default SLOT            Default must be SLOT
+//	stray SLOT              a boot with the flag set by hand (reboot "0 tryboot"
+//	                        without ArmTrial) boots SLOT, falling back if need be
 //
 // A step starting with "!" must fail (and "!trial SLOT": Trial must fail).
 var scenarios = []struct {
@@ -40,7 +42,7 @@ var scenarios = []struct {
 	}},
 	{"upgrade, the health gate fails: marked bad, refused until reinstalled", []string{
 		"install a 1.0", "commit a", "install b 2.0", "arm b",
-		"boot b trial", "bad b", "default a", "boot a good", "!arm b", "!commit b", "!trial b",
+		"boot b trial", "bad b", "default a", "stray a", "boot a good", "!arm b", "!commit b", "!trial b",
 		"install b 2.1", "arm b", "boot b trial", "commit b", "boot b good",
 	}},
 	{"second upgrade, from b back to a", []string{
@@ -140,6 +142,31 @@ func (h *harness) checkBoot(b simBooted) error {
 	return nil
 }
 
+// checkStamped boots every slot that has its stamp (as if autoboot.txt
+// named it): an install is complete when its stamp is there, so the slot
+// must boot, whole, by then.
+func (h *harness) checkStamped() error {
+	for _, slot := range contract.Slots {
+		if _, err := h.boot[slot].ReadFile(contract.RPiStampFile); err != nil {
+			continue
+		}
+		auto := &bootloader.MemFS{}
+		if err := auto.WriteFile("autoboot.txt", strings.NewReader(fmt.Sprintf("[all]\nboot_partition=%d\n", map[contract.Slot]int{contract.SlotA: 2, contract.SlotB: 3}[slot]))); err != nil {
+			return err
+		}
+		card := h.card()
+		card[1] = auto
+		b, err := simBoot(card, h.model, false)
+		if err == nil {
+			err = h.checkBoot(b)
+		}
+		if err != nil {
+			return fmt.Errorf("slot %s has its stamp, but does not boot: %v", slot, err)
+		}
+	}
+	return nil
+}
+
 // start boots the card as the firmware does with the current flag, clears
 // the flag and leaves the device tree as the firmware does.
 func (h *harness) start(flag bool) (simBooted, error) {
@@ -182,6 +209,15 @@ func (h *harness) do(step string) error {
 		if got, err = h.l.Default(); err == nil && got != slot {
 			err = fmt.Errorf("default is %s", got)
 		}
+	case "stray":
+		b, err := h.start(true)
+		if err != nil {
+			return err
+		}
+		if b.slot != slot {
+			return fmt.Errorf("booted %s (fell back from a trial: %v)", b.slot, b.fellBack)
+		}
+		return nil
 	case "boot":
 		b, err := h.start(h.flag)
 		h.flag = false
@@ -256,6 +292,9 @@ func TestScenarios(t *testing.T) {
 					if err := h.do(step); err != nil {
 						t.Fatalf("%s: step %d %q: %v", kind, i, step, err)
 					}
+					if err := h.checkStamped(); err != nil {
+						t.Fatalf("%s: after step %d %q: %v", kind, i, step, err)
+					}
 					// Default must be what the firmware boots without the flag.
 					want, werr := h.l.Default()
 					b, gerr := simBoot(h.card(), h.model, false)
@@ -313,6 +352,9 @@ func TestPowerCuts(t *testing.T) {
 						}
 						if trial, err := h.l.Trial(b.slot); err != nil || trial {
 							t.Fatalf("%s: boot without the flag: Trial(%s) = %v, %v", where, b.slot, trial, err)
+						}
+						if err := h.checkStamped(); err != nil {
+							t.Fatalf("%s: %v", where, err)
 						}
 						checkFlagBoot(t, where, auto, boot, model, before, after)
 						for j, s := range sc.steps[i:] {
@@ -386,5 +428,158 @@ func replay(t *testing.T, h *harness, steps []string) {
 		if err := h.do(s); err != nil {
 			t.Fatalf("step %d %q: %v", i, s, err)
 		}
+	}
+}
+
+func TestTrial(t *testing.T) {
+	auto, boot := memCard()
+	h := newHarness(t, auto, fsMap(boot), "pi4")
+	replay(t, h, []string{"install a 1.0", "commit a", "install b 2.0", "arm b"})
+	for _, tt := range []struct {
+		name          string
+		tryboot, part uint32
+		running       contract.Slot
+		want          bool
+	}{
+		{"normal boot of the default", 0, 2, contract.SlotA, false},
+		{"tryboot of b", 1, 3, contract.SlotB, true},
+		{"tryboot, but of a's partition, running b", 1, 2, contract.SlotB, false},
+		{"tryboot of the default's partition", 1, 2, contract.SlotA, false},
+		{"b's partition without the flag", 0, 3, contract.SlotB, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h.dt[contract.RPiDTTryboot] = cell(tt.tryboot)
+			h.dt[contract.RPiDTPartition] = cell(tt.part)
+			if got, err := h.l.Trial(tt.running); err != nil || got != tt.want {
+				t.Errorf("Trial(%s) with tryboot=%d partition=%d: %v, %v; want %v", tt.running, tt.tryboot, tt.part, got, err, tt.want)
+			}
+		})
+	}
+	// Once b is committed, its tryboot is a good boot.
+	if err := h.l.Commit(contract.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	h.dt[contract.RPiDTTryboot], h.dt[contract.RPiDTPartition] = cell(1), cell(3)
+	if got, err := h.l.Trial(contract.SlotB); err != nil || got {
+		t.Errorf("Trial(b) after Commit(b): %v, %v; want false", got, err)
+	}
+	for name, dt := range map[string]fstest.MapFS{
+		"no record":       {},
+		"a short cell":    {contract.RPiDTTryboot: {Data: []byte{0, 1}}, contract.RPiDTPartition: cell(3)},
+		"tryboot not 0/1": {contract.RPiDTTryboot: cell(2), contract.RPiDTPartition: cell(3)},
+	} {
+		for k := range h.dt {
+			delete(h.dt, k)
+		}
+		for k, v := range dt {
+			h.dt[k] = v
+		}
+		if _, err := h.l.Trial(contract.SlotB); err == nil {
+			t.Errorf("Trial with %s in the device tree: no error", name)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	files := func(mod func(*bootloader.BootFiles)) bootloader.BootFiles {
+		f := testFiles(contract.SlotA, "1.0")
+		mod(&f)
+		return f
+	}
+	board := func(name, content string) func(*bootloader.BootFiles) {
+		return func(f *bootloader.BootFiles) {
+			f.Files = append(f.Files, bootloader.File{Name: name, Data: strings.NewReader(content)})
+		}
+	}
+	config := func(content string) func(*bootloader.BootFiles) {
+		return func(f *bootloader.BootFiles) {
+			f.Files[len(f.Files)-1].Data = strings.NewReader(content)
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		files bootloader.BootFiles
+		want  string
+	}{
+		{"no kernel", files(func(f *bootloader.BootFiles) { f.Kernel = nil }), "no kernel"},
+		{"slot on the command line", files(func(f *bootloader.BootFiles) { f.Cmdline = []string{"cairn.slot=b"} }), "already names a slot"},
+		{"newline in the command line", files(func(f *bootloader.BootFiles) { f.Cmdline = []string{"quiet\ninit=/bin/sh"} }), "line break"},
+		{"newline in the version", files(func(f *bootloader.BootFiles) { f.Version = "1\nslot=b" }), "line break"},
+		{"board cmdline.txt", files(board("cmdline.txt", "init=/bin/sh")), "Install writes itself"},
+		{"board kernel, other case", files(board("VMLINUZ", "k")), "Install writes itself"},
+		{"board stamp", files(board("cairn-slot.txt", "slot=a")), "Install writes itself"},
+		{"board autoboot.txt", files(board("autoboot.txt", "")), "Install writes itself"},
+		{"one file twice on FAT", files(board("Start4.elf", "")), "one file on FAT"},
+		{"dot file", files(board("overlays/.x", "")), "dot-named"},
+		{"absolute path", files(board("/config.txt", "")), "not a relative"},
+		{"no content", files(func(f *bootloader.BootFiles) { f.Files = append(f.Files, bootloader.File{Name: "x.dtb"}) }), "no content"},
+		{"config.txt names a kernel", files(config("[pi4]\nkernel=kernel8.img\n")), "chooses boot files"},
+		{"config.txt names an initramfs", files(config("initramfs initrd.img followkernel\n")), "chooses boot files"},
+		{"config.txt names a command line", files(config("  cmdline=other.txt\n")), "chooses boot files"},
+		{"config.txt moves the kernel", files(config("os_prefix=next/\n")), "chooses boot files"},
+		{"config.txt includes", files(config("include extra.txt\n")), "chooses boot files"},
+		{"config.txt 32-bit", files(config("arm_64bit=0\n")), "64-bit"},
+		{"config.txt not text", files(config("a\x00b")), "NUL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			auto, boot := memCard()
+			h := newHarness(t, auto, fsMap(boot), "pi4")
+			if err := h.l.Install(contract.SlotA, tt.files); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Install: %v; want an error saying %q", err, tt.want)
+			}
+			if names, _ := boot[contract.SlotA].ReadDir("overlays"); len(names) > 0 {
+				t.Errorf("a refused Install wrote %v", names)
+			}
+		})
+	}
+}
+
+func TestConfigTxt(t *testing.T) {
+	for _, tt := range []struct {
+		name, board string
+		initrd      bool
+		want        string
+	}{
+		{"no board config.txt", "", true, "[all]\n# Cairn: slot b's boot files, as its install wrote them.\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd followkernel\ncmdline=cmdline.txt\n"},
+		{"a board filter left open, no newline", "[pi4]\narm_boost=1", false, "[pi4]\narm_boost=1\n[all]\n# Cairn: slot b's boot files, as its install wrote them.\narm_64bit=1\nkernel=vmlinuz\ncmdline=cmdline.txt\n"},
+		{"kernel_ settings are not kernel=", "kernel_address=0x80000\narm_64bit=1\n", false, "kernel_address=0x80000\narm_64bit=1\n[all]\n# Cairn: slot b's boot files, as its install wrote them.\narm_64bit=1\nkernel=vmlinuz\ncmdline=cmdline.txt\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := configTxt(contract.SlotB, []byte(tt.board), tt.initrd)
+			if err != nil || string(got) != tt.want {
+				t.Errorf("configTxt = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewCard(t *testing.T) {
+	c, err := NewCard(testFiles(contract.SlotA, "1.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	if err := c.Auto.Walk(func(name string, data []byte) error {
+		names = append(names, name)
+		if len(data) != contract.RPiAutobootSize {
+			t.Errorf("%s: %d bytes, want %d", name, len(data), contract.RPiAutobootSize)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0] != "autoboot.txt" {
+		t.Errorf("CAIRN-AUTO holds %q, want autoboot.txt alone", names)
+	}
+	if err := c.Boot[contract.SlotB].Walk(func(name string, _ []byte) error { return fmt.Errorf("BOOT-B holds %s", name) }); err != nil {
+		t.Error(err)
+	}
+	for _, model := range models {
+		c, err := NewCard(testFiles(contract.SlotA, "1.0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, c.Auto, fsMap(c.Boot), model)
+		replay(t, h, []string{"default a", "boot a good", "install b 2.0", "arm b", "boot b trial", "commit b", "boot b good"})
 	}
 }
