@@ -34,6 +34,13 @@
 // (contract.RPiStampFile), which says that the partition is complete and
 // which slot and version it holds.
 //
+// Install owns config.txt's choice of boot files, so that config.txt names
+// only files that are there: the board's config.txt may set anything but
+// kernel, initramfs, ramfsfile, cmdline, os_prefix, upstream_kernel,
+// include and auto_initramfs (refused, with the line), and arm_64bit only
+// to 1; Install's lines come after it, under [all], whatever filter the
+// board's file left open, and name the files it wrote before it.
+//
 // # The operations
 //
 //   - Install removes the slot's stamp, then its config.txt (without it the
@@ -44,7 +51,8 @@
 //     (it normally does: it is always the non-default slot) and returns the
 //     reboot argument.
 //   - Trial is the device tree's tryboot flag, for the partition of the
-//     running slot, when that slot is not [all]'s.
+//     running slot, when that slot is not [all]'s (and then it must have
+//     its stamp: a slot marked bad or half installed is an error).
 //   - Commit rewrites autoboot.txt with [all] on the slot, [tryboot] on the
 //     other; MarkBad removes the slot's stamp and config.txt, so nothing
 //     arms it or boots it before it is installed again.
@@ -53,15 +61,32 @@
 //
 // The firmware reads autoboot.txt by its exact name; FAT has no atomic
 // rename, and a missing or garbled autoboot.txt would leave the firmware
-// with no boot partition worth booting (partition 1 holds no kernel). So
-// autoboot.txt is never replaced: it always has one size, at most one
-// 512-byte sector, and Commit and ArmTrial overwrite it in place
-// (bootloader.Overwriter: one write at offset 0 of the same length, then
-// fsync), which changes one data sector — old or new after a cut, as long as
-// the card writes a sector all or nothing (see Overwriter; cards promise no
-// such thing, but the one sector is the smallest write FAT allows). The boot
-// partitions' files are replaced whole (bootloader.FS.WriteFile), and a boot
-// partition without its stamp is never armed or committed.
+// nothing to boot (partition 1 holds no kernel). So autoboot.txt is never
+// replaced once written: it always has one size, contract.RPiAutobootSize
+// (512 bytes, padded with comment lines), and Commit and ArmTrial overwrite
+// it in place (bootloader.Overwriter: one write at offset 0 of the same
+// length, then fsync and syncfs). Its one data sector is then old or new
+// after a cut, on two assumptions:
+//
+//   - the card writes a 512-byte sector all or nothing. The SD
+//     specification does not promise it: a card maps sectors onto flash
+//     pages of 4-16 KiB, and a cut while it programs one can garble the
+//     page, on some cards also pages written before it (paired MLC pages).
+//     Cards with power-loss protection (industrial ones) do promise it. One
+//     sector is the least a change of autoboot.txt can write.
+//   - vfat also rewrites autoboot.txt's directory entry, for its
+//     modification time (its cluster and size stay): a second sector, in
+//     the same state of a torn write. A writer of the raw partition that
+//     knows FAT could spare it.
+//
+// The boot partitions' files are replaced whole (bootloader.FS.WriteFile).
+// Install removes the stamp first and config.txt second, so that while its
+// files are mixed the partition is neither armed nor bootable (the kernel's
+// name, contract.RPiKernelFile, is no name the firmware loads by default,
+// and a Pi 5 boots no partition without config.txt); it writes config.txt
+// and the stamp last. The firmware's flag does not outlive a cut, so a cut
+// boots [all]'s slot, which no operation leaves incomplete. Every operation
+// can be repeated after a cut.
 //
 // # On the node and in the builder
 //
