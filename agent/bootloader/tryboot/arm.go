@@ -13,7 +13,7 @@ import (
 // overwritten in place; a reboot with contract.RPiTrybootArg tries it.
 func (l *Loader) ArmTrial(slot contract.Slot) (bootloader.Reboot, error) {
 	op := fmt.Sprintf("arming a trial of slot %s", slot)
-	ab, raw, err := l.committed(op)
+	ab, raw, err := l.requireAutoboot(op)
 	if err != nil {
 		return bootloader.Reboot{}, err
 	}

@@ -17,7 +17,7 @@ func (l *Loader) Trial(running contract.Slot) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ab, _, err := l.committed("telling a trial")
+	ab, _, err := l.requireAutoboot("telling a trial")
 	if err != nil {
 		return false, err
 	}
@@ -36,7 +36,7 @@ func (l *Loader) Trial(running contract.Slot) (bool, error) {
 // Default implements bootloader.Bootloader: the slot of [all]'s
 // boot_partition.
 func (l *Loader) Default() (contract.Slot, error) {
-	ab, _, err := l.committed("reading the default slot")
+	ab, _, err := l.requireAutoboot("reading the default slot")
 	if err != nil {
 		return "", err
 	}

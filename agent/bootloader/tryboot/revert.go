@@ -12,7 +12,7 @@ import (
 // finds no kernel there even with a stray tryboot flag.
 func (l *Loader) MarkBad(slot contract.Slot) error {
 	op := fmt.Sprintf("marking slot %s bad", slot)
-	ab, _, err := l.committed(op)
+	ab, _, err := l.requireAutoboot(op)
 	if err != nil {
 		return err
 	}

@@ -171,9 +171,9 @@ func (l *Loader) autoboot() (ab Autoboot, raw []byte, ok bool, err error) {
 	return ab, raw, true, nil
 }
 
-// committed reads autoboot.txt, which must be there: on a card that has
+// requireAutoboot reads autoboot.txt, which must be there: on a card that has
 // booted, it always is.
-func (l *Loader) committed(op string) (Autoboot, []byte, error) {
+func (l *Loader) requireAutoboot(op string) (Autoboot, []byte, error) {
 	ab, raw, ok, err := l.autoboot()
 	if err != nil {
 		return Autoboot{}, nil, fmt.Errorf("%s: %w", op, err)
