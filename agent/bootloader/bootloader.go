@@ -2,9 +2,10 @@
 // the builder uses to write a fresh image's boot files and the agent uses to
 // upgrade, try, commit and roll back a slot, whatever the board's boot
 // loader. Each family lives in its own package below this one (sdboot:
-// systemd-boot on UEFI boards; the Raspberry Pi's tryboot and U-Boot's
-// extlinux come later) and works on an FS: a directory on the node (the ESP
-// mounted at /boot) or a MemFS the builder fills and copies into its image.
+// systemd-boot on UEFI boards; tryboot: the Raspberry Pi firmware's A/B;
+// U-Boot's extlinux comes later) and works on FSes: a directory on the node
+// (the ESP mounted at /boot) or a MemFS the builder fills and copies into
+// its image.
 //
 // An upgrade on the node, from the running slot a:
 //
@@ -75,6 +76,20 @@ type BootFiles struct {
 	// Version is the image version, for people reading the boot media; it
 	// does not order anything (a downgrade is a version like any other).
 	Version string
+	// Files are board files copied as they are onto the slot's boot
+	// partition: config.txt, DTBs, overlays, firmware (the Raspberry Pi's
+	// tryboot). Loaders without a boot partition per slot (sdboot) refuse
+	// them. Each is read once, by Install.
+	Files []File
+}
+
+// File is a board file on a slot's boot partition.
+type File struct {
+	// Name is its slash-separated path relative to the partition's root,
+	// as "overlays/disable-bt.dtbo".
+	Name string
+	// Data is its content.
+	Data io.Reader
 }
 
 // Reboot says how to reboot into an armed trial.

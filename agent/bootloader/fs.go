@@ -42,6 +42,19 @@ type FS interface {
 	Remove(name string) error
 }
 
+// Overwriter overwrites a file in place: the one mutation on FAT that a
+// power cut leaves old or new without a rename, as long as the content
+// fits one sector (the Raspberry Pi's autoboot.txt, which the firmware
+// reads by its exact name, so that no temporary file and rename can
+// replace it).
+type Overwriter interface {
+	// Overwrite writes data over name's content from offset 0 and makes it
+	// durable. name must exist and hold exactly len(data) bytes: a size
+	// change would rewrite the directory entry and perhaps the FAT, which
+	// a cut can leave half done, so it is refused.
+	Overwrite(name string, data []byte) error
+}
+
 func checkPath(op, name string) error {
 	if !fs.ValidPath(name) || name == "." {
 		return fmt.Errorf("%s %q: not a relative slash-separated path (a bug in the caller)", op, name)
@@ -140,6 +153,39 @@ func (d DirFS) Remove(name string) error {
 	return d.syncFS()
 }
 
+// Overwrite implements Overwriter: it opens name write-only without
+// truncating it, checks its size, writes data at offset 0 with one
+// pwrite(2), fsyncs it and syncs the file system. On vfat only the data
+// sectors written change, and the directory entry's modification time.
+func (d DirFS) Overwrite(name string, data []byte) error {
+	p, err := d.join("overwrite", name)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("overwriting %s: %w", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("overwriting %s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) {
+		return fmt.Errorf("overwriting %s: it holds %d bytes, the new content %d; an overwrite in place keeps the size (a bug in the caller, or the file was replaced by hand)", p, fi.Size(), len(data))
+	}
+	if n, err := f.WriteAt(data, 0); err != nil || n != len(data) {
+		return fmt.Errorf("overwriting %s: wrote %d of %d bytes: %v", p, n, len(data), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("overwriting %s: %w", p, err)
+	}
+	return d.syncFS()
+}
+
 // MemFS is an FS in memory: the builder fills one and copies it into the
 // image's ESP with Walk. Its zero value is empty and ready.
 type MemFS struct {
@@ -195,6 +241,22 @@ func (m *MemFS) Remove(name string) error {
 		return err
 	}
 	delete(m.files, name)
+	return nil
+}
+
+// Overwrite implements Overwriter.
+func (m *MemFS) Overwrite(name string, data []byte) error {
+	if err := checkPath("overwrite", name); err != nil {
+		return err
+	}
+	old, ok := m.files[name]
+	if !ok {
+		return &fs.PathError{Op: "overwrite", Path: name, Err: fs.ErrNotExist}
+	}
+	if len(old) != len(data) {
+		return fmt.Errorf("overwriting %s: it holds %d bytes, the new content %d; an overwrite in place keeps the size", name, len(old), len(data))
+	}
+	m.files[name] = bytes.Clone(data)
 	return nil
 }
 

@@ -56,6 +56,73 @@ func TestFS(t *testing.T) {
 	}
 }
 
+func TestOverwrite(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		fs   interface {
+			FS
+			Overwriter
+		}
+	}{
+		{"mem", &MemFS{}},
+		{"dir", DirFS(t.TempDir())},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fs
+			if err := f.Overwrite("autoboot.txt", []byte("new")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Overwrite of a missing file: %v; want fs.ErrNotExist (it never creates)", err)
+			}
+			if err := f.WriteFile("autoboot.txt", strings.NewReader("old content")); err != nil {
+				t.Fatal(err)
+			}
+			for _, data := range []string{"short", "a longer content"} {
+				if err := f.Overwrite("autoboot.txt", []byte(data)); err == nil || !strings.Contains(err.Error(), "keeps the size") {
+					t.Errorf("Overwrite changing the size to %d: %v; want a refusal", len(data), err)
+				}
+			}
+			if b, _ := f.ReadFile("autoboot.txt"); string(b) != "old content" {
+				t.Errorf("after refused overwrites, the file holds %q", b)
+			}
+			if err := f.Overwrite("autoboot.txt", []byte("new content")); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := f.ReadFile("autoboot.txt"); err != nil || string(b) != "new content" {
+				t.Errorf("after Overwrite: %q, %v", b, err)
+			}
+			if err := f.Overwrite("../x", []byte("")); err == nil {
+				t.Error("Overwrite accepted a path outside the FS")
+			}
+		})
+	}
+}
+
+func TestDirFSOverwriteKeepsTheFile(t *testing.T) {
+	// The same file, overwritten, not a new one renamed over it: its
+	// inode (on vfat, its directory entry and clusters) stays.
+	dir := t.TempDir()
+	p := filepath.Join(dir, "autoboot.txt")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DirFS(dir).Overwrite("autoboot.txt", []byte("abcdefghij")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("Overwrite replaced the file rather than writing into it")
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Errorf("the directory holds %d entries, want autoboot.txt alone", len(des))
+	}
+}
+
 func TestDirFSLeavesNoTemporaryFiles(t *testing.T) {
 	dir := t.TempDir()
 	if err := DirFS(dir).WriteFile("cairn/a/vmlinuz", strings.NewReader("kernel")); err != nil {

@@ -17,9 +17,11 @@ func TestSlot(t *testing.T) {
 		in                      string
 		slot, other             Slot
 		label, bootDir, cmdline string
+		rpiLabel                string
+		rpiPartition            uint32
 	}{
-		{"a", SlotA, SlotB, "CAIRN-A", "cairn/a", "cairn.slot=a"},
-		{"B", SlotB, SlotA, "CAIRN-B", "cairn/b", "cairn.slot=b"},
+		{"a", SlotA, SlotB, "CAIRN-A", "cairn/a", "cairn.slot=a", "BOOT-A", 2},
+		{"B", SlotB, SlotA, "CAIRN-B", "cairn/b", "cairn.slot=b", "BOOT-B", 3},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			s, err := ParseSlot(tc.in)
@@ -29,7 +31,18 @@ func TestSlot(t *testing.T) {
 			if s != tc.slot || s.Other() != tc.other || s.Label() != tc.label || s.BootDir() != tc.bootDir || SlotOption(s) != tc.cmdline {
 				t.Errorf("slot %q: got %q other %q label %q dir %q option %q", tc.in, s, s.Other(), s.Label(), s.BootDir(), SlotOption(s))
 			}
+			if s.RPiBootLabel() != tc.rpiLabel || s.RPiBootPartition() != tc.rpiPartition {
+				t.Errorf("slot %q: Pi boot label %q partition %d", tc.in, s.RPiBootLabel(), s.RPiBootPartition())
+			}
+			if back, ok := RPiSlotOfPartition(tc.rpiPartition); !ok || back != s {
+				t.Errorf("RPiSlotOfPartition(%d) = %q, %v", tc.rpiPartition, back, ok)
+			}
 		})
+	}
+	for _, p := range []uint32{0, RPiAutoPartition, 4} {
+		if s, ok := RPiSlotOfPartition(p); ok {
+			t.Errorf("RPiSlotOfPartition(%d) = %q; want no slot", p, s)
+		}
 	}
 	for _, bad := range []string{"", "c", "ab", "A "} {
 		if _, err := ParseSlot(bad); err == nil {
@@ -50,6 +63,8 @@ var (
 		LabelESP, LabelData, slotLabelPrefix, SlotA.Label(), SlotB.Label(), TypeESP, TypeVar, SlotParam,
 		NodeFileName, KubeJoinFileName, ESPLoaderConf, ESPEntriesDir, "loader/entries/", APICRLName,
 		RootTypes["amd64"], RootTypes["arm64"],
+		RPiAutoLabel, SlotA.RPiBootLabel(), SlotB.RPiBootLabel(), RPiAutobootFile, RPiStampFile,
+		RPiDeviceTree, RPiDTTryboot, RPiDTPartition, RPiTrybootArg,
 	}
 	prefixes = []string{
 		StateDir, "var/lib/cairn", LogDir, RunDir + "/", "/etc/cairn/", "etc/cairn/",

@@ -68,6 +68,9 @@ func render(slot contract.Slot, files bootloader.BootFiles) ([]byte, error) {
 	if files.Kernel == nil {
 		return nil, fmt.Errorf("installing slot %s: no kernel (set BootFiles.Kernel)", slot)
 	}
+	if len(files.Files) > 0 {
+		return nil, fmt.Errorf("installing slot %s: %d board files (%s first): systemd-boot has no boot partition per slot to copy them to, only the ESP's kernel and initramfs (leave BootFiles.Files empty on a UEFI board)", slot, len(files.Files), files.Files[0].Name)
+	}
 	for _, a := range files.Cmdline {
 		if strings.HasPrefix(a, contract.SlotParam+"=") {
 			return nil, fmt.Errorf("installing slot %s: the kernel command line already names a slot (%q): leave it out, Install adds it", slot, a)

@@ -270,6 +270,7 @@ func TestBadInput(t *testing.T) {
 		{"slot on the command line", files("quiet", contract.SlotOption(contract.SlotB)), "already names a slot"},
 		{"newline in the command line", files("quiet\nlinux /evil"), "line break"},
 		{"newline in the title", bootloader.BootFiles{Kernel: strings.NewReader("k"), Title: "x\ninitrd /evil"}, "line break"},
+		{"board files", bootloader.BootFiles{Kernel: strings.NewReader("k"), Files: []bootloader.File{{Name: "config.txt", Data: strings.NewReader("")}}}, "no boot partition per slot"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := l.Install(contract.SlotA, tt.files); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -1,0 +1,144 @@
+package tryboot
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/contract"
+)
+
+// plan is what Install writes on a slot's boot partition, checked before
+// the first write.
+type plan struct {
+	stamp   stamp
+	kernel  io.Reader
+	initrd  io.Reader // nil: no initramfs
+	cmdline []byte
+	files   []bootloader.File // the board's, config.txt left out
+	config  []byte            // the board's config.txt and Install's lines
+}
+
+// reserved are the names Install writes itself (FAT folds case).
+var reserved = map[string]bool{
+	contract.RPiKernelFile:   true,
+	contract.RPiInitrdFile:   true,
+	contract.RPiCmdlineFile:  true,
+	contract.RPiStampFile:    true,
+	contract.RPiAutobootFile: true, // CAIRN-AUTO's: one on a boot partition means a mix-up
+}
+
+// makePlan checks files for slot and composes cmdline.txt and config.txt.
+// It reads the board's config.txt; the other files are read when written.
+func makePlan(slot contract.Slot, files bootloader.BootFiles) (plan, error) {
+	if files.Kernel == nil {
+		return plan{}, fmt.Errorf("installing slot %s: no kernel (set BootFiles.Kernel)", slot)
+	}
+	if strings.ContainsAny(files.Version, "\r\n\x00") {
+		return plan{}, fmt.Errorf("installing slot %s: the version %q has a line break or NUL", slot, files.Version)
+	}
+	p := plan{stamp: stamp{Slot: slot, Version: files.Version}, kernel: files.Kernel, initrd: files.Initrd}
+	var err error
+	if p.cmdline, err = cmdline(slot, files.Cmdline); err != nil {
+		return plan{}, err
+	}
+	var board []byte
+	seen := map[string]string{}
+	for _, f := range files.Files {
+		lower := strings.ToLower(f.Name)
+		switch {
+		case !fs.ValidPath(f.Name) || f.Name == ".":
+			return plan{}, fmt.Errorf("installing slot %s: board file %q is not a relative slash-separated path", slot, f.Name)
+		case strings.HasPrefix(path.Base(f.Name), "."):
+			return plan{}, fmt.Errorf("installing slot %s: board file %q is dot-named, as the boot media's temporary files are", slot, f.Name)
+		case reserved[lower]:
+			return plan{}, fmt.Errorf("installing slot %s: board file %q is a file Install writes itself; leave it out", slot, f.Name)
+		case seen[lower] != "":
+			return plan{}, fmt.Errorf("installing slot %s: board files %q and %q are one file on FAT, which ignores case", slot, seen[lower], f.Name)
+		case f.Data == nil:
+			return plan{}, fmt.Errorf("installing slot %s: board file %q has no content (set its Data)", slot, f.Name)
+		}
+		seen[lower] = f.Name
+		if lower == contract.RPiConfigFile {
+			if board, err = io.ReadAll(f.Data); err != nil {
+				return plan{}, fmt.Errorf("installing slot %s: reading the board's %s: %w", slot, f.Name, err)
+			}
+			continue
+		}
+		p.files = append(p.files, f)
+	}
+	if p.config, err = configTxt(slot, board, files.Initrd != nil); err != nil {
+		return plan{}, err
+	}
+	return p, nil
+}
+
+// cmdline is cmdline.txt: the kernel's command line and the slot's option,
+// one line (the firmware reads the first).
+func cmdline(slot contract.Slot, args []string) ([]byte, error) {
+	for _, a := range args {
+		if strings.HasPrefix(a, contract.SlotParam+"=") {
+			return nil, fmt.Errorf("installing slot %s: the kernel command line already names a slot (%q): leave it out, Install adds it", slot, a)
+		}
+		if strings.ContainsAny(a, "\r\n\x00") {
+			return nil, fmt.Errorf("installing slot %s: the kernel command line's %q has a line break or NUL; cmdline.txt is one line", slot, a)
+		}
+	}
+	return []byte(strings.Join(append(append([]string{}, args...), contract.SlotOption(slot)), " ") + "\n"), nil
+}
+
+// owned are config.txt's settings that choose which files boot: Install
+// writes the ones it needs and refuses them in the board's config.txt, so
+// that config.txt names only files Install wrote.
+var owned = map[string]string{
+	"kernel":          "Install writes kernel=",
+	"initramfs":       "Install writes initramfs ... followkernel",
+	"ramfsfile":       "Install writes initramfs ... followkernel",
+	"cmdline":         "Install writes cmdline=",
+	"os_prefix":       "it moves the kernel Install names",
+	"upstream_kernel": "it sets os_prefix",
+	"include":         "an included file could name other boot files",
+	"auto_initramfs":  "it loads an initramfs named after the kernel",
+}
+
+// configTxt is the slot's config.txt: the board's settings, then an [all]
+// section (whatever filter the board left open) naming Install's files.
+func configTxt(slot contract.Slot, board []byte, initrd bool) ([]byte, error) {
+	name := "the board's " + contract.RPiConfigFile
+	if bytes.IndexByte(board, 0) >= 0 {
+		return nil, fmt.Errorf("installing slot %s: %s has a NUL byte: not text", slot, name)
+	}
+	for i, line := range strings.Split(string(board), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		// "initramfs FILE ADDR" has no "="; everything else is key=value.
+		key, value, _ := strings.Cut(line, "=")
+		if k, _, ok := strings.Cut(key, " "); ok {
+			key = k
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		if why, ok := owned[key]; ok {
+			return nil, fmt.Errorf("installing slot %s: %s:%d: %q chooses boot files (%s): take it out of the board's config.txt", slot, name, i+1, line, why)
+		}
+		if key == "arm_64bit" && strings.TrimSpace(value) != "1" {
+			return nil, fmt.Errorf("installing slot %s: %s:%d: %q: Cairn's kernels are 64-bit (Install writes arm_64bit=1)", slot, name, i+1, line)
+		}
+	}
+	var b bytes.Buffer
+	b.Write(board)
+	if len(board) > 0 && board[len(board)-1] != '\n' {
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "[all]\n# Cairn: slot %s's boot files, as its install wrote them.\narm_64bit=1\nkernel=%s\n", slot, contract.RPiKernelFile)
+	if initrd {
+		fmt.Fprintf(&b, "initramfs %s followkernel\n", contract.RPiInitrdFile)
+	}
+	fmt.Fprintf(&b, "cmdline=%s\n", contract.RPiCmdlineFile)
+	return b.Bytes(), nil
+}
