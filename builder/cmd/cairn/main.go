@@ -1,7 +1,7 @@
 // Command cairn is Cairn's workstation CLI: it builds images and talks to
 // nodes.
 //
-//	cairn build -f images/minimal.yaml --board qemu-x86_64 [--format raw]
+//	cairn build -f images/minimal.yaml --board qemu-x86_64 [--format raw] [--compress zstd|xz]
 //	cairn validate -f images/minimal.yaml --board qemu-aarch64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/compress"
 	"github.com/cairn-edge/cairn/builder/output"
 	"github.com/cairn-edge/cairn/builder/plan"
 	"github.com/cairn-edge/cairn/builder/source"
@@ -176,11 +177,19 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bin := fs.String("bin-dir", "out/bin", "directory of our binaries per arch (BIN/linux-<arch>/cairn-init)")
 	pkiDir := fs.String("pki", "", "directory of the node API's CA and keys, made if missing and reused after ($CAIRN_PKI; default ~/.config/cairn/pki/<spec name>)")
 	format := fs.String("format", output.DefaultFormat, "output format: "+strings.Join(output.Formats(), ", "))
+	compression := fs.String("compress", "", "also write the disk image compressed, as .img.zst or .img.xz beside the .img and .bmap: "+strings.Join(compress.Formats(), ", "))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	// A format Cairn does not write is refused before anything is read or built.
 	if _, err := output.Lookup(*format); err != nil {
+		return err
+	}
+	comp, err := compress.Parse(*compression)
+	if err != nil {
+		return err
+	}
+	if err := build.CheckCompress(*format, comp); err != nil {
 		return err
 	}
 	setupLog(stderr, f.verbose)
@@ -195,13 +204,16 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pkiDir == "" {
 		*pkiDir = defaultPKI(img.Spec.Name)
 	}
-	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir, Format: *format})
+	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir, Format: *format, Compress: comp})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n", res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion)
 	if res.Bmap != "" { // the oci format has none
 		fmt.Fprintln(stdout, res.Bmap)
+	}
+	if res.Compressed != "" {
+		fmt.Fprintf(stdout, "%s\t(cairn flash %s DEVICE)\n", res.Compressed, res.Compressed)
 	}
 	fmt.Fprintf(stdout, "%s\n%s\t(give each node its identity: cairn provision --pki %s --name NAME DISK)\n", res.Inputs, res.NodeConfig, *pkiDir)
 	return nil
