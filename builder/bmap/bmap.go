@@ -60,8 +60,12 @@ func (m Map) Mapped() int64 {
 	return n
 }
 
-// Scan maps the blocks of f that hold data: it skips holes with SEEK_DATA
-// and also leaves out written blocks that are all zeros.
+// Scan maps the blocks of f that hold data, as bmaptool create does: it
+// leaves out holes (SEEK_DATA) only. A written block of zeros stays
+// mapped, because its zeros can matter and a card that is not new holds
+// old data wherever the map leaves a block out: a GPT's empty partition
+// entries (the table's checksum covers them), a FAT's free clusters and
+// empty root directory. What may hold anything is a hole in the image.
 func Scan(f *os.File) (Map, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -93,10 +97,6 @@ func Scan(f *os.File) (Map, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return Map{}, err
 		}
-		if isZero(buf[:n]) {
-			flush()
-			continue
-		}
 		if cur == nil {
 			cur = &Range{First: b}
 		}
@@ -105,15 +105,6 @@ func Scan(f *os.File) (Map, error) {
 	}
 	flush()
 	return m, nil
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Encode renders the bmap XML, including its own checksum: the SHA-256 of
