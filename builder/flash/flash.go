@@ -328,7 +328,6 @@ func verify(ctx context.Context, f *os.File, extents []extent, prog *progress) e
 		}
 		prog.add(e.n)
 	}
-	prog.done()
 	return nil
 }
 

@@ -6,6 +6,7 @@
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
 //	cairn provision --pki DIR --name edge-1 out/minimal-qemu-x86_64.img
+//	cairn flash out/minimal-qemu-x86_64.img.zst /dev/sdb
 //	cairn node --config out/edge-1.node.yaml --server 192.0.2.10 status
 //	cairn keygen -o ~/.config/cairn
 //	cairn push -f images/minimal.yaml --board qemu-x86_64 --key cairn.key registry.example/cairn/minimal:1.0.0
@@ -39,6 +40,7 @@ commands:
   validate    check an image spec and a board without building (references, Kubernetes manifests)
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
   provision   give one node its own identity on its disk (image file or card), and its client config
+  flash       write an image (.img, .img.zst, .img.xz) onto a card or disk by its block map, and verify it
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
   keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
   push        build the update artifact of one or more boards and push it, signed, to a registry
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdNode(ctx, args[1:], stdout, stderr)
 	case "provision":
 		return cmdProvision(ctx, args[1:], stdout, stderr)
+	case "flash":
+		return cmdFlash(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "push":
@@ -84,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, node, keygen, push)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, flash, node, keygen, push)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.
