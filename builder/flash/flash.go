@@ -312,23 +312,66 @@ func dropCache(f *os.File) error {
 	return unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
 }
 
-// verify reads each extent back and compares its SHA-256.
+// verify reads each extent back and compares its SHA-256. Reading runs
+// beside hashing, which is as slow as a fast card.
 func verify(ctx context.Context, f *os.File, extents []extent, prog *progress) error {
-	buf := alignedBuf(bufSize)
+	free := make(chan []byte, 3)
+	for range cap(free) {
+		free <- alignedBuf(bufSize)
+	}
+	full := make(chan []byte, cap(free))
+	readErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(full)
+		readErr <- func() error {
+			for _, e := range extents {
+				for done := int64(0); done < e.n; {
+					var b []byte
+					select {
+					case b = <-free:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					b = b[:min(e.n-done, int64(len(b)))]
+					if _, err := f.ReadAt(b, e.off+done); err != nil {
+						return fmt.Errorf("reading back bytes %d-%d: %w (the card may be faulty)", e.off, e.off+e.n-1, err)
+					}
+					full <- b
+					done += int64(len(b))
+				}
+			}
+			return nil
+		}()
+	}()
+	var bad error
 	for _, e := range extents {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		h := sha256.New()
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, e.off, e.n), buf); err != nil {
-			return fmt.Errorf("reading back bytes %d-%d: %w (the card may be faulty)", e.off, e.off+e.n-1, err)
+		for done := int64(0); done < e.n; {
+			b, ok := <-full
+			if !ok {
+				return <-readErr
+			}
+			h.Write(b)
+			done += int64(len(b))
+			free <- b[:cap(b)]
 		}
-		if sum := hex.EncodeToString(h.Sum(nil)); sum != e.sum {
-			return fmt.Errorf("bytes %d-%d read back differ from the image: the card is faulty or counterfeit (smaller than it claims); use another card", e.off, e.off+e.n-1)
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != e.sum && bad == nil {
+			bad = fmt.Errorf("bytes %d-%d read back differ from the image: the card is faulty or counterfeit (smaller than it claims); use another card", e.off, e.off+e.n-1)
+			cancel()
+			break
 		}
 		prog.add(e.n)
 	}
-	return nil
+	if bad != nil {
+		for b := range full {
+			free <- b[:cap(b)]
+		}
+		<-readErr
+		return bad
+	}
+	return <-readErr
 }
 
 // writeNodeFile writes the per-node file onto the ESP of the disk in f,

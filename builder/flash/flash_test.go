@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/bmap"
@@ -61,9 +62,9 @@ func loopDevice(t testing.TB, size int64, flags ...string) string {
 	if err := os.WriteFile(backing, fill, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", append([]string{"-f", "--show", backing}, flags...)...).CombinedOutput()
+	out, err := exec.Command("losetup", append([]string{"-f", "--show", backing}, flags...)...).Output()
 	if err != nil {
-		t.Fatalf("losetup: %v\n%s", err, out)
+		t.Fatalf("losetup: %v", err)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() {
@@ -352,4 +353,49 @@ func partitionNode(t testing.TB, dev string, n int) string {
 		t.Fatal(err)
 	}
 	return node
+}
+
+// TestMismatch: an image that does not match its block map, and a device
+// that reads back other bytes than were written, are errors.
+func TestMismatch(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "x.img")
+	os.WriteFile(img, bytes.Repeat([]byte("image "), 100000), 0o644)
+	other := filepath.Join(dir, "other.img")
+	os.WriteFile(other, bytes.Repeat([]byte("other "), 100000), 0o644)
+	f, _ := os.Open(other)
+	m, err := bmap.Scan(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "x.bmap"), m.Encode(), 0o644)
+	im, err := OpenImage(img, ImageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(filepath.Join(dir, "card"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	err = write(context.Background(), im, out, im.plan(), newProgress(quiet(), "writing", 1, time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "do not match the block map") {
+		t.Errorf("write of an image with another's block map = %v", err)
+	}
+
+	extents := []extent{{off: 0, n: 4096, sum: strings.Repeat("0", 64)}}
+	err = verify(context.Background(), out, extents, newProgress(quiet(), "verifying", 1, time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "read back differ from the image") {
+		t.Errorf("verify of other bytes = %v", err)
+	}
+
+	_, err = OpenImage(img, ImageOptions{Bmap: filepath.Join(dir, "missing.bmap")})
+	wantErr(t, err, "no such file")
+	os.WriteFile(filepath.Join(dir, "bad.bmap"), []byte("<bmap/>"), 0o644)
+	_, err = OpenImage(img, ImageOptions{Bmap: filepath.Join(dir, "bad.bmap")})
+	wantErr(t, err, "or pass --no-bmap")
+	os.Truncate(img, 4096)
+	_, err = OpenImage(img, ImageOptions{})
+	wantErr(t, err, "they are not of the same build")
 }
