@@ -55,8 +55,13 @@ func benchImage(b *testing.B) string {
 	if err := os.WriteFile(filepath.Join(dir, "bench.bmap"), m.Encode(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	if err := compress.File(context.Background(), img, img+".zst", compress.Zstd); err != nil {
-		b.Fatal(err)
+	for _, c := range []compress.Format{compress.Zstd, compress.Xz} {
+		start := time.Now()
+		if err := compress.File(context.Background(), img, img+c.Ext(), c); err != nil {
+			b.Fatal(err)
+		}
+		st, _ := os.Stat(img + c.Ext())
+		b.Logf("compress %s: %s in %s", c, humanBytes(st.Size()), time.Since(start).Round(10*time.Millisecond))
 	}
 	return img
 }
@@ -112,8 +117,10 @@ func BenchmarkFlash(b *testing.B) {
 	}{
 		{"cairn-flash-raw", cairn(img)},
 		{"cairn-flash-zst", cairn(img + ".zst")},
+		{"cairn-flash-xz", cairn(img + ".xz")},
 		{"bmaptool-copy-raw", tool("bmaptool", "copy", "--bmap", strings.TrimSuffix(img, ".img")+".bmap", img, dev)},
 		{"bmaptool-copy-zst", tool("bmaptool", "copy", "--bmap", strings.TrimSuffix(img, ".img")+".bmap", img+".zst", dev)},
+		{"bmaptool-copy-xz", tool("bmaptool", "copy", "--bmap", strings.TrimSuffix(img, ".img")+".bmap", img+".xz", dev)},
 		{"dd-raw", tool("dd", "if="+img, "of="+dev, "bs=4M", "conv=fsync", "status=none")},
 	} {
 		b.Run(bm.name, func(b *testing.B) {

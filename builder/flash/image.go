@@ -152,18 +152,30 @@ func (s rawSource) skip(n int64) error {
 }
 
 type streamSource struct {
-	r io.ReadCloser
-	f *os.File
+	r       io.ReadCloser
+	f       *os.File
+	scratch []byte
 }
 
 func (s *streamSource) Read(b []byte) (int, error) { return s.r.Read(b) }
 
+// skip decompresses n bytes into a large scratch buffer: io.Discard's
+// small reads cost more than the decompression of a hole's zeros.
 func (s *streamSource) skip(n int64) error {
-	got, err := io.CopyN(io.Discard, s.r, n)
-	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("the image ends %d bytes early: %w", n-got, io.ErrUnexpectedEOF)
+	if s.scratch == nil {
+		s.scratch = make([]byte, 1<<20)
 	}
-	return err
+	for left := n; left > 0; {
+		k, err := io.ReadFull(s.r, s.scratch[:min(left, int64(len(s.scratch)))])
+		left -= int64(k)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("the image ends %d bytes early: %w", left, io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *streamSource) Close() error {
