@@ -1,6 +1,7 @@
-// Package bmap writes block maps in the bmaptool 2.0 format, so that
-// `bmaptool copy` flashes only the blocks of an image that hold data and
-// checks each range's SHA-256 on the way.
+// Package bmap writes and reads block maps in the bmaptool 2.0 format, so
+// that `bmaptool copy` and `cairn flash` write only the blocks of an image
+// that hold data and check each range's SHA-256 on the way. Scan and
+// Encode write one; Parse reads one, which may come from anywhere.
 package bmap
 
 import (
@@ -27,7 +28,27 @@ type Range struct {
 // Map is an image's block map.
 type Map struct {
 	ImageSize int64
+	// BlockSize is the size of a block in bytes; 0 means BlockSize.
+	BlockSize int64
 	Ranges    []Range
+}
+
+// blockSize is m's block size.
+func (m Map) blockSize() int64 {
+	if m.BlockSize == 0 {
+		return BlockSize
+	}
+	return m.BlockSize
+}
+
+// Extent is the part of the image that r covers, in bytes: the last
+// block of an image whose size is not a multiple of the block size is
+// cut at the image's end.
+func (m Map) Extent(r Range) (off, n int64) {
+	bs := m.blockSize()
+	off = r.First * bs
+	end := min((r.Last+1)*bs, m.ImageSize)
+	return off, end - off
 }
 
 // Mapped is the number of mapped blocks.
@@ -39,14 +60,18 @@ func (m Map) Mapped() int64 {
 	return n
 }
 
-// Scan maps the blocks of f that hold data: it skips holes with SEEK_DATA
-// and also leaves out written blocks that are all zeros.
+// Scan maps the blocks of f that hold data, as bmaptool create does: it
+// leaves out holes (SEEK_DATA) only. A written block of zeros stays
+// mapped, because its zeros can matter and a card that is not new holds
+// old data wherever the map leaves a block out: a GPT's empty partition
+// entries (the table's checksum covers them), a FAT's free clusters and
+// empty root directory. What may hold anything is a hole in the image.
 func Scan(f *os.File) (Map, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return Map{}, err
 	}
-	m := Map{ImageSize: st.Size()}
+	m := Map{ImageSize: st.Size(), BlockSize: BlockSize}
 	blocks := (st.Size() + BlockSize - 1) / BlockSize
 	buf := make([]byte, BlockSize)
 	var cur *Range
@@ -72,10 +97,6 @@ func Scan(f *os.File) (Map, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return Map{}, err
 		}
-		if isZero(buf[:n]) {
-			flush()
-			continue
-		}
 		if cur == nil {
 			cur = &Range{First: b}
 		}
@@ -86,24 +107,16 @@ func Scan(f *os.File) (Map, error) {
 	return m, nil
 }
 
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // Encode renders the bmap XML, including its own checksum: the SHA-256 of
 // the file with the checksum field set to 64 zeros.
 func (m Map) Encode() []byte {
 	render := func(sum string) []byte {
 		var b bytes.Buffer
-		blocks := (m.ImageSize + BlockSize - 1) / BlockSize
+		bs := m.blockSize()
+		blocks := (m.ImageSize + bs - 1) / bs
 		fmt.Fprintf(&b, "<?xml version=\"1.0\" ?>\n<bmap version=\"2.0\">\n")
 		fmt.Fprintf(&b, "    <ImageSize> %d </ImageSize>\n", m.ImageSize)
-		fmt.Fprintf(&b, "    <BlockSize> %d </BlockSize>\n", BlockSize)
+		fmt.Fprintf(&b, "    <BlockSize> %d </BlockSize>\n", bs)
 		fmt.Fprintf(&b, "    <BlocksCount> %d </BlocksCount>\n", blocks)
 		fmt.Fprintf(&b, "    <MappedBlocksCount> %d </MappedBlocksCount>\n", m.Mapped())
 		fmt.Fprintf(&b, "    <ChecksumType> sha256 </ChecksumType>\n")

@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/api"
+	"github.com/cairn-edge/cairn/builder/compress"
 	"github.com/cairn-edge/cairn/builder/output"
 	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/builder/plan"
@@ -32,7 +34,8 @@ const DefaultEpoch = 1704067200
 
 // Options are a build's settings besides the spec and board.
 type Options struct {
-	// OutDir receives <spec>-<board>.img, .bmap and .inputs.json.
+	// OutDir receives <spec>-<board>.img, .bmap, .inputs.json (and .img.zst
+	// or .img.xz with Compress).
 	OutDir string
 	// Cache is the input cache.
 	Cache *source.Cache
@@ -43,11 +46,20 @@ type Options struct {
 	PKIDir string
 	// Format is the output format (output.Formats); empty means raw.
 	Format string
+	// Compress, when set, also writes the disk image compressed, as
+	// <spec>-<board>.img.zst or .img.xz (builder/compress). The raw .img
+	// and its .bmap are kept: the .bmap describes the raw image, which
+	// bmaptool and cairn flash need for either file, and the raw image is
+	// what cairn provision and QEMU take. Only the raw format has a disk
+	// image to compress.
+	Compress compress.Format
 }
 
 // Result describes a finished build.
 type Result struct {
 	Image, Bmap, Inputs string
+	// Compressed is the compressed image (Options.Compress), or "".
+	Compressed string
 	// NodeConfig is the client config for `cairn node` (holds a private key).
 	NodeConfig    string
 	ImageSize     int64
@@ -86,6 +98,9 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	format := cmp.Or(opt.Format, output.DefaultFormat)
 	w, err := output.Lookup(format)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckCompress(format, opt.Compress); err != nil {
 		return nil, err
 	}
 	epoch, err := Epoch()
@@ -132,6 +147,12 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.Compress != compress.None {
+		step("compressing " + string(opt.Compress))
+		if err := compressImage(ctx, files, opt.Compress); err != nil {
+			return nil, err
+		}
+	}
 
 	nodeTmp := filepath.Join(work, "node.yaml")
 	if err := pki.WriteClientConfig(nodeTmp, fmt.Sprintf("https://%s:%d", pki.DefaultNodeName, api.DefaultPort), "", creds); err != nil {
@@ -158,8 +179,13 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	for i := len(files.Files) - 1; i >= 0; i-- {
 		f := files.Files[i]
 		moves = append(moves, [2]string{f.Path, base + f.Ext})
-		if f.Ext == ".bmap" {
+		switch f.Ext {
+		case ".bmap":
 			res.Bmap = base + f.Ext
+		case ".img" + opt.Compress.Ext():
+			if opt.Compress != compress.None {
+				res.Compressed = base + f.Ext
+			}
 		}
 	}
 	res.Image = base + files.Files[0].Ext
@@ -173,6 +199,33 @@ func Build(ctx context.Context, img *spec.Image, opt Options) (*Result, error) {
 	step("")
 	log.Info("built", "image", res.Image, "size", res.ImageSize, "slot", res.SlotSize, "initramfs", res.InitramfsSize, "took", res.Took.Round(time.Millisecond))
 	return res, nil
+}
+
+// CheckCompress refuses a compression Cairn does not write, or one of a
+// format without a disk image; Build calls it before anything is built.
+func CheckCompress(format string, c compress.Format) error {
+	if _, err := compress.Parse(string(c)); err != nil {
+		return err
+	}
+	if c != compress.None && format != "raw" {
+		return fmt.Errorf("--compress %s applies to disk images: the %s format has none (use --format raw, or drop --compress)", c, format)
+	}
+	return nil
+}
+
+// compressImage adds the compressed copy of files' .img after it, so it
+// is moved into place before the image itself.
+func compressImage(ctx context.Context, files *output.Files, c compress.Format) error {
+	i := slices.IndexFunc(files.Files, func(f output.File) bool { return f.Ext == ".img" })
+	if i < 0 {
+		return fmt.Errorf("--compress %s: the output has no disk image to compress", c)
+	}
+	dst := files.Files[i].Path + c.Ext()
+	if err := compress.File(ctx, files.Files[i].Path, dst, c); err != nil {
+		return err
+	}
+	files.Files = slices.Insert(files.Files, i+1, output.File{Path: dst, Ext: ".img" + c.Ext()})
+	return nil
 }
 
 // replace renames src to dst. A file replaces a file atomically (rename);

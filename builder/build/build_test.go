@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-edge/cairn/builder/compress"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -24,6 +25,8 @@ type fixture struct {
 	kernelDigest                          string
 	// format is the output format; empty means the default.
 	format string
+	// compress is the compression of the disk image, if any.
+	compress compress.Format
 }
 
 const fakeDep = `kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko
@@ -125,7 +128,7 @@ func (f *fixture) build(t *testing.T, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir, PKIDir: filepath.Join(f.dir, "pki"), Format: f.format})
+	return Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: f.binDir, PKIDir: filepath.Join(f.dir, "pki"), Format: f.format, Compress: f.compress})
 }
 
 func TestBuildReproducible(t *testing.T) {

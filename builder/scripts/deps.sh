@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
-      squashfs-tools mtools dosfstools e2fsprogs gdisk fdisk bmap-tools zstd
+      squashfs-tools mtools dosfstools e2fsprogs gdisk fdisk bmap-tools zstd xz-utils
       binutils iproute2 docker-registry nftables)
 
 if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi

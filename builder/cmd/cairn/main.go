@@ -1,11 +1,12 @@
 // Command cairn is Cairn's workstation CLI: it builds images and talks to
 // nodes.
 //
-//	cairn build -f images/minimal.yaml --board qemu-x86_64 [--format raw]
+//	cairn build -f images/minimal.yaml --board qemu-x86_64 [--format raw] [--compress zstd|xz]
 //	cairn validate -f images/minimal.yaml --board qemu-aarch64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag linux-amd64
 //	cairn input pack --dir DIR --arch amd64 --layout .cache/oci --tag cairn-pause-amd64 --entrypoint /pause
 //	cairn provision --pki DIR --name edge-1 out/minimal-qemu-x86_64.img
+//	cairn flash out/minimal-qemu-x86_64.img.zst /dev/sdb
 //	cairn node --config out/edge-1.node.yaml --server 192.0.2.10 status
 //	cairn keygen -o ~/.config/cairn
 //	cairn push -f images/minimal.yaml --board qemu-x86_64 --key cairn.key registry.example/cairn/minimal:1.0.0
@@ -25,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/cairn-edge/cairn/builder/build"
+	"github.com/cairn-edge/cairn/builder/compress"
 	"github.com/cairn-edge/cairn/builder/output"
 	"github.com/cairn-edge/cairn/builder/plan"
 	"github.com/cairn-edge/cairn/builder/source"
@@ -38,6 +40,7 @@ commands:
   validate    check an image spec and a board without building (references, Kubernetes manifests)
   input pack  pack a directory as an OCI image into an OCI layout (make inputs uses it)
   provision   give one node its own identity on its disk (image file or card), and its client config
+  flash       write an image (.img, .img.zst, .img.xz) onto a card or disk by its block map, and verify it
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
   keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
   push        build the update artifact of one or more boards and push it, signed, to a registry
@@ -70,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdNode(ctx, args[1:], stdout, stderr)
 	case "provision":
 		return cmdProvision(ctx, args[1:], stdout, stderr)
+	case "flash":
+		return cmdFlash(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "push":
@@ -83,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, node, keygen, push)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, flash, node, keygen, push)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.
@@ -176,11 +181,19 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bin := fs.String("bin-dir", "out/bin", "directory of our binaries per arch (BIN/linux-<arch>/cairn-init)")
 	pkiDir := fs.String("pki", "", "directory of the node API's CA and keys, made if missing and reused after ($CAIRN_PKI; default ~/.config/cairn/pki/<spec name>)")
 	format := fs.String("format", output.DefaultFormat, "output format: "+strings.Join(output.Formats(), ", "))
+	compression := fs.String("compress", "", "also write the disk image compressed, as .img.zst or .img.xz beside the .img and .bmap: "+strings.Join(compress.Formats(), ", "))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	// A format Cairn does not write is refused before anything is read or built.
 	if _, err := output.Lookup(*format); err != nil {
+		return err
+	}
+	comp, err := compress.Parse(*compression)
+	if err != nil {
+		return err
+	}
+	if err := build.CheckCompress(*format, comp); err != nil {
 		return err
 	}
 	setupLog(stderr, f.verbose)
@@ -195,13 +208,16 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pkiDir == "" {
 		*pkiDir = defaultPKI(img.Spec.Name)
 	}
-	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir, Format: *format})
+	res, err := build.Build(ctx, img, build.Options{OutDir: *out, Cache: c, BinDir: *bin, PKIDir: *pkiDir, Format: *format, Compress: comp})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\t%d MiB (slot %.1f MiB, initramfs %.1f MiB, kernel %s)\n", res.Image, res.ImageSize>>20, float64(res.SlotSize)/(1<<20), float64(res.InitramfsSize)/(1<<20), res.KernelVersion)
 	if res.Bmap != "" { // the oci format has none
 		fmt.Fprintln(stdout, res.Bmap)
+	}
+	if res.Compressed != "" {
+		fmt.Fprintf(stdout, "%s\t(cairn flash %s DEVICE)\n", res.Compressed, res.Compressed)
 	}
 	fmt.Fprintf(stdout, "%s\n%s\t(give each node its identity: cairn provision --pki %s --name NAME DISK)\n", res.Inputs, res.NodeConfig, *pkiDir)
 	return nil
