@@ -329,6 +329,7 @@ func expiredClient(t *testing.T) string {
 // device and a malformed per-node file on the ESP: the file is ignored with
 // a console warning, and every baked service still starts.
 func TestNoNetworkAndBadNodeFile(t *testing.T) {
+	t.Parallel()
 	needServices(t)
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	putOnESP(t, disk, "cairn-node.yaml", "hostname: [not, a, name\n")
@@ -347,6 +348,7 @@ func TestNoNetworkAndBadNodeFile(t *testing.T) {
 // TestNodeFile gives one card its own hostname and static address through
 // the per-node file on the ESP.
 func TestNodeFile(t *testing.T) {
+	t.Parallel()
 	needServices(t)
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	putOnESP(t, disk, "cairn-node.yaml", `hostname: edge-7

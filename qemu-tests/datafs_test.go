@@ -30,6 +30,7 @@ const formatCutDisk = 2816 << 20
 // for ext4lazyinit to check every group, which is where go-diskfs's inode
 // tables used to draw an error.
 func TestDataFormatCut(t *testing.T) {
+	t.Parallel()
 	datafstest.Require(t)
 	delays := []time.Duration{300 * time.Millisecond, 2 * time.Second, 4 * time.Second}
 	if os.Getenv("CAIRN_TEST_FULL") != "" {

@@ -287,8 +287,19 @@ func apply(t *testing.T, k *kubeboot.API, manifest string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := k.ApplyAll(context.Background(), objs); len(errs) > 0 {
-		t.Fatalf("apply: %v", errs)
+	// Server-side apply is idempotent: a request the API server of a
+	// loaded TCG guest answers too late for the client is sent again.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		errs := k.ApplyAll(context.Background(), objs)
+		if len(errs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("apply: %v", errs)
+		}
+		t.Logf("apply: %v; again", errs)
+		time.Sleep(5 * time.Second)
 	}
 }
 

@@ -295,6 +295,7 @@ func (r *upgradeRig) slotSum(slot contract.Slot) string {
 // the trial's kernel and gate, and right after the commit: a cut in every
 // phase, each on the same guest.
 func TestUpgrade(t *testing.T) {
+	t.Parallel()
 	needServices(t) // the gate-failure release runs a service
 	r := newUpgradeRig(t)
 	base := r.spec("1.0.0", "", "")
@@ -743,6 +744,7 @@ func powerCutPoints() []cutPoint {
 // retried upgrade commits. CAIRN_TEST_CUTS, a regular expression, picks
 // points by phase.
 func TestUpgradePowerCuts(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("CAIRN_TEST_FULL") == "" && os.Getenv("CAIRN_TEST_CUTS") == "" {
 		t.Skip("the power-cut matrix runs in make test-full; make test cuts at two points in TestUpgrade")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/flash"
+	"github.com/cairn-edge/cairn/builder/pki"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,9 @@ image is refused. It asks before writing unless --yes.
 
 --node FILE, or --hostname, --address, --gateway and --dns, put the
 per-node file ` + contract.NodeFileName + ` (this card's network settings over the
-image's) on the flashed card's boot partition.
+image's) on the flashed card's boot partition. --name NAME with --pki DIR
+(or -f SPEC) gives the card its node identity as cairn provision does,
+its certificate carrying the --address IPs too.
 
 Flags:
 `
@@ -59,6 +62,7 @@ func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&addrs, "address", "a static address in CIDR form, e.g. 192.168.1.7/24 (repeatable)")
 	fs.StringVar(&node.Gateway, "gateway", "", "the default route's next hop, inside an --address's subnet")
 	fs.Var(&dns, "dns", "a DNS server (repeatable)")
+	id := addIdentityFlags(fs)
 	verbose := fs.Bool("v", false, "verbose logs")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
@@ -91,6 +95,15 @@ func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	// The identity's PKI is checked before anything is written.
+	var creds *pki.PKI
+	if *id.name != "" {
+		if creds, err = id.pki(); err != nil {
+			return err
+		}
+	} else if *id.pkiDir != "" || *id.specFile != "" || *id.replace || *id.out != "" {
+		return errors.New("--pki, -f, --replace and -o are for the node's identity: pass --name NAME too")
+	}
 	// Without a terminal no one can answer: refuse before reading anything.
 	if !*yes && !isTerminal() {
 		return errors.New("stdin is not a terminal, so cairn flash cannot ask before erasing the device: pass --yes to flash without asking")
@@ -114,6 +127,18 @@ func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res, err := flash.Flash(ctx, im, dev, flash.Options{NodeFile: nodeData})
 	if err != nil {
 		return err
+	}
+	if creds != nil {
+		// The certificate also carries the static addresses the node
+		// file gives it, so clients may dial the node by them.
+		var ips []string
+		for _, a := range node.Addresses {
+			ip, _, _ := strings.Cut(a, "/")
+			ips = append(ips, ip)
+		}
+		if err := id.provision(dev.Path, creds, ips, stdout, stderr); err != nil {
+			return fmt.Errorf("the image is on %s, but its node identity is not: %w (run cairn provision on it)", dev.Path, err)
+		}
 	}
 	slog.Info("done: the card can be removed", "device", dev.Path)
 	fmt.Fprintf(stdout, "%s\t%s: %d MiB written and verified in %s (%.0f MiB/s)", dev.Path, im.Path, res.Written>>20, (res.Took + res.Verify).Round(time.Second), float64(res.Written)/(1<<20)/max(res.Took.Seconds(), 1e-3))

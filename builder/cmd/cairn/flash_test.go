@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/bmap"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/disk/disktest"
+	"github.com/cairn-edge/cairn/builder/pki"
 )
 
 // flashImage is a test disk with its block map beside it.
@@ -83,6 +86,9 @@ func TestFlashCommand(t *testing.T) {
 		{"no terminal", []string{img, file}, false, "pass --yes"},
 		{"regular file", []string{"--yes", img, file}, false, "is a regular file, not a block device"},
 		{"no image", []string{"--yes", img + ".missing", file}, false, "no such file"},
+		{"pki without a name", []string{"--yes", "--pki", t.TempDir(), img, file}, false, "pass --name NAME too"},
+		{"name without a PKI", []string{"--yes", "--name", "edge-9", img, file}, false, "which PKI?"},
+		{"name with a PKI that has no CA", []string{"--yes", "--name", "edge-9", "--pki", t.TempDir(), img, file}, false, "has no ca.crt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +140,47 @@ func TestFlashCommand(t *testing.T) {
 		b, err := esp.ReadFile(contract.NodeFileName)
 		if err != nil || !strings.Contains(string(b), "hostname: edge-9") || !strings.Contains(string(b), "10.1.0.9/16") {
 			t.Errorf("%s: %v\n%s", contract.NodeFileName, err, b)
+		}
+	})
+	t.Run("with a node identity", func(t *testing.T) {
+		dev := testLoop(t)
+		p, err := pki.Ensure(t.TempDir(), pki.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		config := filepath.Join(t.TempDir(), "edge-9.node.yaml")
+		var stdout, stderr bytes.Buffer
+		err = run(context.Background(), []string{"flash", "--yes", "--name", "edge-9", "--pki", p.Dir, "-o", config, "--address", "10.1.0.9/16", img, dev}, &stdout, &stderr)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		esp, err := disk.OpenESP(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := esp.ReadFile(contract.NodeCertFileName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := esp.ReadFile(contract.NodeKeyFileName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, _ := os.ReadFile(filepath.Join(p.Dir, "ca.crt"))
+		pair, name, err := api.ParseIdentity(ca, cert, key)
+		if err != nil || name != "edge-9" {
+			t.Fatalf("identity on the card: %q, %v", name, err)
+		}
+		if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err != nil || leaf.VerifyHostname("10.1.0.9") != nil {
+			t.Errorf("the certificate does not carry the node file's address: %v", err)
+		}
+		if _, err := os.Stat(config); err != nil {
+			t.Errorf("client config: %v", err)
 		}
 	})
 }
