@@ -225,4 +225,3 @@ func TestRPiDiskTools(t *testing.T) {
 		}
 	}
 }
-
