@@ -46,22 +46,22 @@ func newRPi(img *spec.Image, in Inputs) (Part, error) {
 		if in.Firmware == nil {
 			return nil, fmt.Errorf("%s: the firmware image %s is not resolved (a bug)", r.Firmware.From, r.Firmware.Ref)
 		}
-		for _, f := range r.FirmwareFiles {
+		for i, f := range r.FirmwareFiles {
 			host, err := in.Firmware.HostPath(path.Join(r.FirmwareDir, f))
 			if err != nil {
 				about := ""
 				if r.FirmwareAbout != "" {
 					about = " (" + r.FirmwareAbout + ")"
 				}
-				return nil, fmt.Errorf("%s: %s is not in %s%s: %v", r.Firmware.From, path.Join(r.FirmwareDir, f), r.Firmware.Ref, about, notExist(err))
+				return nil, fmt.Errorf("%s: %s is not in %s%s: %v", r.FirmwareFrom[i], path.Join(r.FirmwareDir, f), r.Firmware.Ref, about, notExist(err))
 			}
 			p.files[path.Base(f)] = host
 		}
 	}
-	for _, d := range r.DTBs {
+	for i, d := range r.DTBs {
 		host, err := in.Kernel.HostPath(path.Join(dtbDir, d))
 		if err != nil {
-			return nil, fmt.Errorf("%s: the kernel image %s has no /%s/%s: %v (use a kernel image with the board's device trees, or fix rpi.dtbs)", r.From, in.KernelRef, dtbDir, d, notExist(err))
+			return nil, fmt.Errorf("%s: the kernel image %s has no /%s/%s: %v (use a kernel image with the board's device trees, or fix rpi.dtbs)", r.DTBFrom[i], in.KernelRef, dtbDir, d, notExist(err))
 		}
 		p.files[path.Base(d)] = host
 	}
@@ -73,11 +73,11 @@ func newRPi(img *spec.Image, in Inputs) (Part, error) {
 		// Overlays apply under [all], whatever filter the lines above left open.
 		config.WriteString("[all]\n")
 	}
-	for _, o := range r.Overlays {
+	for i, o := range r.Overlays {
 		name, _, _ := strings.Cut(o, ",")
 		host, err := findOverlay(in, r.FirmwareDir, name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: overlay %s: %v", r.From, name, err)
+			return nil, fmt.Errorf("%s: overlay %s: %v", r.OverlayFrom[i], name, err)
 		}
 		p.files[overlayDir+"/"+name+".dtbo"] = host
 		config.WriteString("dtoverlay=" + o + "\n")
@@ -100,7 +100,7 @@ func findOverlay(in Inputs, fwDir, name string) (string, error) {
 	if host, ferr := in.Firmware.HostPath(path.Join(fwDir, overlayDir, file)); ferr == nil {
 		return host, nil
 	}
-	return "", fmt.Errorf("neither the kernel image %s (/%s) nor the firmware image (%s) has %s: use images that carry it, or leave the overlay out", in.KernelRef, path.Join(dtbDir, overlayDir), path.Join(fwDir, overlayDir), file)
+	return "", fmt.Errorf("neither the kernel image %s (/%s) nor the firmware image (%s) has it: use images that carry it, or leave the overlay out", in.KernelRef, path.Join(dtbDir, overlayDir, file), path.Join(fwDir, overlayDir, file))
 }
 
 // notExist words a missing file's error briefly.
@@ -166,4 +166,3 @@ func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, er
 func copyMem(t *fstree.Tree, m *bootloader.MemFS) error {
 	return m.Walk(func(name string, data []byte) error { return t.File(name, 0o644, data) })
 }
-

@@ -66,7 +66,7 @@ type Inputs struct {
 	// boot loader (uefi) and firmware (rpi) images; the last two nil when
 	// the board names none.
 	kernelTree, loaderTree, firmwareTree *rootfs.Tree
-	services   []*source.Input
+	services                             []*source.Input
 	// tools are the board's tool images and their unpacked trees.
 	tools     []*source.Input
 	toolTrees []*rootfs.Tree

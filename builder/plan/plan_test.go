@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"context"
 	"io"
 	"os"
 	"path"
@@ -294,4 +295,32 @@ func read(t *testing.T, tree *fstree.Tree, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestResolveRPi5NeedsItsKernel: boards/rpi5.yaml's kernel is one the user
+// supplies; without it, Resolve names the input and what it must hold.
+func TestResolveRPi5NeedsItsKernel(t *testing.T) {
+	s, err := spec.LoadSpec(minimalSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := spec.LoadBoard(boardsDir, "rpi5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := spec.Merge(s, b)
+	idx, _ := os.ReadFile(filepath.Join(boardsDir, "..", ".cache", "oci", "index.json"))
+	if strings.Contains(string(idx), `"rpi5-kernel"`) {
+		t.Skip("a Pi 5 kernel is in .cache/oci")
+	}
+	c, err := source.OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Resolve(context.Background(), c, img, t.TempDir())
+	for _, want := range []string{"rpi5.yaml:", "oci-layout:../.cache/oci:rpi5-kernel", "the board's kernel image is not there", "/boot/dtbs/broadcom/bcm2712-rpi-5-b.dtb"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Resolve error = %v, want it to contain %q", err, want)
+		}
+	}
 }

@@ -64,8 +64,11 @@ type RPi struct {
 	Config []string
 	// Overlays are the board's overlays, then the spec's.
 	Overlays []string
-	// From names the board's rpi section for errors.
-	From string
+	// From names the board's rpi section for errors; FirmwareFrom,
+	// DTBFrom and OverlayFrom name each entry's file and line (the
+	// board's or the spec's).
+	From                               string
+	FirmwareFrom, DTBFrom, OverlayFrom []string
 }
 
 // Kubernetes is the spec's kubernetes section merged with the board's.
@@ -144,9 +147,21 @@ func Merge(s *Spec, b *Board) *Image {
 			Overlays: slices.Concat(r.Overlays, s.RPi.Overlays),
 			From:     b.lines.at(b.file, "rpi"),
 		}
+		for i := range r.DTBs {
+			img.RPi.DTBFrom = append(img.RPi.DTBFrom, b.lines.at(b.file, fmt.Sprintf("rpi.dtbs[%d]", i)))
+		}
+		for i := range r.Overlays {
+			img.RPi.OverlayFrom = append(img.RPi.OverlayFrom, b.lines.at(b.file, fmt.Sprintf("rpi.overlays[%d]", i)))
+		}
+		for i := range s.RPi.Overlays {
+			img.RPi.OverlayFrom = append(img.RPi.OverlayFrom, s.lines.at(s.file, fmt.Sprintf("rpi.overlays[%d]", i)))
+		}
 		if f := r.Firmware; f != nil {
 			img.RPi.Firmware = Ref{Ref: f.Image, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, "rpi.firmware.image")}
 			img.RPi.FirmwareDir, img.RPi.FirmwareFiles, img.RPi.FirmwareAbout = f.Dir, append([]string{}, f.Files...), f.About
+			for i := range f.Files {
+				img.RPi.FirmwareFrom = append(img.RPi.FirmwareFrom, b.lines.at(b.file, fmt.Sprintf("rpi.firmware.files[%d]", i)))
+			}
 		}
 	}
 	for i, svc := range s.Agent.Services {
