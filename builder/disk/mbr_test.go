@@ -225,3 +225,31 @@ func TestRPiDiskTools(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenESPOnRPi: on a Raspberry Pi's disk the per-node files go to
+// CAIRN-AUTO, which both slots share.
+func TestOpenESPOnRPi(t *testing.T) {
+	img, l := writeRPi(t)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	e, err := OpenESP(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WriteFile(contract.NodeFileName, []byte("name: n1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	auto := l.Partitions[0]
+	part := filepath.Join(t.TempDir(), "auto.img")
+	tool(t, "dd", "if="+img, "of="+part, "bs=1M", fmt.Sprintf("skip=%d", auto.Start>>20), fmt.Sprintf("count=%d", auto.Size>>20), "status=none")
+	tool(t, "fsck.vfat", "-n", part)
+	if got := tool(t, "mtype", "-i", part, "::"+contract.NodeFileName); got != "name: n1\n" {
+		t.Errorf("CAIRN-AUTO's %s = %q", contract.NodeFileName, got)
+	}
+}
