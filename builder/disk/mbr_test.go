@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-edge/cairn/agent/boot/gptgrow"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	diskfs "github.com/diskfs/go-diskfs"
@@ -252,4 +253,41 @@ func TestOpenESPOnRPi(t *testing.T) {
 	if got := tool(t, "mtype", "-i", part, "::"+contract.NodeFileName); got != "name: n1\n" {
 		t.Errorf("CAIRN-AUTO's %s = %q", contract.NodeFileName, got)
 	}
+}
+
+// TestRPiDiskGrowKeepsHybridMBR: cairn-init's first-boot growth of
+// CAIRN-DATA (agent/boot/gptgrow) rewrites the GPT but must leave the
+// hybrid MBR, without which the Pi's firmware finds no boot partition.
+// (go-diskfs reads a hybrid MBR as no protective MBR, so it rewrites none.)
+func TestRPiDiskGrowKeepsHybridMBR(t *testing.T) {
+	img, l := writeRPi(t)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := readMBR(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(l.Size + 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// On an image file the kernel's BLKPG ioctl fails after the table is written.
+	if _, ok, err := gptgrow.Grow(img, LabelData); !ok || err != nil && !strings.Contains(err.Error(), "BLKPG_RESIZE_PARTITION") {
+		t.Fatalf("Grow: ok=%v, %v", ok, err)
+	}
+	f, err = os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	after, err := readMBR(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *after != *before {
+		t.Errorf("growing CAIRN-DATA changed the MBR:\n%+v\n%+v", before.Entries, after.Entries)
+	}
+	tool(t, "sfdisk", "--verify", img)
 }
