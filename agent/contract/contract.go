@@ -71,6 +71,9 @@ const (
 	TypeESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 	// TypeVar marks CAIRN-DATA (mounted at /var).
 	TypeVar = "4D21B016-B534-45C2-A9FB-5C16E091FD2D"
+	// TypeBasicData marks a FAT partition that is not an ESP: the
+	// Raspberry Pi's CAIRN-AUTO, BOOT-A and BOOT-B.
+	TypeBasicData = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
 )
 
 // RootTypes are the root partition type GUIDs of the slots, per Go arch.

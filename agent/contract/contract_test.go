@@ -60,7 +60,7 @@ var moduleRoot = filepath.Join("..", "..")
 // copy of the contract that can drift.
 var (
 	exact = []string{
-		LabelESP, LabelData, slotLabelPrefix, SlotA.Label(), SlotB.Label(), TypeESP, TypeVar, SlotParam,
+		LabelESP, LabelData, slotLabelPrefix, SlotA.Label(), SlotB.Label(), TypeESP, TypeVar, TypeBasicData, SlotParam,
 		NodeFileName, KubeJoinFileName, ESPLoaderConf, ESPEntriesDir, "loader/entries/", APICRLName,
 		RootTypes["amd64"], RootTypes["arm64"],
 		RPiAutoLabel, SlotA.RPiBootLabel(), SlotB.RPiBootLabel(), RPiAutobootFile, RPiStampFile,

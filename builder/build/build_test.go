@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -27,6 +28,8 @@ type fixture struct {
 	format string
 	// compress is the compression of the disk image, if any.
 	compress compress.Format
+	// board is the board to build for; empty means test-board.
+	board string
 }
 
 const fakeDep = `kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko
@@ -120,7 +123,7 @@ func (f *fixture) build(t *testing.T, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := spec.LoadBoard(f.boards, "test-board")
+	b, err := spec.LoadBoard(f.boards, cmp.Or(f.board, "test-board"))
 	if err != nil {
 		return nil, err
 	}

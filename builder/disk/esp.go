@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/contract"
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
@@ -19,8 +20,9 @@ import (
 // few KiB; a larger one is not ours.
 const maxESPFile = 1 << 20
 
-// ESP is the boot partition of a Cairn disk (an image file or a block
-// device), opened to read and write the per-node files in its root.
+// ESP is the partition of a Cairn disk (an image file or a block device)
+// that holds the per-node files in its root: the ESP, or on a Raspberry
+// Pi's disk CAIRN-AUTO, opened to read and write them.
 type ESP struct {
 	f     *os.File
 	fat   *fat32.FileSystem
@@ -48,12 +50,15 @@ func OpenESP(f *os.File) (*ESP, error) {
 	labels := map[string]bool{}
 	for _, p := range table.Partitions {
 		labels[p.Name] = true
-		if p.Name == LabelESP && strings.EqualFold(string(p.Type), string(TypeESP)) {
+		// The per-node files are in the ESP on UEFI disks, in CAIRN-AUTO
+		// (which both slots share) on the Raspberry Pi's.
+		if p.Name == LabelESP && strings.EqualFold(string(p.Type), string(TypeESP)) ||
+			p.Name == contract.RPiAutoLabel && strings.EqualFold(string(p.Type), string(TypeBasicData)) {
 			esp = p
 		}
 	}
 	if esp == nil || !labels[LabelA] || !labels[LabelB] {
-		return nil, fmt.Errorf("%s is not a Cairn disk: its partition table lacks %s, %s or %s (wrong device or file?)", f.Name(), LabelESP, LabelA, LabelB)
+		return nil, fmt.Errorf("%s is not a Cairn disk: its partition table lacks %s (or %s), %s or %s (wrong device or file?)", f.Name(), LabelESP, contract.RPiAutoLabel, LabelA, LabelB)
 	}
 	start := int64(esp.Start) * sector
 	fat, err := fat32.Read(d.Backend, int64(esp.Size), start, sector)

@@ -35,7 +35,7 @@ func testDisk(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := Write(f, l, Contents{Boot: tree, Epoch: time.Unix(1e9, 0)}); err != nil {
+	if err := Write(f, l, Contents{FAT: map[string]*fstree.Tree{LabelESP: tree}, Epoch: time.Unix(1e9, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -1,16 +1,34 @@
-// Package disk plans and writes Cairn's A/B GPT disk image:
+// Package disk plans and writes Cairn's A/B GPT disk image. On UEFI boards
+// (Plan):
 //
 //	1 ESP         FAT32: systemd-boot, kernel + initramfs per slot, BLS entries
 //	2 CAIRN-A     squashfs root slot
 //	3 CAIRN-B     squashfs root slot (empty on a fresh image)
 //	4 CAIRN-DATA  zeros; cairn-init grows it to the disk and makes ext4 on first boot
 //
+// On the Raspberry Pi 4 and 5 (PlanRPi), whose firmware reads MBR
+// partitions only, the same GPT with three FAT32 partitions first, which a
+// hybrid MBR lists again under the same numbers (1-3, type 0x0c; entry 4 is
+// the GPT's 0xEE), so that the firmware's boot_partition=2 or 3 and Linux's
+// GPT partitions 2 and 3 are the same partitions:
+//
+//	1 CAIRN-AUTO  FAT32, RPiAutoSize: autoboot.txt (tryboot's A/B switch) and the per-node files
+//	2 BOOT-A      FAT32, disk.espSize: slot a's firmware, config.txt, cmdline.txt, kernel, initramfs, DTBs
+//	3 BOOT-B      FAT32, disk.espSize: slot b's (formatted, empty on a fresh image)
+//	4 CAIRN-A     squashfs root slot
+//	5 CAIRN-B     squashfs root slot (empty on a fresh image)
+//	6 CAIRN-DATA  as on UEFI boards
+//
+// cairn-init and the agent find the slots and CAIRN-DATA by GPT label and
+// type on both, and upgrades stream into the slot partitions unchanged.
+//
 // Partition type GUIDs follow the Discoverable Partitions Specification;
-// the disk and partition GUIDs derive from a seed (the image and board
-// names), so the same inputs give the same image.
+// the disk and partition GUIDs, and the MBR's disk signature, derive from a
+// seed (the image and board names), so the same inputs give the same image.
 package disk
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -30,12 +48,20 @@ var (
 	LabelB = contract.SlotB.Label()
 )
 
-// Discoverable Partitions Specification type GUIDs.
+// Discoverable Partitions Specification type GUIDs, and Microsoft's basic
+// data type for the Raspberry Pi's FAT partitions.
 const (
-	TypeESP  = gpt.Type(contract.TypeESP)
-	TypeVar  = gpt.Type(contract.TypeVar)
-	typeRoot = "root"
+	TypeESP       = gpt.Type(contract.TypeESP)
+	TypeVar       = gpt.Type(contract.TypeVar)
+	TypeBasicData = gpt.Type(contract.TypeBasicData)
 )
+
+// RPiAutoSize is CAIRN-AUTO's size. It holds a few KiB (autoboot.txt and the
+// per-node files), but go-diskfs makes FAT32 only, whose specification
+// wants at least 65525 clusters (32 MiB of 512-byte clusters) and whose
+// tools call a smaller one FAT16: 64 MiB leaves a margin, and is a hole in
+// the image (only its FATs and directory are written).
+const RPiAutoSize = 64 << 20
 
 const (
 	sector = 512
@@ -51,6 +77,12 @@ type Partition struct {
 	Type        gpt.Type
 	GUID        string
 	Start, Size int64
+	// FAT says that Write makes a FAT32 file system labelled Label in it
+	// (the ESP; the Pi's CAIRN-AUTO, BOOT-A, BOOT-B).
+	FAT bool
+	// MBRType, when not 0, lists the partition in a hybrid MBR under its
+	// Index with this type (0x0c: FAT32 with LBA addressing).
+	MBRType byte
 }
 
 // Layout is a planned disk.
@@ -58,6 +90,22 @@ type Layout struct {
 	GUID       string
 	Size       int64
 	Partitions []Partition
+	// MBRSignature is the hybrid MBR's disk signature (bytes 440-443), for
+	// layouts with partitions in the MBR; the firmware's and Linux's
+	// PARTUUID=xxxxxxxx-NN.
+	MBRSignature uint32
+}
+
+// mbrFAT32LBA is the MBR partition type of FAT32 addressed by LBA.
+const mbrFAT32LBA = 0x0c
+
+// planned is a partition to lay out.
+type planned struct {
+	label   string
+	typ     gpt.Type
+	size    int64
+	fat     bool
+	mbrType byte
 }
 
 // Sizes are the partition sizes in bytes; each a multiple of 1 MiB.
@@ -65,10 +113,42 @@ type Sizes struct {
 	ESP, Slot, Data int64
 }
 
-// Plan lays out the disk for arch. The seed makes the GUIDs.
+// Plan lays out the UEFI disk for arch. The seed makes the GUIDs.
 func Plan(arch, seed string, s Sizes) (Layout, error) {
+	return plan(arch, seed, s, func(root gpt.Type) []planned {
+		return []planned{
+			{LabelESP, TypeESP, s.ESP, true, 0},
+			{LabelA, root, s.Slot, false, 0},
+			{LabelB, root, s.Slot, false, 0},
+			{LabelData, TypeVar, s.Data, false, 0},
+		}
+	})
+}
+
+// PlanRPi lays out the Raspberry Pi's disk for arch: CAIRN-AUTO
+// (RPiAutoSize), BOOT-A and BOOT-B (s.ESP each), in the GPT and in a
+// hybrid MBR, then the slots and CAIRN-DATA in the GPT only.
+func PlanRPi(arch, seed string, s Sizes) (Layout, error) {
+	l, err := plan(arch, seed, s, func(root gpt.Type) []planned {
+		return []planned{
+			{contract.RPiAutoLabel, TypeBasicData, RPiAutoSize, true, mbrFAT32LBA},
+			{contract.SlotA.RPiBootLabel(), TypeBasicData, s.ESP, true, mbrFAT32LBA},
+			{contract.SlotB.RPiBootLabel(), TypeBasicData, s.ESP, true, mbrFAT32LBA},
+			{LabelA, root, s.Slot, false, 0},
+			{LabelB, root, s.Slot, false, 0},
+			{LabelData, TypeVar, s.Data, false, 0},
+		}
+	})
+	if err != nil {
+		return Layout{}, err
+	}
+	l.MBRSignature = mbrSignature(seed)
+	return l, nil
+}
+
+// plan lays out parts, given the arch's root type, from the first MiB on.
+func plan(arch, seed string, s Sizes, parts func(root gpt.Type) []planned) (Layout, error) {
 	rootType, ok := contract.RootTypes[arch]
-	root := gpt.Type(rootType)
 	if !ok {
 		return Layout{}, fmt.Errorf("no root partition type for arch %q", arch)
 	}
@@ -79,17 +159,8 @@ func Plan(arch, seed string, s Sizes) (Layout, error) {
 	}
 	l := Layout{GUID: guid(seed, "disk")}
 	off := int64(align)
-	for i, p := range []struct {
-		label string
-		typ   gpt.Type
-		size  int64
-	}{
-		{LabelESP, TypeESP, s.ESP},
-		{LabelA, root, s.Slot},
-		{LabelB, root, s.Slot},
-		{LabelData, TypeVar, s.Data},
-	} {
-		l.Partitions = append(l.Partitions, Partition{Index: i + 1, Label: p.label, Type: p.typ, GUID: guid(seed, p.label), Start: off, Size: p.size})
+	for i, p := range parts(gpt.Type(rootType)) {
+		l.Partitions = append(l.Partitions, Partition{Index: i + 1, Label: p.label, Type: p.typ, GUID: guid(seed, p.label), Start: off, Size: p.size, FAT: p.fat, MBRType: p.mbrType})
 		off += p.size
 	}
 	l.Size = off + tail
@@ -111,6 +182,16 @@ var namespace = uuid.MustParse("6f1c3c56-8d0f-4b8e-9a57-1b8f0c2ad7e1")
 
 func guid(seed, what string) string {
 	return uuid.NewSHA1(namespace, []byte(seed+"/"+what)).String()
+}
+
+// mbrSignature is a disk signature derived from seed, never 0 (which
+// tools read as "none").
+func mbrSignature(seed string) uint32 {
+	u := uuid.NewSHA1(namespace, []byte(seed+"/mbr"))
+	if sig := binary.LittleEndian.Uint32(u[:4]); sig != 0 {
+		return sig
+	}
+	return 1
 }
 
 func (l Layout) table() *gpt.Table {

@@ -17,8 +17,10 @@ import (
 
 // Contents is what goes into the partitions.
 type Contents struct {
-	// Boot is the tree written to the boot partition (the ESP, FAT32).
-	Boot *fstree.Tree
+	// FAT maps a FAT partition's label to the tree written into it (the
+	// ESP's; the Pi's CAIRN-AUTO, BOOT-A, BOOT-B). A FAT partition without
+	// a tree gets an empty file system.
+	FAT map[string]*fstree.Tree
 	// Slots are the paths of the squashfs images for the slots that get
 	// one; a slot without stays zeros (empty until an update fills it).
 	Slots map[contract.Slot]string
@@ -26,9 +28,15 @@ type Contents struct {
 	Epoch time.Time
 }
 
-// Write writes the image to the open, empty file f: partition table, ESP
-// file system and the slots' images; everything else stays a hole (zeros).
+// Write writes the image to the open, empty file f: partition table (and
+// the hybrid MBR, if l has one), the FAT file systems and the slots'
+// images; everything else stays a hole (zeros).
 func Write(f *os.File, l Layout, c Contents) error {
+	for label := range c.FAT {
+		if !l.hasFAT(label) {
+			return fmt.Errorf("disk: a tree for %s, which is no FAT partition of the layout (a bug)", label)
+		}
+	}
 	if err := f.Truncate(l.Size); err != nil {
 		return err
 	}
@@ -39,9 +47,20 @@ func Write(f *os.File, l Layout, c Contents) error {
 	if err := d.Partition(l.table()); err != nil {
 		return fmt.Errorf("disk: partition table: %w", err)
 	}
-	esp := l.Get(LabelESP)
-	if err := writeESP(d.Backend, esp, c.Boot, c.Epoch); err != nil {
-		return fmt.Errorf("disk: ESP: %w", err)
+	if err := writeHybridMBR(f, l); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	for _, p := range l.Partitions {
+		if !p.FAT {
+			continue
+		}
+		tree := c.FAT[p.Label]
+		if tree == nil {
+			tree = fstree.New()
+		}
+		if err := writeFAT(d.Backend, p, tree, c.Epoch); err != nil {
+			return fmt.Errorf("disk: %s: %w", p.Label, err)
+		}
 	}
 	for _, slot := range contract.Slots {
 		if img, ok := c.Slots[slot]; ok {
@@ -71,14 +90,25 @@ func writeSlot(f *os.File, p Partition, img string) error {
 	return err
 }
 
-// writeESP makes the FAT32 file system and copies the tree into it.
-func writeESP(b backend.Storage, p Partition, tree *fstree.Tree, epoch time.Time) error {
+// hasFAT tells whether l has a FAT partition labelled label.
+func (l Layout) hasFAT(label string) bool {
+	for _, p := range l.Partitions {
+		if p.FAT && p.Label == label {
+			return true
+		}
+	}
+	return false
+}
+
+// writeFAT makes the FAT32 file system, labelled as the partition, and
+// copies the tree into it.
+func writeFAT(b backend.Storage, p Partition, tree *fstree.Tree, epoch time.Time) error {
 	// go-diskfs stamps FAT entries with SOURCE_DATE_EPOCH when it is set.
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 		os.Setenv("SOURCE_DATE_EPOCH", strconv.FormatInt(epoch.Unix(), 10))
 		defer os.Unsetenv("SOURCE_DATE_EPOCH")
 	}
-	fat, err := fat32.Create(b, p.Size, p.Start, sector, LabelESP, true)
+	fat, err := fat32.Create(b, p.Size, p.Start, sector, p.Label, true)
 	if err != nil {
 		return err
 	}

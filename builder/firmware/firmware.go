@@ -1,16 +1,28 @@
 // Package firmware holds one part per board family: what the family's
 // firmware needs on the boot medium. A part chooses the partition rules
-// (the table and what goes first) and the files of the boot partition —
-// the boot loader and each slot's kernel, initramfs and command line —
-// written through the family's A/B boot-loader implementation
-// (agent/bootloader), the same code the node runs for upgrades.
+// (the table and what goes first) and the files of its FAT boot
+// partitions — the boot loader and each slot's kernel, initramfs and
+// command line — written through the family's A/B boot-loader
+// implementation (agent/bootloader), the same code the node runs for
+// upgrades.
 //
-//	part, err := firmware.For(img.Board, loaderTree)   // "uefi" → systemd-boot on an ESP
+//	part, err := firmware.For(img, firmware.Inputs{Kernel: k, Loader: l})
 //	layout, err := part.Layout(seed, sizes)
-//	esp, err := part.BootPartition(boot, initrd)
+//	fats, err := part.BootPartitions(boot, initrd) // partition label → tree
 //
-// Today there is one family, uefi (PCs, Arm servers, QEMU); rpi (the
-// Raspberry Pi firmware's tryboot) and uboot (extlinux) follow.
+// The families:
+//
+//   - uefi (PCs, Arm servers, QEMU): one ESP with systemd-boot, both
+//     slots' kernels and Boot Loader Specification entries (disk.Plan).
+//   - rpi (Raspberry Pi 4 and 5): the firmware's tryboot. Three FAT
+//     partitions in the GPT and a hybrid MBR (disk.PlanRPi): CAIRN-AUTO
+//     with autoboot.txt and the per-node files; BOOT-A with slot a's
+//     firmware (rpi.firmware.files), DTBs (rpi.dtbs, from the kernel
+//     image's /boot/dtbs), overlays, config.txt, cmdline.txt, kernel and
+//     initramfs, as agent/bootloader/tryboot's NewCard lays them down;
+//     BOOT-B formatted and empty until an update.
+//
+// uboot (extlinux) follows.
 package firmware
 
 import (
@@ -41,14 +53,30 @@ type Part interface {
 	Family() string
 	// Layout plans the partition table for a disk whose GUIDs derive from seed.
 	Layout(seed string, sizes disk.Sizes) (disk.Layout, error)
-	// BootPartition is the boot partition of a fresh image: the boot
-	// loader and slot A's boot files, slot A committed as the default.
-	BootPartition(b Boot, initrd []byte) (*fstree.Tree, error)
+	// BootPartitions are the FAT partitions of a fresh image, by label:
+	// the boot loader and slot A's boot files, slot A committed as the
+	// default. Every FAT partition of Layout is in it.
+	BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error)
+}
+
+// Inputs are the unpacked input images a part reads files from, inside
+// them only.
+type Inputs struct {
+	// Kernel is the kernel image (the DTBs under /boot/dtbs); KernelRef
+	// names it in errors.
+	Kernel    *rootfs.Tree
+	KernelRef string
+	// Loader is the boot loader image (uefi); nil if the board names none.
+	Loader *rootfs.Tree
+	// Firmware is the board's firmware image (rpi.firmware.image); nil if
+	// the board names none.
+	Firmware *rootfs.Tree
 }
 
 // families maps a board's firmware value to the function that makes its part.
-var families = map[string]func(b *spec.Board, loaderTree *rootfs.Tree) (Part, error){
+var families = map[string]func(img *spec.Image, in Inputs) (Part, error){
 	"uefi": newUEFI,
+	"rpi":  newRPi,
 }
 
 // Families are the firmware values a board may name.
@@ -61,12 +89,12 @@ func Families() []string {
 	return names
 }
 
-// For returns the part of the board's family. loaderTree is the unpacked
-// boot loader image the board names, read inside it only.
-func For(b *spec.Board, loaderTree *rootfs.Tree) (Part, error) {
+// For returns the part of the image's board's family.
+func For(img *spec.Image, in Inputs) (Part, error) {
+	b := img.Board
 	mk, ok := families[b.Firmware]
 	if !ok {
 		return nil, fmt.Errorf("%s: firmware %q is not one Cairn knows (use one of %s)", b.File(), b.Firmware, strings.Join(Families(), ", "))
 	}
-	return mk(b, loaderTree)
+	return mk(img, in)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
-	"github.com/cairn-edge/cairn/builder/rootfs"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
 
@@ -27,7 +26,11 @@ type uefi struct {
 	efi string
 }
 
-func newUEFI(b *spec.Board, loaderTree *rootfs.Tree) (Part, error) {
+func newUEFI(img *spec.Image, in Inputs) (Part, error) {
+	b, loaderTree := img.Board, in.Loader
+	if loaderTree == nil {
+		return nil, fmt.Errorf("%s: a uefi board needs bootloader.image (systemd-boot)", b.File())
+	}
 	if _, ok := contract.EFIBootPaths[b.Arch]; !ok {
 		return nil, fmt.Errorf("%s: UEFI boot is not defined for arch %q (use amd64 or arm64)", b.File(), b.Arch)
 	}
@@ -48,11 +51,11 @@ func (u *uefi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 	return disk.Plan(u.arch, seed, s)
 }
 
-// BootPartition is the ESP of a fresh image: systemd-boot, and slot A's
+// BootPartitions is the ESP of a fresh image: systemd-boot, and slot A's
 // kernel, initramfs and boot entry written by agent/bootloader/sdboot —
 // the code the node upgrades with — installed and committed. Slot B gets
 // its files and entry when an update is written to it.
-func (u *uefi) BootPartition(b Boot, initrd []byte) (*fstree.Tree, error) {
+func (u *uefi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
 	kernel, err := os.Open(b.Kernel)
 	if err != nil {
 		return nil, err
@@ -78,5 +81,8 @@ func (u *uefi) BootPartition(b Boot, initrd []byte) (*fstree.Tree, error) {
 	if err := t.HostFile(contract.EFIBootPaths[u.arch], 0o644, u.efi); err != nil {
 		return nil, err
 	}
-	return t, esp.Walk(func(name string, data []byte) error { return t.File(name, 0o644, data) })
+	if err := esp.Walk(func(name string, data []byte) error { return t.File(name, 0o644, data) }); err != nil {
+		return nil, err
+	}
+	return map[string]*fstree.Tree{disk.LabelESP: t}, nil
 }

@@ -27,7 +27,7 @@ func (Raw) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		return nil, err
 	}
 	log.Info("step", "step", "writing disk image")
-	boot, err := p.Firmware.BootPartition(p.Boot, r.initrd)
+	fats, err := p.Firmware.BootPartitions(p.Boot, r.initrd)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func (Raw) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		return nil, err
 	}
 	defer f.Close()
-	c := disk.Contents{Boot: boot, Slots: map[contract.Slot]string{contract.SlotA: r.slot}, Epoch: p.Epoch}
+	c := disk.Contents{FAT: fats, Slots: map[contract.Slot]string{contract.SlotA: r.slot}, Epoch: p.Epoch}
 	if err := disk.Write(f, p.Layout, c); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}

@@ -296,8 +296,10 @@ func writeTree(t *testing.T, root string, files map[string]string, expand func(p
 func leaks(t *testing.T, p *Plan) string {
 	t.Helper()
 	trees := map[string]*fstree.Tree{"slot": p.Slot, "initramfs": p.Initramfs}
-	if esp, err := p.Firmware.BootPartition(p.Boot, nil); err == nil {
-		trees["boot partition"] = esp
+	if fats, err := p.Firmware.BootPartitions(p.Boot, nil); err == nil {
+		for label, tree := range fats {
+			trees["boot partition "+label] = tree
+		}
 	} else {
 		t.Errorf("boot partition: %v", err)
 	}

@@ -54,7 +54,13 @@ var kubeDirs = []string{"usr/libexec/kubernetes/kubelet-plugins/volume/exec"}
 
 // check is Check, returning what it read for Kubernetes (nil without).
 func check(img *spec.Image) (*kubeStatic, error) {
-	refs := slices.Concat([]spec.Ref{img.Kernel, img.Bootloader}, img.Services, img.Tools)
+	refs := slices.Concat([]spec.Ref{img.Kernel}, img.Services, img.Tools)
+	if img.Bootloader.Ref != "" {
+		refs = append(refs, img.Bootloader)
+	}
+	if r := img.RPi; r != nil && r.Firmware.Ref != "" {
+		refs = append(refs, r.Firmware)
+	}
 	if k := img.Kubernetes; k != nil {
 		for _, im := range k.Images {
 			refs = append(refs, im.Ref)

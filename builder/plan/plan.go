@@ -60,11 +60,13 @@ type Pin struct {
 // Inputs are an image's inputs, resolved and unpacked where a plan reads
 // their files.
 type Inputs struct {
-	kernelIn, loaderIn *source.Input
-	kernel             *kernel
-	// loaderTree is the unpacked boot loader image.
-	loaderTree *rootfs.Tree
-	services   []*source.Input
+	kernelIn, loaderIn, firmwareIn *source.Input
+	kernel                         *kernel
+	// kernelTree, loaderTree and firmwareTree are the unpacked kernel,
+	// boot loader (uefi) and firmware (rpi) images; the last two nil when
+	// the board names none.
+	kernelTree, loaderTree, firmwareTree *rootfs.Tree
+	services                             []*source.Input
 	// tools are the board's tool images and their unpacked trees.
 	tools     []*source.Input
 	toolTrees []*rootfs.Tree
@@ -91,20 +93,36 @@ func Resolve(ctx context.Context, c *source.Cache, img *spec.Image, binDir strin
 	arch := img.Board.Arch
 	in := &Inputs{}
 	if in.kernelIn, err = resolve(ctx, c, img.Kernel, arch); err != nil {
+		// A board whose kernel the user supplies says what it must hold.
+		if about := img.Board.Kernel.About; about != "" && img.Kernel.Ref == img.Board.Kernel.Image {
+			return nil, fmt.Errorf("%w\nthe board's kernel image is not there: %s", err, about)
+		}
 		return nil, err
 	}
-	if in.loaderIn, err = resolve(ctx, c, img.Bootloader, arch); err != nil {
+	if in.kernelTree, err = c.Tree(in.kernelIn); err != nil {
 		return nil, err
 	}
-	kernelTree, err := c.Tree(in.kernelIn)
-	if err != nil {
+	if in.kernel, err = openKernel(in.kernelIn, in.kernelTree); err != nil {
 		return nil, err
 	}
-	if in.loaderTree, err = c.Tree(in.loaderIn); err != nil {
-		return nil, err
+	if img.Bootloader.Ref != "" {
+		if in.loaderIn, err = resolve(ctx, c, img.Bootloader, arch); err != nil {
+			return nil, err
+		}
+		if in.loaderTree, err = c.Tree(in.loaderIn); err != nil {
+			return nil, err
+		}
 	}
-	if in.kernel, err = openKernel(in.kernelIn, kernelTree); err != nil {
-		return nil, err
+	if r := img.RPi; r != nil && r.Firmware.Ref != "" {
+		if in.firmwareIn, err = resolve(ctx, c, r.Firmware, arch); err != nil {
+			if r.FirmwareAbout != "" {
+				return nil, fmt.Errorf("%w (the firmware image: %s)", err, r.FirmwareAbout)
+			}
+			return nil, err
+		}
+		if in.firmwareTree, err = c.Tree(in.firmwareIn); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range img.Services {
 		s, err := resolve(ctx, c, r, arch)
@@ -139,7 +157,7 @@ func Resolve(ctx context.Context, c *source.Cache, img *spec.Image, binDir strin
 // the slot; work receives the baked images' OCI layouts, which the slot
 // tree refers to.
 func Make(img *spec.Image, in *Inputs, creds *pki.PKI, epoch time.Time, work string) (*Plan, error) {
-	part, err := firmware.For(img.Board, in.loaderTree)
+	part, err := firmware.For(img, firmware.Inputs{Kernel: in.kernelTree, KernelRef: img.Kernel.Ref, Loader: in.loaderTree, Firmware: in.firmwareTree})
 	if err != nil {
 		return nil, err
 	}
@@ -172,12 +190,18 @@ func Make(img *spec.Image, in *Inputs, creds *pki.PKI, epoch time.Time, work str
 	return p, nil
 }
 
-// pins lists the inputs: kernel, boot loader, services, tools, the cluster's images.
+// pins lists the inputs: kernel, boot loader or firmware, services, tools, the cluster's images.
 func (in *Inputs) pins(img *spec.Image) []Pin {
 	pin := func(role string, s *source.Input) Pin {
 		return Pin{Role: role, Ref: s.Ref.Raw, Digest: s.Digest.String()}
 	}
-	pins := []Pin{pin("kernel", in.kernelIn), pin("bootloader", in.loaderIn)}
+	pins := []Pin{pin("kernel", in.kernelIn)}
+	if in.loaderIn != nil {
+		pins = append(pins, pin("bootloader", in.loaderIn))
+	}
+	if in.firmwareIn != nil {
+		pins = append(pins, pin("firmware", in.firmwareIn))
+	}
 	for i, s := range in.services {
 		pins = append(pins, pin("service "+img.Spec.Agent.Services[i].Name, s))
 	}

@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"context"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,7 +51,21 @@ func fakeInputs(t *testing.T, img *spec.Image) *Inputs {
 	write("kernel/lib/modules/"+ver+"/modules.dep", dep.String())
 	write("kernel/lib/modules/"+ver+"/modules.builtin", "")
 	write("kernel/boot/vmlinuz", "MZkernel")
-	write("loader/"+img.Board.Bootloader.Path, "MZ-efi")
+	if img.Board.Bootloader.Path != "" {
+		write("loader/"+img.Board.Bootloader.Path, "MZ-efi")
+	}
+	if r := img.RPi; r != nil {
+		for _, d := range r.DTBs {
+			write("kernel/boot/dtbs/"+d, "dtb "+d)
+		}
+		for _, f := range r.FirmwareFiles {
+			write("firmware/"+r.FirmwareDir+"/"+f, "firmware "+f)
+		}
+		for _, o := range r.Overlays {
+			name, _, _ := strings.Cut(o, ",")
+			write("kernel/boot/dtbs/overlays/"+name+".dtbo", "overlay "+name)
+		}
+	}
 	write("bin/linux-"+img.Board.Arch+"/cairn-init", "#!init")
 	write("bin/linux-"+img.Board.Arch+"/cairn-agent", "#!agent")
 
@@ -57,9 +73,19 @@ func fakeInputs(t *testing.T, img *spec.Image) *Inputs {
 		kernelIn:   &source.Input{Ref: source.Reference{Raw: img.Kernel.Ref}},
 		loaderIn:   &source.Input{Ref: source.Reference{Raw: img.Bootloader.Ref}},
 		loaderTree: rootfs.New(filepath.Join(dir, "loader")),
+		kernelTree: rootfs.New(filepath.Join(dir, "kernel")),
+	}
+	if img.Bootloader.Ref != "" {
+		in.loaderIn = &source.Input{Ref: source.Reference{Raw: img.Bootloader.Ref}}
+	} else {
+		in.loaderIn, in.loaderTree = nil, nil
+	}
+	if img.RPi != nil && img.RPi.Firmware.Ref != "" {
+		in.firmwareIn = &source.Input{Ref: source.Reference{Raw: img.RPi.Firmware.Ref}}
+		in.firmwareTree = rootfs.New(filepath.Join(dir, "firmware"))
 	}
 	var err error
-	if in.kernel, err = openKernel(in.kernelIn, rootfs.New(filepath.Join(dir, "kernel"))); err != nil {
+	if in.kernel, err = openKernel(in.kernelIn, in.kernelTree); err != nil {
 		t.Fatal(err)
 	}
 	if in.bins, err = findBinaries(filepath.Join(dir, "bin", "linux-"+img.Board.Arch), false, false); err != nil {
@@ -134,43 +160,103 @@ func TestPlanBoards(t *testing.T) {
 			if p.Boot.Version != s.Version {
 				t.Errorf("boot version %q, want %q", p.Boot.Version, s.Version)
 			}
-			// The partition table: ESP, the two slots with the arch's root type, data.
+			// The partition table: the family's FAT partitions, the two slots with the arch's root type, data.
 			var labels []string
 			for _, part := range p.Layout.Partitions {
 				labels = append(labels, part.Label)
-				if strings.HasPrefix(part.Label, "CAIRN-") && part.Label != contract.LabelData && string(part.Type) != contract.RootTypes[b.Arch] {
+				if strings.HasPrefix(part.Label, "CAIRN-") && part.Label != contract.LabelData && part.Label != contract.RPiAutoLabel && string(part.Type) != contract.RootTypes[b.Arch] {
 					t.Errorf("%s has type %s, want %s's root type", part.Label, part.Type, b.Arch)
 				}
 			}
-			if want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}; !slices.Equal(labels, want) {
-				t.Errorf("partitions %v, want %v", labels, want)
-			}
-			// The fresh boot partition: the loader, slot A's files and its entry; nothing of slot B.
-			esp, err := p.Firmware.BootPartition(p.Boot, []byte("initrd"))
+			fats, err := p.Firmware.BootPartitions(p.Boot, []byte("initrd"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, path := range []string{contract.EFIBootPaths[b.Arch], contract.ESPLoaderConf, contract.SlotA.BootDir() + "/" + contract.KernelFile, contract.SlotA.BootDir() + "/" + contract.InitrdFile} {
-				if _, ok := esp.Get(path); !ok {
-					t.Errorf("boot partition has no %s", path)
-				}
-			}
-			var entries []string
-			for _, e := range esp.Entries() {
-				if strings.HasPrefix(e.Path, contract.ESPEntriesDir+"/") {
-					entries = append(entries, e.Path)
-					if body := read(t, esp, e.Path); !strings.Contains(body, contract.SlotOption(contract.SlotA)) || !strings.Contains(body, strings.Join(b.Kernel.Cmdline, " ")) {
-						t.Errorf("entry %s = %q, want the board's command line and %s", e.Path, body, contract.SlotOption(contract.SlotA))
-					}
-				}
-				if strings.HasPrefix(e.Path, contract.SlotB.BootDir()) {
-					t.Errorf("a fresh image has %s: slot B is empty until an update", e.Path)
-				}
-			}
-			if len(entries) != 1 {
-				t.Errorf("boot entries %v, want one for slot A", entries)
+			switch b.Firmware {
+			case "uefi":
+				checkUEFIBoot(t, b, labels, fats)
+			case "rpi":
+				checkRPiBoot(t, b, labels, fats)
+			default:
+				t.Errorf("no check for firmware %s", b.Firmware)
 			}
 		})
+	}
+}
+
+// checkUEFIBoot checks a fresh UEFI image's ESP: the loader, slot A's
+// files and its entry; nothing of slot B.
+func checkUEFIBoot(t *testing.T, b *spec.Board, labels []string, fats map[string]*fstree.Tree) {
+	t.Helper()
+	if want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}; !slices.Equal(labels, want) {
+		t.Errorf("partitions %v, want %v", labels, want)
+	}
+	esp := fats[contract.LabelESP]
+	if len(fats) != 1 || esp == nil {
+		t.Fatalf("FAT partitions %v, want the ESP only", fats)
+	}
+	for _, path := range []string{contract.EFIBootPaths[b.Arch], contract.ESPLoaderConf, contract.SlotA.BootDir() + "/" + contract.KernelFile, contract.SlotA.BootDir() + "/" + contract.InitrdFile} {
+		if _, ok := esp.Get(path); !ok {
+			t.Errorf("boot partition has no %s", path)
+		}
+	}
+	var entries []string
+	for _, e := range esp.Entries() {
+		if strings.HasPrefix(e.Path, contract.ESPEntriesDir+"/") {
+			entries = append(entries, e.Path)
+			if body := read(t, esp, e.Path); !strings.Contains(body, contract.SlotOption(contract.SlotA)) || !strings.Contains(body, strings.Join(b.Kernel.Cmdline, " ")) {
+				t.Errorf("entry %s = %q, want the board's command line and %s", e.Path, body, contract.SlotOption(contract.SlotA))
+			}
+		}
+		if strings.HasPrefix(e.Path, contract.SlotB.BootDir()) {
+			t.Errorf("a fresh image has %s: slot B is empty until an update", e.Path)
+		}
+	}
+	if len(entries) != 1 {
+		t.Errorf("boot entries %v, want one for slot A", entries)
+	}
+}
+
+// checkRPiBoot checks a fresh Raspberry Pi image's FAT partitions:
+// autoboot.txt on CAIRN-AUTO, slot A's files on BOOT-A, BOOT-B empty.
+func checkRPiBoot(t *testing.T, b *spec.Board, labels []string, fats map[string]*fstree.Tree) {
+	t.Helper()
+	bootA, bootB := contract.SlotA.RPiBootLabel(), contract.SlotB.RPiBootLabel()
+	if want := []string{contract.RPiAutoLabel, bootA, bootB, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}; !slices.Equal(labels, want) {
+		t.Errorf("partitions %v, want %v", labels, want)
+	}
+	if len(fats) != 3 {
+		t.Fatalf("FAT partitions %v, want three", fats)
+	}
+	if got := read(t, fats[contract.RPiAutoLabel], contract.RPiAutobootFile); !strings.Contains(got, "tryboot_a_b=1") || !strings.Contains(got, "boot_partition=2") {
+		t.Errorf("autoboot.txt = %q", got)
+	}
+	a := fats[bootA]
+	want := []string{contract.RPiKernelFile, contract.RPiInitrdFile, contract.RPiCmdlineFile, contract.RPiConfigFile, contract.RPiStampFile}
+	for _, d := range b.RPi.DTBs {
+		want = append(want, path.Base(d))
+	}
+	if f := b.RPi.Firmware; f != nil {
+		for _, name := range f.Files {
+			want = append(want, path.Base(name))
+		}
+	}
+	for _, name := range want {
+		if _, ok := a.Get(name); !ok {
+			t.Errorf("%s has no %s", bootA, name)
+		}
+	}
+	if got := read(t, a, contract.RPiCmdlineFile); !strings.HasSuffix(got, strings.Join(b.Kernel.Cmdline, " ")+" "+contract.SlotOption(contract.SlotA)+"\n") {
+		t.Errorf("cmdline.txt = %q, want the board's command line and %s", got, contract.SlotOption(contract.SlotA))
+	}
+	config := read(t, a, contract.RPiConfigFile)
+	for _, line := range b.RPi.Config {
+		if !strings.Contains(config, line+"\n") {
+			t.Errorf("config.txt lacks the board's %q:\n%s", line, config)
+		}
+	}
+	if n := len(fats[bootB].Entries()); n != 0 {
+		t.Errorf("%s holds %d entries on a fresh image, want none", bootB, n)
 	}
 }
 
@@ -187,7 +273,7 @@ func TestPlanUnknownFirmware(t *testing.T) {
 	b.Firmware = "coreboot"
 	img := spec.Merge(s, b)
 	_, err = Make(img, fakeInputs(t, img), nil, time.Unix(0, 0), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), `firmware "coreboot" is not one Cairn knows (use one of uefi)`) {
+	if err == nil || !strings.Contains(err.Error(), `firmware "coreboot" is not one Cairn knows (use one of rpi, uefi)`) {
 		t.Fatalf("Make error = %v, want the unknown firmware named with the known ones", err)
 	}
 }
@@ -209,4 +295,32 @@ func read(t *testing.T, tree *fstree.Tree, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestResolveRPi5NeedsItsKernel: boards/rpi5.yaml's kernel is one the user
+// supplies; without it, Resolve names the input and what it must hold.
+func TestResolveRPi5NeedsItsKernel(t *testing.T) {
+	s, err := spec.LoadSpec(minimalSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := spec.LoadBoard(boardsDir, "rpi5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := spec.Merge(s, b)
+	idx, _ := os.ReadFile(filepath.Join(boardsDir, "..", ".cache", "oci", "index.json"))
+	if strings.Contains(string(idx), `"rpi5-kernel"`) {
+		t.Skip("a Pi 5 kernel is in .cache/oci")
+	}
+	c, err := source.OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Resolve(context.Background(), c, img, t.TempDir())
+	for _, want := range []string{"rpi5.yaml:", "oci-layout:../.cache/oci:rpi5-kernel", "the board's kernel image is not there", "/boot/dtbs/broadcom/bcm2712-rpi-5-b.dtb"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Resolve error = %v, want it to contain %q", err, want)
+		}
+	}
 }

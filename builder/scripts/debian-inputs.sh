@@ -4,6 +4,8 @@
 #   debian-linux-<arch>        /boot/vmlinuz, /lib/modules/<version>, /boot/dtbs/
 #   debian-systemd-boot-<arch> usr/lib/systemd/boot/efi/systemd-boot*.efi
 #   debian-nftables-<arch>     usr/sbin/nft with its libraries (see below)
+#   debian-raspi-firmware      the Raspberry Pi firmware, usr/lib/raspi-firmware/
+#                              (start4.elf, fixup4.dat, bootcode.bin, …; see below)
 # The unpacked kernel trees stay in CACHE/debian/linux-<arch> for tests.
 # usage: debian-inputs.sh CAIRN_BINARY CACHE_DIR
 set -euo pipefail
@@ -126,3 +128,41 @@ for arch in amd64 arm64; do
   rm -rf "$d" "$work"/nftables-*-"$arch".done
   touch "$stamp"
 done
+
+# The Raspberry Pi's boot firmware, for boards/rpi4.yaml's firmware.image:
+# Debian's raspi-firmware package (start*.elf, fixup*.dat, bootcode.bin
+# under usr/lib/raspi-firmware/), in the non-free-firmware component, which
+# is enabled here on the main suite's Components: line if it is not yet
+# (deb822 sources, as Debian 12 ships them; once). The stamp carries the
+# package's version: a Debian update repacks.
+sources=/etc/apt/sources.list.d/debian.sources
+if ! apt-cache show raspi-firmware >/dev/null 2>&1; then
+  if [ -f "$sources" ] && ! grep -q '^Components:.*non-free-firmware' "$sources"; then
+    echo "inputs: enabling Debian's non-free-firmware component in $sources (for raspi-firmware)"
+    if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo sed -i '/^Components:/{/non-free-firmware/!s/$/ non-free-firmware/}' "$sources"
+  fi
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+fi
+rpi_version=$(apt-cache show --no-all-versions raspi-firmware 2>/dev/null | sed -n 's/^Version: //p' | head -1)
+[ -n "$rpi_version" ] || { echo "inputs: no Debian package raspi-firmware: add non-free-firmware to the Components: line of $sources and run apt-get update" >&2; exit 1; }
+stamp=$work/raspi-firmware-$rpi_version.done
+if [ ! -f "$stamp" ]; then
+  echo "inputs: wrapping raspi-firmware $rpi_version"
+  d=$work/raspi-firmware
+  rm -rf "$d" && mkdir -p "$d/debs" "$d/all" "$d/tree"
+  (cd "$d/debs" && apt-get download -q raspi-firmware >/dev/null 2>&1) ||
+    { echo "inputs: apt-get download raspi-firmware failed (check the network and apt sources)" >&2; exit 1; }
+  dpkg-deb -x "$d"/debs/raspi-firmware_*.deb "$d/all"
+  [ -f "$d/all/usr/lib/raspi-firmware/start4.elf" ] ||
+    { echo "inputs: raspi-firmware $rpi_version has no usr/lib/raspi-firmware/start4.elf" >&2; exit 1; }
+  mkdir -p "$d/tree/usr/lib" "$d/tree/usr/share/doc"
+  mv "$d/all/usr/lib/raspi-firmware" "$d/tree/usr/lib/raspi-firmware"
+  [ ! -d "$d/all/usr/share/doc/raspi-firmware" ] || mv "$d/all/usr/share/doc/raspi-firmware" "$d/tree/usr/share/doc/"
+  # The firmware is built for the VideoCore, not for an arm64 CPU; arm64 is
+  # the arch of the boards that boot it.
+  "$cairn" input pack --dir "$d/tree" --arch arm64 --layout "$layout" --tag debian-raspi-firmware
+  rm -rf "$d" "$work"/raspi-firmware-*.done
+  touch "$stamp"
+fi

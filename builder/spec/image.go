@@ -26,8 +26,12 @@ type Image struct {
 	Board *Board
 	// Kernel is the kernel image to use.
 	Kernel Ref
-	// Bootloader is the image that holds the EFI boot loader.
+	// Bootloader is the image that holds the EFI boot loader; empty on
+	// boards whose firmware is not uefi.
 	Bootloader Ref
+	// RPi is a Raspberry Pi board's boot files with the spec's additions;
+	// nil on other boards.
+	RPi *RPi
 	// Cmdline is the kernel command line without the slot parameter.
 	Cmdline []string
 	// BootModules reach the root slot; the initramfs loads them.
@@ -43,6 +47,28 @@ type Image struct {
 	// Kubernetes is what the build bakes for the bundled Kubernetes; nil
 	// when the spec has no kubernetes section.
 	Kubernetes *Kubernetes
+}
+
+// RPi is the Raspberry Pi's boot files of an image.
+type RPi struct {
+	// Firmware is the firmware image; Ref.Ref is empty when the board
+	// takes none (the Pi 5).
+	Firmware Ref
+	// FirmwareDir, FirmwareFiles and FirmwareAbout are the board's rpi.firmware.
+	FirmwareDir   string
+	FirmwareFiles []string
+	FirmwareAbout string
+	// DTBs are paths under the kernel image's /boot/dtbs.
+	DTBs []string
+	// Config are the board's config.txt lines, then the spec's.
+	Config []string
+	// Overlays are the board's overlays, then the spec's.
+	Overlays []string
+	// From names the board's rpi section for errors; FirmwareFrom,
+	// DTBFrom and OverlayFrom name each entry's file and line (the
+	// board's or the spec's).
+	From                               string
+	FirmwareFrom, DTBFrom, OverlayFrom []string
 }
 
 // Kubernetes is the spec's kubernetes section merged with the board's.
@@ -107,10 +133,36 @@ func Merge(s *Spec, b *Board) *Image {
 		Spec:        s,
 		Board:       b,
 		Kernel:      Ref{Ref: b.Kernel.Image, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, "kernel.image")},
-		Bootloader:  Ref{Ref: b.Bootloader.Image, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, "bootloader.image")},
 		Cmdline:     slices.Concat(OSCmdline, b.Kernel.Cmdline, s.Kernel.Cmdline),
 		BootModules: append([]string{}, b.Kernel.BootModules...),
 		Modules:     append(append([]string{}, b.Kernel.Modules...), s.Kernel.Modules...),
+	}
+	if b.Bootloader.Image != "" {
+		img.Bootloader = Ref{Ref: b.Bootloader.Image, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, "bootloader.image")}
+	}
+	if r := b.RPi; r != nil && b.Firmware == "rpi" {
+		img.RPi = &RPi{
+			DTBs:     append([]string{}, r.DTBs...),
+			Config:   slices.Concat(r.Config, s.RPi.Config),
+			Overlays: slices.Concat(r.Overlays, s.RPi.Overlays),
+			From:     b.lines.at(b.file, "rpi"),
+		}
+		for i := range r.DTBs {
+			img.RPi.DTBFrom = append(img.RPi.DTBFrom, b.lines.at(b.file, fmt.Sprintf("rpi.dtbs[%d]", i)))
+		}
+		for i := range r.Overlays {
+			img.RPi.OverlayFrom = append(img.RPi.OverlayFrom, b.lines.at(b.file, fmt.Sprintf("rpi.overlays[%d]", i)))
+		}
+		for i := range s.RPi.Overlays {
+			img.RPi.OverlayFrom = append(img.RPi.OverlayFrom, s.lines.at(s.file, fmt.Sprintf("rpi.overlays[%d]", i)))
+		}
+		if f := r.Firmware; f != nil {
+			img.RPi.Firmware = Ref{Ref: f.Image, Dir: filepath.Dir(b.file), From: b.lines.at(b.file, "rpi.firmware.image")}
+			img.RPi.FirmwareDir, img.RPi.FirmwareFiles, img.RPi.FirmwareAbout = f.Dir, append([]string{}, f.Files...), f.About
+			for i := range f.Files {
+				img.RPi.FirmwareFrom = append(img.RPi.FirmwareFrom, b.lines.at(b.file, fmt.Sprintf("rpi.firmware.files[%d]", i)))
+			}
+		}
 	}
 	for i, svc := range s.Agent.Services {
 		img.Services = append(img.Services, Ref{Ref: svc.Image, Dir: filepath.Dir(s.file), From: s.lines.at(s.file, fmt.Sprintf("services[%d].image", i))})

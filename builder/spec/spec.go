@@ -8,13 +8,15 @@ package spec
 
 import (
 	"fmt"
-
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/cairn-edge/cairn/agent/bootloader/tryboot"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/sysctl"
 )
@@ -37,6 +39,9 @@ type Spec struct {
 	// value, which cairn-init applies at boot (agent/sysctl), e.g.
 	// vm.min_free_kbytes: "8192".
 	Sysctl map[string]string `yaml:"sysctl"`
+	// RPi adds to a Raspberry Pi board's config.txt and overlays; boards
+	// of other firmware ignore it, so that one spec serves every board.
+	RPi SpecRPi `yaml:"rpi"`
 	// Agent is the node agent's configuration: network, ntp, services,
 	// api, kubernetes, update, firewall.
 	// The builder resolves each service's image and bakes it into the slot.
@@ -56,9 +61,19 @@ type SpecKernel struct {
 	Modules []string `yaml:"modules"`
 }
 
+// SpecRPi is what a spec adds on Raspberry Pi boards.
+type SpecRPi struct {
+	// Config are config.txt lines after the board's.
+	Config []string `yaml:"config"`
+	// Overlays are device-tree overlays after the board's (see BoardRPi.Overlays).
+	Overlays []string `yaml:"overlays"`
+}
+
 // Disk sizes the GPT partitions. Zero means the default.
 type Disk struct {
-	// ESPSize is the EFI system partition (boot loader, kernels, initramfs for both slots).
+	// ESPSize is the EFI system partition (boot loader, kernels, initramfs
+	// for both slots); on a Raspberry Pi, each slot's boot partition
+	// (BOOT-A, BOOT-B: firmware, kernel, initramfs, DTBs).
 	ESPSize Size `yaml:"espSize"`
 	// SlotSize is each of the two root slot partitions.
 	SlotSize Size `yaml:"slotSize"`
@@ -82,12 +97,15 @@ type Board struct {
 	Description string `yaml:"description"`
 	// Arch is the Go architecture: amd64 or arm64.
 	Arch string `yaml:"arch"`
-	// Firmware is how the board boots; only "uefi" for now.
+	// Firmware is how the board boots: uefi (systemd-boot on an ESP) or
+	// rpi (the Raspberry Pi firmware's tryboot).
 	Firmware string `yaml:"firmware"`
 	// Kernel is the board's default kernel.
 	Kernel BoardKernel `yaml:"kernel"`
-	// Bootloader is the UEFI boot loader.
+	// Bootloader is the UEFI boot loader (firmware uefi).
 	Bootloader Bootloader `yaml:"bootloader"`
+	// RPi is the Raspberry Pi's boot files (firmware rpi).
+	RPi *BoardRPi `yaml:"rpi"`
 	// Kubernetes is what the board brings to images that run the bundled
 	// Kubernetes (specs with a kubernetes section); other images ignore it.
 	Kubernetes *BoardKubernetes `yaml:"kubernetes"`
@@ -109,6 +127,41 @@ type BoardKernel struct {
 	BootModules []string `yaml:"bootModules"`
 	// Modules are loaded from the slot after the switch to it (input, network).
 	Modules []string `yaml:"modules"`
+	// About says what the kernel image must hold and where it comes from,
+	// for the error when it cannot be resolved (a kernel the user supplies).
+	About string `yaml:"about"`
+}
+
+// BoardRPi is a Raspberry Pi board's boot files, besides the kernel and
+// initramfs: each slot's boot partition gets them.
+type BoardRPi struct {
+	// Firmware is the firmware the board's boot ROM or EEPROM loads from the
+	// boot partition (start4.elf, fixup4.dat on the Pi 4); none on the Pi 5.
+	Firmware *RPiFirmware `yaml:"firmware"`
+	// DTBs are device trees in the kernel image, relative to its
+	// /boot/dtbs (broadcom/bcm2711-rpi-4-b.dtb), copied to the boot
+	// partition's root, where the firmware looks for them by name.
+	DTBs []string `yaml:"dtbs"`
+	// Config are config.txt lines; tryboot's install adds the ones that
+	// name the kernel, initramfs and cmdline.txt.
+	Config []string `yaml:"config"`
+	// Overlays are device-tree overlays, NAME or NAME,PARAMS: NAME.dtbo
+	// from the kernel image's /boot/dtbs/overlays (or the firmware's
+	// overlays/) goes to the boot partition's overlays/, and config.txt
+	// gets dtoverlay=NAME[,PARAMS].
+	Overlays []string `yaml:"overlays"`
+}
+
+// RPiFirmware is the Raspberry Pi firmware taken from an OCI image.
+type RPiFirmware struct {
+	// Image is an OCI reference to an image holding the firmware files.
+	Image string `yaml:"image"`
+	// Dir is the firmware files' folder inside the image.
+	Dir string `yaml:"dir"`
+	// Files are the files, relative to Dir, copied to the boot partition's root.
+	Files []string `yaml:"files"`
+	// About says where the image comes from, for errors about it.
+	About string `yaml:"about"`
 }
 
 // Bootloader is a UEFI boot loader taken from an OCI image.
@@ -151,6 +204,8 @@ var (
 	versionRE   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 	moduleRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	keyRE       = regexp.MustCompile(`^[A-Za-z]+(\[[0-9]+\])?`)
+	// overlayNameRE is an overlay: a .dtbo's name and dtoverlay's parameters.
+	overlayNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(,\S*)?$`)
 )
 
 // Arches are the architectures a board may name.
@@ -238,6 +293,9 @@ func (s *Spec) validate() error {
 		}
 	}
 	if err := checkModules(s.file, s.lines, "kernel.modules", s.Kernel.Modules); err != nil {
+		return err
+	}
+	if err := checkRPiConfig(s.file, s.lines, "rpi", s.RPi.Config, s.RPi.Overlays); err != nil {
 		return err
 	}
 	if err := s.Agent.Validate(); err != nil {
@@ -351,10 +409,16 @@ func (b *Board) validate() error {
 		return fmt.Errorf("%s: missing required key \"arch\" (one of %s)", at(""), strings.Join(Arches, ", "))
 	case !contains(Arches, b.Arch):
 		return fmt.Errorf("%s: arch %q is not supported: use one of %s (Go names, not x86_64/aarch64)", at("arch"), b.Arch, strings.Join(Arches, ", "))
-	case b.Firmware != "uefi":
-		return fmt.Errorf("%s: firmware %q is not supported: use uefi", at("firmware"), b.Firmware)
+	case b.Firmware != "uefi" && b.Firmware != "rpi":
+		return fmt.Errorf("%s: firmware %q is not supported: use uefi or rpi", at("firmware"), b.Firmware)
 	case b.Kernel.Image == "":
 		return fmt.Errorf("%s: missing required key \"kernel.image\" (an OCI reference to a kernel image)", at("kernel"))
+	case b.Firmware == "rpi":
+		if err := b.validateRPi(); err != nil {
+			return err
+		}
+	case b.RPi != nil:
+		return fmt.Errorf("%s: an rpi section is for boards with firmware: rpi, and this one's is %s: take it out", at("rpi"), b.Firmware)
 	case b.Bootloader.Image == "":
 		return fmt.Errorf("%s: missing required key \"bootloader.image\" (an OCI reference holding systemd-boot)", at("bootloader"))
 	case b.Bootloader.Path == "" || strings.HasPrefix(b.Bootloader.Path, "/") || !strings.HasSuffix(b.Bootloader.Path, ".efi"):
@@ -385,6 +449,77 @@ func (b *Board) validate() error {
 	}
 	return nil
 }
+
+// validateRPi checks a Raspberry Pi board's rpi section.
+func (b *Board) validateRPi() error {
+	at := func(p string) string { return b.lines.at(b.file, p) }
+	r := b.RPi
+	switch {
+	case b.Arch != "arm64":
+		return fmt.Errorf("%s: firmware rpi boots 64-bit kernels only: use arch: arm64", at("arch"))
+	case b.Bootloader != (Bootloader{}):
+		return fmt.Errorf("%s: bootloader is for UEFI boards; the Raspberry Pi's firmware is its boot loader (rpi.firmware): take it out", at("bootloader"))
+	case r == nil || len(r.DTBs) == 0:
+		return fmt.Errorf("%s: missing required key \"rpi.dtbs\" (the board's device trees in the kernel image, e.g. [broadcom/bcm2711-rpi-4-b.dtb])", at(""))
+	}
+	seen := map[string]string{}
+	for i, d := range r.DTBs {
+		key := fmt.Sprintf("rpi.dtbs[%d]", i)
+		if !relPath(d) || !strings.HasSuffix(d, ".dtb") {
+			return fmt.Errorf("%s: %s %q must be the relative path of a .dtb under the kernel image's /boot/dtbs, e.g. broadcom/bcm2711-rpi-4-b.dtb", at(key), key, d)
+		}
+		base := strings.ToLower(path.Base(d))
+		if other, ok := seen[base]; ok {
+			return fmt.Errorf("%s: %s %q and %q are one file on the boot partition: keep one", at(key), key, other, d)
+		}
+		seen[base] = d
+	}
+	if f := r.Firmware; f != nil {
+		switch {
+		case f.Image == "":
+			return fmt.Errorf("%s: missing required key \"rpi.firmware.image\" (an OCI reference holding the firmware, e.g. oci-layout:../.cache/oci:debian-raspi-firmware)", at("rpi.firmware"))
+		case f.Dir != "" && !relPath(f.Dir):
+			return fmt.Errorf("%s: rpi.firmware.dir %q must be a relative path inside the image, e.g. usr/lib/raspi-firmware", at("rpi.firmware.dir"), f.Dir)
+		case len(f.Files) == 0:
+			return fmt.Errorf("%s: rpi.firmware.files is empty: name the firmware files, e.g. [start4.elf, fixup4.dat]", at("rpi.firmware"))
+		}
+		for i, name := range f.Files {
+			key := fmt.Sprintf("rpi.firmware.files[%d]", i)
+			base := strings.ToLower(path.Base(name))
+			if !relPath(name) {
+				return fmt.Errorf("%s: %s %q must be a relative path inside rpi.firmware.dir", at(key), key, name)
+			}
+			if other, ok := seen[base]; ok {
+				return fmt.Errorf("%s: %s %q and %q are one file on the boot partition: keep one", at(key), key, other, name)
+			}
+			seen[base] = name
+		}
+	}
+	return checkRPiConfig(b.file, b.lines, "rpi", r.Config, r.Overlays)
+}
+
+// checkRPiConfig checks the config.txt lines and overlays of section key.
+func checkRPiConfig(file string, ls lines, key string, config, overlays []string) error {
+	for i, line := range config {
+		k := fmt.Sprintf("%s.config[%d]", key, i)
+		if strings.ContainsAny(line, "\r\n\x00") {
+			return fmt.Errorf("%s: %s has a line break or NUL: give one config.txt line per entry", ls.at(file, k), k)
+		}
+		if err := tryboot.CheckConfigLine(line); err != nil {
+			return fmt.Errorf("%s: %s: %v", ls.at(file, k), k, err)
+		}
+	}
+	for i, o := range overlays {
+		k := fmt.Sprintf("%s.overlays[%d]", key, i)
+		if !overlayNameRE.MatchString(o) {
+			return fmt.Errorf("%s: %s %q is not an overlay: write NAME or NAME,PARAMS as dtoverlay= takes it, e.g. disable-bt", ls.at(file, k), k, o)
+		}
+	}
+	return nil
+}
+
+// relPath tells whether p is a relative slash-separated path without . or .. parts.
+func relPath(p string) bool { return fs.ValidPath(p) && p != "." }
 
 // checkTools checks the tools and modules of the board's section key.
 func (b *Board) checkTools(key string, tools, mods []string) error {

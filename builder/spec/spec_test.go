@@ -48,6 +48,10 @@ func TestParseSpec(t *testing.T) {
 		{"bad address", "name: a\nversion: 1.0.0\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.0.0.300/24]\n", "images/x.yaml:3: network:"},
 		{"agent keys", "name: a\nversion: 1.0.0\nntp: [time.example]\napi:\n  port: 8443\nnetwork:\n  hostname: edge-1\n", ""},
 		{"plain metrics", "name: a\nversion: 1.0.0\napi:\n  metrics: {interface: eth0, port: 9100}\n", ""},
+		{"rpi", "name: a\nversion: 1.0.0\nrpi:\n  config: [hdmi_safe=1]\n  overlays: [disable-bt]\n", ""},
+		{"rpi owned config", "name: a\nversion: 1.0.0\nrpi:\n  config:\n    - hdmi_safe=1\n    - initramfs other followkernel\n", `images/x.yaml:6: rpi.config[1]: "initramfs other followkernel" chooses boot files`},
+		{"rpi config line break", "name: a\nversion: 1.0.0\nrpi:\n  config: [\"a=1\\nkernel=x\"]\n", "images/x.yaml:4: rpi.config[0] has a line break"},
+		{"rpi bad overlay", "name: a\nversion: 1.0.0\nrpi:\n  overlays: ['a b']\n", `images/x.yaml:4: rpi.overlays[0] "a b" is not an overlay`},
 		{"plain metrics unknown key", "name: a\nversion: 1.0.0\napi:\n  metrics: {iface: eth0}\n", `unknown key "iface" in api.metrics`},
 		{"plain metrics without interface", "name: a\nversion: 1.0.0\napi:\n  metrics: {port: 9100}\n", "api.metrics.interface"},
 		{"empty", "", "the file is empty"},
@@ -115,6 +119,12 @@ func TestParseSpec(t *testing.T) {
 					}
 					return
 				}
+				if tt.name == "rpi" {
+					if strings.Join(s.RPi.Config, " ") != "hdmi_safe=1" || strings.Join(s.RPi.Overlays, " ") != "disable-bt" {
+						t.Errorf("rpi = %+v", s.RPi)
+					}
+					return
+				}
 				if tt.name == "agent keys" {
 					if s.Agent.API.Port != 8443 || s.Agent.Network.Hostname != "edge-1" || s.Agent.Clock.NTP[0] != "time.example" {
 						t.Errorf("agent config = %+v", s.Agent)
@@ -157,6 +167,16 @@ func TestParseBoard(t *testing.T) {
 		{"firewall empty tool", goodBoard + "firewall:\n  tools: ['']\n", "boards/qemu-x86_64.yaml:12: firewall.tools entry is empty"},
 		{"firewall bad module", goodBoard + "firewall:\n  tools: [oci-layout:x]\n  modules: [nf tables]\n", `boards/qemu-x86_64.yaml:13: module "nf tables" is not a module name`},
 		{"firewall unknown key", goodBoard + "firewall:\n  allow: []\n", `boards/qemu-x86_64.yaml:12: unknown key "allow" in firewall (known keys: modules, tools)`},
+		{"rpi", "name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", ""},
+		{"rpi on amd64", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "arch: arm64", "arch: amd64", 1), "boards/qemu-x86_64.yaml:2: firmware rpi boots 64-bit kernels only"},
+		{"rpi without dtbs", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n", "", 1), `missing required key "rpi.dtbs"`},
+		{"rpi absolute dtb", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "[broadcom/", "[/broadcom/", 1), "boards/qemu-x86_64.yaml:11: rpi.dtbs[0] \"/broadcom/bcm2711-rpi-4-b.dtb\" must be the relative path"},
+		{"rpi duplicate file", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "fixup4.dat]", "fixup4.dat, x/START4.ELF]", 1), "boards/qemu-x86_64.yaml:10: rpi.firmware.files[2] \"start4.elf\" and \"x/START4.ELF\" are one file"},
+		{"rpi owned config", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "[enable_uart=1]", "[enable_uart=1, os_prefix=x/]", 1), `boards/qemu-x86_64.yaml:12: rpi.config[1]: "os_prefix=x/" chooses boot files`},
+		{"rpi bad overlay", strings.Replace("name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n", "[disable-bt,", "['../evil',", 1), `boards/qemu-x86_64.yaml:13: rpi.overlays[0] "../evil" is not an overlay`},
+		{"rpi with a bootloader", "name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n" + "bootloader:\n  image: x\n", "boards/qemu-x86_64.yaml:14: bootloader is for UEFI boards"},
+		{"rpi section on uefi", goodBoard + "rpi:\n  dtbs: [a.dtb]\n", "boards/qemu-x86_64.yaml:11: an rpi section is for boards with firmware: rpi"},
+		{"rpi unknown key", "name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n" + "  dtoverlays: []\n", `unknown key "dtoverlays" in rpi`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -105,6 +105,29 @@ var owned = map[string]string{
 	"auto_initramfs":  "it loads an initramfs named after the kernel",
 }
 
+// CheckConfigLine checks one line of a board's config.txt: it must not
+// choose boot files (Install writes those settings) nor turn arm_64bit off.
+// The builder checks a board's and a spec's lines with it before a build.
+func CheckConfigLine(line string) error {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+		return nil
+	}
+	// "initramfs FILE ADDR" has no "="; everything else is key=value.
+	key, value, _ := strings.Cut(line, "=")
+	if k, _, ok := strings.Cut(key, " "); ok {
+		key = k
+	}
+	key = strings.ToLower(strings.TrimSpace(key))
+	if why, ok := owned[key]; ok {
+		return fmt.Errorf("%q chooses boot files (%s): take it out of the board's config.txt", line, why)
+	}
+	if key == "arm_64bit" && strings.TrimSpace(value) != "1" {
+		return fmt.Errorf("%q: Cairn's kernels are 64-bit (Install writes arm_64bit=1)", line)
+	}
+	return nil
+}
+
 // configTxt is the slot's config.txt: the board's settings, then an [all]
 // section (whatever filter the board left open) naming Install's files.
 func configTxt(slot contract.Slot, board []byte, initrd bool) ([]byte, error) {
@@ -113,21 +136,8 @@ func configTxt(slot contract.Slot, board []byte, initrd bool) ([]byte, error) {
 		return nil, fmt.Errorf("installing slot %s: %s has a NUL byte: not text", slot, name)
 	}
 	for i, line := range strings.Split(string(board), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
-			continue
-		}
-		// "initramfs FILE ADDR" has no "="; everything else is key=value.
-		key, value, _ := strings.Cut(line, "=")
-		if k, _, ok := strings.Cut(key, " "); ok {
-			key = k
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		if why, ok := owned[key]; ok {
-			return nil, fmt.Errorf("installing slot %s: %s:%d: %q chooses boot files (%s): take it out of the board's config.txt", slot, name, i+1, line, why)
-		}
-		if key == "arm_64bit" && strings.TrimSpace(value) != "1" {
-			return nil, fmt.Errorf("installing slot %s: %s:%d: %q: Cairn's kernels are 64-bit (Install writes arm_64bit=1)", slot, name, i+1, line)
+		if err := CheckConfigLine(line); err != nil {
+			return nil, fmt.Errorf("installing slot %s: %s:%d: %w", slot, name, i+1, err)
 		}
 	}
 	var b bytes.Buffer

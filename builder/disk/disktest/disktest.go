@@ -25,7 +25,7 @@ func Image(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := disk.Write(f, l, disk.Contents{Boot: fstree.New(), Epoch: time.Unix(1e9, 0)}); err != nil {
+	if err := disk.Write(f, l, disk.Contents{FAT: map[string]*fstree.Tree{disk.LabelESP: fstree.New()}, Epoch: time.Unix(1e9, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	return path
