@@ -54,6 +54,7 @@ var allowList = []struct {
 	{[]string{"bmaptool", "copy", "--bmap"}, "it writes a card; TestBuildChecksOut (builder/build) runs the same bmaptool copy --bmap into a file"},
 	{[]string{"mcopy", "-i"}, "it writes onto an image's ESP; putOnESP (qemu-tests/agent_test.go) runs the same mcopy -i IMAGE@@1M for TestNodeFile"},
 	{[]string{"bash", ".ci/run"}, "it is CI's entry point, which runs make test"},
+	{[]string{"cairn", "flash"}, "it writes a card; TestFlashCommand (builder/cmd/cairn) runs the same flags onto loop devices, and builder/flash's tests every image format"},
 }
 
 // Where says which test runs c, or why none does.
