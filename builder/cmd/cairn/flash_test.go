@@ -128,16 +128,7 @@ func TestFlashCommand(t *testing.T) {
 		if !strings.Contains(stdout.String(), "written and verified") || !strings.Contains(stderr.String(), "the card can be removed") {
 			t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		esp, err := disk.OpenESP(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := esp.ReadFile(contract.NodeFileName)
+		b, err := espFile(t, dev, contract.NodeFileName)
 		if err != nil || !strings.Contains(string(b), "hostname: edge-9") || !strings.Contains(string(b), "10.1.0.9/16") {
 			t.Errorf("%s: %v\n%s", contract.NodeFileName, err, b)
 		}
@@ -154,20 +145,11 @@ func TestFlashCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		cert, err := espFile(t, dev, contract.NodeCertFileName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		esp, err := disk.OpenESP(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := esp.ReadFile(contract.NodeCertFileName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := esp.ReadFile(contract.NodeKeyFileName)
+		key, err := espFile(t, dev, contract.NodeKeyFileName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,4 +165,19 @@ func TestFlashCommand(t *testing.T) {
 			t.Errorf("client config: %v", err)
 		}
 	})
+}
+
+// espFile reads name from the ESP of the disk at dev.
+func espFile(t *testing.T, dev, name string) ([]byte, error) {
+	t.Helper()
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	esp, err := disk.OpenESP(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return esp.ReadFile(name)
 }
