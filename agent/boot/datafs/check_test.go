@@ -110,7 +110,7 @@ func mountCheck(t *testing.T, img string, settle func(t *testing.T, dev string))
 	if settle != nil {
 		settle(t, loop)
 	}
-	if err := unix.Unmount(dir, 0); err != nil {
+	if err := unmount(dir); err != nil {
 		t.Fatalf("unmounting %s: %v", loop, err)
 	}
 	name := filepath.Base(loop)
@@ -162,4 +162,17 @@ func sparseFile(t *testing.T, size int64) string {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// unmount unmounts dir, waiting out EBUSY for a few seconds: a process
+// another parallel test forks holds a copy of every open descriptor until
+// it execs, so a file just closed here can still be open there.
+func unmount(dir string) error {
+	for range 50 {
+		if err := unix.Unmount(dir, 0); err != unix.EBUSY {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return unix.Unmount(dir, 0)
 }
