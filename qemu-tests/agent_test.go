@@ -79,6 +79,7 @@ func nodeJSON(t *testing.T, vm *qemu.VM, config string, v any, args ...string) {
 // are refused.
 func TestAgentAPI(t *testing.T) {
 	needServices(t)
+	share(t, everyCore)
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	os.Truncate(disk, 2<<30)
 	vm := qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithDisk(disk), qemu.WithMemory(1024), qemu.WithPortForward(0, api.DefaultPort))
@@ -329,7 +330,7 @@ func expiredClient(t *testing.T) string {
 // device and a malformed per-node file on the ESP: the file is ignored with
 // a console warning, and every baked service still starts.
 func TestNoNetworkAndBadNodeFile(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	needServices(t)
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	putOnESP(t, disk, "cairn-node.yaml", "hostname: [not, a, name\n")
@@ -348,7 +349,7 @@ func TestNoNetworkAndBadNodeFile(t *testing.T) {
 // TestNodeFile gives one card its own hostname and static address through
 // the per-node file on the ESP.
 func TestNodeFile(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	needServices(t)
 	disk := qemu.CopyImage(t, servicesImage.Image)
 	putOnESP(t, disk, "cairn-node.yaml", `hostname: edge-7

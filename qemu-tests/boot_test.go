@@ -5,6 +5,7 @@ package qemutests
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -46,6 +47,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	unboundedParallel() // machine schedules the tests (share)
 	os.Exit(func() int {
 		root, err := testimage.RepoRoot()
 		if err != nil {
@@ -131,13 +134,6 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// Scheduling, on the 2 cores CI has: the tests whose guests want a machine
-// to themselves run first, one at a time (TestAgentAPI for its latency
-// figures under a flood; the Kubernetes guests, two vCPUs each, whose API
-// server misses its deadlines when TCG shares the cores); every other
-// test, a one-vCPU guest at a time, calls t.Parallel and runs beside one
-// other (go test's -parallel, GOMAXPROCS) after them.
-
 // testNode is the name the test images (but the minimal ones) are
 // provisioned as: the node identity their node API serves.
 const testNode = "edge-1"
@@ -153,7 +149,7 @@ func TestBootAndPersist(t *testing.T) {
 	t.Parallel()
 	for _, b := range boards {
 		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
+			share(t, 1)
 			disk := qemu.CopyImage(t, images[b.name])
 			if err := os.Truncate(disk, 2<<30); err != nil {
 				t.Fatal(err)
@@ -227,7 +223,7 @@ func expectData(t *testing.T, vm *qemu.VM, n int) int {
 // TestCorruptSlot boots an image whose slot A was overwritten: cairn-init
 // must say why it cannot boot on the console and reboot, not hang silently.
 func TestCorruptSlot(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	disk := qemu.CopyImage(t, images["qemu-x86_64"])
 	f, err := os.OpenFile(disk, os.O_RDWR, 0)
 	if err != nil {
@@ -251,7 +247,7 @@ func TestCorruptSlot(t *testing.T) {
 // TestImageReproducible builds the real minimal image again, from a cold
 // cache, and compares it byte for byte with TestMain's build.
 func TestImageReproducible(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	again := *env
 	again.Cache, again.Node = t.TempDir(), ""
 	res, err := again.Minimal("qemu-x86_64", t.TempDir())

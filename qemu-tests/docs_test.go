@@ -21,7 +21,7 @@ import (
 // commands are run by TestAgentAPI and TestKubernetes (runDocumented), and
 // qemu-tests/doccmd's own test fails for a command nothing runs.
 func TestDocs(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	found, err := doccmd.Find(env.Root)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ var pemKeyMarkers = [][]byte{[]byte("-----BEGIN PRIVATE KEY-----"), []byte("----
 // built and looks for a private key in every file: the built images must
 // have none; a provisioned one only its own node key, on its ESP.
 func TestImageHoldsNoKey(t *testing.T) {
-	t.Parallel()
+	share(t, 1)
 	if _, err := exec.LookPath("unsquashfs"); err != nil {
 		t.Skip("no unsquashfs (apt-get install squashfs-tools)")
 	}

@@ -41,6 +41,7 @@ func TestKubernetesAgent(t *testing.T) {
 	if kubeImage == nil {
 		t.Skip("no cairn-kube or cluster images (make kube addons; make test sets CAIRN_TEST_BIN)")
 	}
+	share(t, everyCore)
 	ctx := context.Background()
 	cp, err := kubenative.New(filepath.Join(binDir, "linux-amd64", "cairn-kube"), t.TempDir(), kubenative.Tuning{})
 	if err != nil {
