@@ -61,6 +61,20 @@ type Bootloader interface {
 	Default() (contract.Slot, error)
 }
 
+// Readback is implemented by a Bootloader that can read a slot's boot
+// files back as Install was given them (tryboot, whose slots have a boot
+// partition each): an upgrade copies the running slot's files that the
+// new release carries unchanged instead of downloading them. Each returns
+// an error matching fs.ErrNotExist for a file the slot does not hold, and
+// may return another error for one it cannot give back as it was given.
+type Readback interface {
+	// OpenKernel and OpenInitrd open slot's kernel and initramfs.
+	OpenKernel(slot contract.Slot) (io.ReadCloser, error)
+	OpenInitrd(slot contract.Slot) (io.ReadCloser, error)
+	// OpenFile opens slot's board file name (File.Name).
+	OpenFile(slot contract.Slot, name string) (io.ReadCloser, error)
+}
+
 // BootFiles are what a slot boots from, besides its root partition.
 // Kernel and Initrd are read once, by Install.
 type BootFiles struct {
