@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
+	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/update"
 	"golang.org/x/sys/unix"
@@ -76,10 +78,14 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 }
 
 // rebootInto reboots the node for a trial or a rollback: cairn-init stops
-// everything in order and reboots.
+// everything in order and reboots, with r.Arg (the Raspberry Pi's
+// tryboot) as reboot(2)'s RESTART2 argument, handed over in
+// contract.RebootArgFile; a plain reboot (systemd-boot's trial, every
+// rollback) removes a file left there.
 func rebootInto(r bootloader.Reboot) error {
-	// A plain reboot is all systemd-boot needs; r.Arg (the Raspberry
-	// Pi's tryboot) has no reboot path here yet.
+	if err := power.SetRebootArg(contract.RebootArgFile, r.Arg); err != nil {
+		return fmt.Errorf("handing the reboot argument to cairn-init: %w", err)
+	}
 	time.AfterFunc(500*time.Millisecond, func() { unix.Kill(1, unix.SIGINT) })
 	return nil
 }
