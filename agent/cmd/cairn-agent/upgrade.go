@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
-	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/health"
@@ -28,12 +26,18 @@ const checksEvery = 10 * time.Second
 // returns nil on an image without an update section: such a node refuses
 // upgrades. watchdogReset says the watchdog reset the box before this boot.
 // recoverErr is what went wrong finishing the last attempt, such as a
-// rollback whose datastore restore failed.
-func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, watchdogReset bool, log *slog.Logger) (u *update.Updater, trial bool, recoverErr error) {
+// rollback whose datastore restore failed. media says which boot loader
+// the node has (detectBootMedia).
+func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, media bootMedia, hm *health.Model, watchdogReset bool, log *slog.Logger) (u *update.Updater, trial bool, recoverErr error) {
 	if conf == nil {
 		return nil, false, nil
 	}
 	running, err := contract.ParseSlot(slot)
+	if err != nil {
+		say("warning: upgrades: %v", err)
+		return nil, false, nil
+	}
+	bl, esp, err := media.loader(log)
 	if err != nil {
 		say("warning: upgrades: %v", err)
 		return nil, false, nil
@@ -53,8 +57,8 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 		Config:     conf,
 		Registry:   regs,
 		Verify:     regs.Verifier(keys),
-		Bootloader: sdboot.New(bootloader.DirFS(contract.ESPMount), log),
-		ESP:        os.DirFS(contract.ESPMount),
+		Bootloader: bl,
+		ESP:        esp,
 		Slots:      update.Partitions{},
 		Health:     hm,
 		Reboot:     rebootInto,
