@@ -19,6 +19,10 @@
 //
 // A fresh image, in the builder: Install(SlotA, files), Commit(SlotA).
 //
+// A loader whose slots have a boot partition each (tryboot) also reads a
+// slot's files back as Install was given them (Readback), so an upgrade
+// copies the running slot's unchanged files instead of downloading them.
+//
 // Every method leaves the disk, after a power cut at any instant, in a state
 // whose next boot is a slot that was good (committed), or the armed trial.
 package bootloader

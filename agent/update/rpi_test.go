@@ -38,6 +38,7 @@ func (r piRelease) bootFiles() bootloader.BootFiles {
 
 var pi10 = piRelease{"1.0.0", "kernel 1.0", "initrd 1.0", map[string]string{
 	"start4.elf": "start4 2024", "bcm2711-rpi-4-b.dtb": "dtb 6.1", "overlays/disable-bt.dtbo": "bt", "config.txt": "enable_uart=1\n",
+	"overlays/overlay_map.dtb": "", // an empty file is copied like any other
 }}
 
 // piNode is a Raspberry Pi's card in memory: CAIRN-AUTO, BOOT-A and

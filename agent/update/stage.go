@@ -187,7 +187,7 @@ func (u *Updater) boardFiles(ctx context.Context, t *Target) ([]bootloader.File,
 	var missing []string
 	for i, bf := range list {
 		out[i].Name = bf.Name
-		if b := u.localBoardFile(bf); b != nil {
+		if b, ok := u.localBoardFile(bf); ok {
 			out[i].Data = bytes.NewReader(b)
 		} else {
 			missing = append(missing, bf.Name)
@@ -197,10 +197,10 @@ func (u *Updater) boardFiles(ctx context.Context, t *Target) ([]bootloader.File,
 		u.o.Log.Info("board files unchanged: copied from the running slot", "files", len(list))
 		return out, nil
 	}
-	d := t.Update.BootFiles
-	if d == nil {
-		return nil, fmt.Errorf("the config lists %d board files but the manifest has no %s layer (rebuild the artifact with cairn build --format oci)", len(list), artifact.BootFilesMediaType)
+	if err := artifact.Match(t.Update, t.Config); err != nil {
+		return nil, err
 	}
+	d := t.Update.BootFiles
 	if d.Size > artifact.MaxBootFilesLayer {
 		return nil, fmt.Errorf("the board files layer is %d bytes, more than the %d allowed", d.Size, artifact.MaxBootFilesLayer)
 	}
@@ -221,26 +221,26 @@ func (u *Updater) boardFiles(ctx context.Context, t *Target) ([]bootloader.File,
 	return out, nil
 }
 
-// localBoardFile is the running slot's copy of board file bf if it holds
-// bf's bytes, else nil.
-func (u *Updater) localBoardFile(bf artifact.BootFile) []byte {
+// localBoardFile is the running slot's copy of board file bf, if it
+// holds bf's bytes.
+func (u *Updater) localBoardFile(bf artifact.BootFile) ([]byte, bool) {
 	rb, ok := u.o.Bootloader.(bootloader.Readback)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	f, err := rb.OpenFile(u.o.Running, bf.Name)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, bf.Size+1))
 	if err != nil || int64(len(b)) != bf.Size {
-		return nil
+		return nil, false
 	}
 	if sum := sha256.Sum256(b); "sha256:"+hex.EncodeToString(sum[:]) != bf.Digest {
-		return nil
+		return nil, false
 	}
-	return b
+	return b, true
 }
 
 type lazyBlob struct {
