@@ -19,6 +19,10 @@
 //
 // A fresh image, in the builder: Install(SlotA, files), Commit(SlotA).
 //
+// A loader whose slots have a boot partition each (tryboot) also reads a
+// slot's files back as Install was given them (Readback), so an upgrade
+// copies the running slot's unchanged files instead of downloading them.
+//
 // Every method leaves the disk, after a power cut at any instant, in a state
 // whose next boot is a slot that was good (committed), or the armed trial.
 package bootloader
@@ -59,6 +63,20 @@ type Bootloader interface {
 	MarkBad(slot contract.Slot) error
 	// Default is the slot the firmware boots next.
 	Default() (contract.Slot, error)
+}
+
+// Readback is implemented by a Bootloader that can read a slot's boot
+// files back as Install was given them (tryboot, whose slots have a boot
+// partition each): an upgrade copies the running slot's files that the
+// new release carries unchanged instead of downloading them. Each returns
+// an error matching fs.ErrNotExist for a file the slot does not hold, and
+// may return another error for one it cannot give back as it was given.
+type Readback interface {
+	// OpenKernel and OpenInitrd open slot's kernel and initramfs.
+	OpenKernel(slot contract.Slot) (io.ReadCloser, error)
+	OpenInitrd(slot contract.Slot) (io.ReadCloser, error)
+	// OpenFile opens slot's board file name (File.Name).
+	OpenFile(slot contract.Slot, name string) (io.ReadCloser, error)
 }
 
 // BootFiles are what a slot boots from, besides its root partition.

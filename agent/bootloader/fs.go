@@ -62,6 +62,15 @@ func checkPath(op, name string) error {
 	return nil
 }
 
+// Opener is implemented by an FS that can stream a file rather than read
+// it whole (DirFS): a 30 MiB kernel read back for an upgrade is not held
+// in memory.
+type Opener interface {
+	// Open opens name for reading; a missing file's error matches
+	// fs.ErrNotExist.
+	Open(name string) (io.ReadCloser, error)
+}
+
 // DirFS is an FS on a mounted directory, the ESP at /boot on the node.
 // WriteFile writes a dot-named temporary file, syncs it, renames it over the
 // target and syncs the directory, so systemd-boot (which skips dot files)
@@ -104,6 +113,15 @@ func (d DirFS) ReadFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(p)
+}
+
+// Open implements Opener.
+func (d DirFS) Open(name string) (io.ReadCloser, error) {
+	p, err := d.join("open", name)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(p)
 }
 
 // WriteFile implements FS.

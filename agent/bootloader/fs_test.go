@@ -2,6 +2,7 @@ package bootloader
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,6 +38,23 @@ func TestFS(t *testing.T) {
 			}
 			if b, err := f.ReadFile("loader/entries/a.conf"); err != nil || string(b) != "content of loader/entries/a.conf" {
 				t.Errorf("ReadFile = %q, %v", b, err)
+			}
+			if o, ok := f.(Opener); ok {
+				r, err := o.Open("loader/entries/a.conf")
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(r)
+				r.Close()
+				if err != nil || string(b) != "content of loader/entries/a.conf" {
+					t.Errorf("Open: read %q, %v", b, err)
+				}
+				if _, err := o.Open("loader/missing"); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("Open of a missing file: %v; want fs.ErrNotExist", err)
+				}
+				if _, err := o.Open("../up"); err == nil {
+					t.Error("Open(../up) opened a path outside the FS")
+				}
 			}
 			if err := f.Remove("loader/entries/a.conf"); err != nil {
 				t.Fatal(err)

@@ -217,4 +217,9 @@ const (
 	ServicesRunDir = RunDir + "/services"
 	// CNIConfDir is where containerd's CRI renders the pod network config.
 	CNIConfDir = RunDir + "/cni/net.d"
+	// RebootArgFile hands cairn-init the argument of the next reboot: the
+	// agent writes it (one line, such as RPiTrybootArg) before it asks PID
+	// 1 to reboot, and cairn-init reboots with reboot(2)'s RESTART2 and
+	// that argument; without the file, a plain restart (agent/power).
+	RebootArgFile = RunDir + "/reboot-arg"
 )

@@ -34,6 +34,9 @@ func TestSlot(t *testing.T) {
 			if s.RPiBootLabel() != tc.rpiLabel || s.RPiBootPartition() != tc.rpiPartition {
 				t.Errorf("slot %q: Pi boot label %q partition %d", tc.in, s.RPiBootLabel(), s.RPiBootPartition())
 			}
+			if got, want := s.RPiBootMount(), "/run/cairn/boot/"+tc.slot; got != string(want) {
+				t.Errorf("slot %q: Pi boot mount %q, want %q", tc.in, got, want)
+			}
 			if back, ok := RPiSlotOfPartition(tc.rpiPartition); !ok || back != s {
 				t.Errorf("RPiSlotOfPartition(%d) = %q, %v", tc.rpiPartition, back, ok)
 			}

@@ -67,6 +67,23 @@ const (
 	RPiInitrdFile = "initrd"
 )
 
+// RPiLoaderFiles are the names on a boot partition (or CAIRN-AUTO) that
+// the boot loader writes itself: a board file by one of these names
+// (compared ignoring case, as FAT does) is refused, by Install and by the
+// update artifact's checks.
+var RPiLoaderFiles = []string{RPiKernelFile, RPiInitrdFile, RPiCmdlineFile, RPiStampFile, RPiAutobootFile}
+
+// Where the agent mounts the Raspberry Pi's FAT partitions: CAIRN-AUTO at
+// ESPMount (so the per-node files are read where they are on a UEFI
+// board), each slot's boot partition at its RPiBootMount, under /run: a
+// directory on CAIRN-AUTO would be one more write to the partition the
+// firmware reads first.
+const RPiBootMountDir = RunDir + "/boot"
+
+// RPiBootMount is where the agent mounts the slot's boot partition
+// (BOOT-A or BOOT-B) on a Raspberry Pi.
+func (s Slot) RPiBootMount() string { return RPiBootMountDir + "/" + string(s) }
+
 // The device tree's record of this boot, as the firmware leaves it.
 const (
 	// RPiDeviceTree is where the kernel shows the device tree.

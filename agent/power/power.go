@@ -4,6 +4,9 @@
 //
 //	power.Shutdown(power.Poweroff, power.Options{Console: os.Stdout, Unmount: []string{"/var"}})
 //
+// A reboot may carry reboot(2)'s RESTART2 argument (the Raspberry Pi's
+// tryboot), handed to PID 1 in a file: see SetRebootArg.
+//
 // The syscalls sit behind package variables so tests can run the sequence
 // without a kernel.
 package power
@@ -162,15 +165,20 @@ type Options struct {
 	// Console receives the "cairn: poweroff" / "cairn: reboot" line.
 	Console io.Writer
 	// Unmount lists mount points to unmount (or remount read-only) before
-	// the reboot call, innermost first.
+	// the reboot call, innermost first; those not mounted are skipped (a
+	// UEFI board has no Raspberry Pi boot partitions).
 	Unmount []string
 	// Grace is how long processes get between SIGTERM and SIGKILL;
 	// zero means 5 seconds.
 	Grace time.Duration
+	// RebootArg, when not empty, makes a Reboot a reboot(2) RESTART2
+	// with this argument (see ReadRebootArg); a Poweroff ignores it.
+	RebootArg string
 }
 
-// Shutdown stops all processes and powers off or reboots. It returns only
-// if the final reboot(2) call fails.
+// Shutdown stops all processes and powers off or reboots (with
+// o.RebootArg, if set: should that call fail, without it). It returns
+// only if the final reboot(2) call fails.
 func Shutdown(a Action, o Options) error {
 	if o.Console != nil {
 		fmt.Fprintf(o.Console, "cairn: %s\n", a)
@@ -203,7 +211,10 @@ func Shutdown(a Action, o Options) error {
 		// upper directories are on it): their processes are gone, and
 		// /var can be neither unmounted nor made read-only, its journal
 		// left clean, while they are there.
-		points, _ := mountPoints()
+		points, err := mountPoints()
+		if err == nil && !slices.Contains(points, m) {
+			continue
+		}
 		for _, later := range mountedAfter(m, points) {
 			if err := unmount(later, 0); err != nil {
 				_ = unmount(later, unix.MNT_DETACH)
@@ -229,5 +240,14 @@ func Shutdown(a Action, o Options) error {
 		}
 	}
 	sync()
+	if a == Reboot && o.RebootArg != "" {
+		err := restart2(o.RebootArg)
+		if err == nil {
+			return nil // reboot(2) returns only on failure: a test's fake
+		}
+		if o.Console != nil {
+			fmt.Fprintf(o.Console, "cairn: warning: %v; rebooting without it\n", err)
+		}
+	}
 	return reboot(a.cmd())
 }

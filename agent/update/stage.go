@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -45,13 +46,19 @@ func (u *Updater) install(ctx context.Context, t *Target) error {
 	o.Say("upgrade started version=%s slot=%s digest=%s", t.Config.Version, slot, t.Digest)
 
 	// Boot files first: installing them is what makes the slot unbootable
-	// before its partition is overwritten.
+	// before its partition is overwritten. The board files (a Raspberry
+	// Pi's) are in hand before: a failed download leaves the slot alone.
+	board, err := u.boardFiles(ctx, t)
+	if err != nil {
+		return fmt.Errorf("slot %s's board files: %w", slot, err)
+	}
 	files := bootloader.BootFiles{
-		Kernel:  u.bootBlob(ctx, t.Repo, t.Update.Kernel, contract.KernelFile),
-		Initrd:  u.bootBlob(ctx, t.Repo, t.Update.Initrd, contract.InitrdFile),
+		Kernel:  u.bootBlob(ctx, t.Repo, t.Update.Kernel, "kernel", u.fromRunning(contract.KernelFile, bootloader.Readback.OpenKernel)),
+		Initrd:  u.bootBlob(ctx, t.Repo, t.Update.Initrd, "initramfs", u.fromRunning(contract.InitrdFile, bootloader.Readback.OpenInitrd)),
 		Cmdline: t.Config.Cmdline,
 		Title:   fmt.Sprintf("%s %s (slot %s)", t.Config.Name, t.Config.Version, strings.ToUpper(string(slot))),
 		Version: t.Config.Version,
+		Files:   board,
 	}
 	if err := o.Bootloader.Install(slot, files); err != nil {
 		return fmt.Errorf("installing slot %s's boot files: %w", slot, err)
@@ -100,13 +107,14 @@ func (u *Updater) install(ctx context.Context, t *Target) error {
 }
 
 // bootBlob is a reader of a boot file (a kernel, an initramfs), opened
-// when first read: the running slot's copy of the same file when its
-// digest is d's (a release that changed only its slot downloads no boot
-// files), else d streamed from the registry, where a digest mismatch is a
-// read error, so the boot loader never renames a damaged file into place.
-func (u *Updater) bootBlob(ctx context.Context, repo string, d artifact.Descriptor, file string) io.Reader {
+// when first read: the running slot's copy of the same file (running
+// opens it) when its digest is d's (a release that changed only its slot
+// downloads no boot files), else d streamed from the registry, where a
+// digest mismatch is a read error, so the boot loader never renames a
+// damaged file into place.
+func (u *Updater) bootBlob(ctx context.Context, repo string, d artifact.Descriptor, what string, running opener) io.Reader {
 	return &lazyBlob{open: func() io.Reader {
-		if r := u.localBoot(d, file); r != nil {
+		if r := u.localBoot(d, what, running); r != nil {
 			return r
 		}
 		pr, pw := io.Pipe()
@@ -117,29 +125,122 @@ func (u *Updater) bootBlob(ctx context.Context, repo string, d artifact.Descript
 	}}
 }
 
+// opener opens the running slot's copy of a boot file.
+type opener func() (io.ReadCloser, error)
+
+// fromRunning opens the running slot's copy of a boot file: read back
+// through the boot loader when it can (tryboot: the slot's boot
+// partition), else espFile in the slot's directory on the ESP
+// (systemd-boot: contract.Slot.BootDir); with neither, there is none.
+func (u *Updater) fromRunning(espFile string, readback func(bootloader.Readback, contract.Slot) (io.ReadCloser, error)) opener {
+	return func() (io.ReadCloser, error) {
+		if rb, ok := u.o.Bootloader.(bootloader.Readback); ok {
+			return readback(rb, u.o.Running)
+		}
+		if u.o.ESP == nil || espFile == "" {
+			return nil, fs.ErrNotExist
+		}
+		return u.o.ESP.Open(path.Join(u.o.Running.BootDir(), espFile))
+	}
+}
+
 // localBoot opens the running slot's boot file if it holds d's bytes,
 // hashing it first as a stream (an arm64 kernel is 30 MiB: no copy in
-// memory).
-func (u *Updater) localBoot(d artifact.Descriptor, file string) io.Reader {
-	if u.o.ESP == nil {
-		return nil
-	}
-	name := path.Join(u.o.Running.BootDir(), file)
-	f, err := u.o.ESP.Open(name)
+// memory); nil if it does not.
+func (u *Updater) localBoot(d artifact.Descriptor, what string, open opener) io.Reader {
+	f, err := open()
 	if err != nil {
 		return nil
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, digest, err := sha256Of(f, d.Size)
 	f.Close()
-	if err != nil || n != d.Size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != d.Digest {
+	if err != nil || n != d.Size || digest != d.Digest {
 		return nil
 	}
-	if f, err = u.o.ESP.Open(name); err != nil {
+	if f, err = open(); err != nil {
 		return nil
 	}
-	u.o.Log.Info("boot file unchanged: copied from the running slot", "file", name, "bytes", n)
+	u.o.Log.Info("boot file unchanged: copied from the running slot", "file", what, "bytes", n)
 	return f
+}
+
+// sha256Of hashes what r holds, reading at most max+1 bytes (one more
+// than a file of max bytes has, so a longer one shows).
+func sha256Of(r io.Reader, max int64) (int64, string, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, max+1))
+	return n, "sha256:" + hex.EncodeToString(h.Sum(nil)), err
+}
+
+// boardFiles are the artifact's board files for Install (none on a UEFI
+// board): each copied from the running slot when it holds the file the
+// config lists (a release with the same firmware and device trees
+// downloads none of them), the others from the board files layer,
+// downloaded once into memory (at most artifact.MaxBootFilesLayer bytes),
+// digest-checked and read against the config's listing.
+func (u *Updater) boardFiles(ctx context.Context, t *Target) ([]bootloader.File, error) {
+	list := t.Config.BootFiles
+	if len(list) == 0 {
+		return nil, nil
+	}
+	out := make([]bootloader.File, len(list))
+	var missing []string
+	for i, bf := range list {
+		out[i].Name = bf.Name
+		if b, ok := u.localBoardFile(bf); ok {
+			out[i].Data = bytes.NewReader(b)
+		} else {
+			missing = append(missing, bf.Name)
+		}
+	}
+	if len(missing) == 0 {
+		u.o.Log.Info("board files unchanged: copied from the running slot", "files", len(list))
+		return out, nil
+	}
+	if err := artifact.Match(t.Update, t.Config); err != nil {
+		return nil, err
+	}
+	d := t.Update.BootFiles
+	if d.Size > artifact.MaxBootFilesLayer {
+		return nil, fmt.Errorf("the board files layer is %d bytes, more than the %d allowed", d.Size, artifact.MaxBootFilesLayer)
+	}
+	var layer bytes.Buffer
+	if err := u.o.Registry.Fetch(ctx, t.Repo, *d, 0, sha256.New(), &layer, nil); err != nil {
+		return nil, fmt.Errorf("downloading the board files layer: %w", err)
+	}
+	data, err := artifact.ReadBootFiles(&layer, list)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Data == nil {
+			out[i].Data = bytes.NewReader(data[i])
+		}
+	}
+	u.o.Log.Info("board files downloaded", "changed", len(missing), "of", len(list), "layer_bytes", d.Size, "first", missing[0])
+	return out, nil
+}
+
+// localBoardFile is the running slot's copy of board file bf, if it
+// holds bf's bytes.
+func (u *Updater) localBoardFile(bf artifact.BootFile) ([]byte, bool) {
+	rb, ok := u.o.Bootloader.(bootloader.Readback)
+	if !ok {
+		return nil, false
+	}
+	f, err := rb.OpenFile(u.o.Running, bf.Name)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, bf.Size+1))
+	if err != nil || int64(len(b)) != bf.Size {
+		return nil, false
+	}
+	if sum := sha256.Sum256(b); "sha256:"+hex.EncodeToString(sum[:]) != bf.Digest {
+		return nil, false
+	}
+	return b, true
 }
 
 type lazyBlob struct {

@@ -1,7 +1,9 @@
 // Package update upgrades the node over the air, A/B: it resolves an
 // update artifact (agent/update/artifact) in a registry, checks its
 // signature, board, arch, version and size before the inactive slot is
-// touched, writes the slot's boot files, streams the slot image into its
+// touched, writes the slot's boot files (the kernel, the initramfs and, on
+// a Raspberry Pi, the board files: each copied from the running slot when
+// the artifact's is the same), streams the slot image into its
 // partition while hashing (no copy anywhere else), reads it back, arms a
 // trial boot and reboots. On the trial boot it runs the health gate and
 // commits the slot, or marks it bad and reboots into the old one.
@@ -121,7 +123,10 @@ type Options struct {
 	// ESP is the boot partition as the boot loader lays it out
 	// (contract.Slot.BootDir): a boot file of the running slot that is
 	// the artifact's own is copied from there rather than downloaded.
-	// nil downloads them always.
+	// nil downloads them always. A Bootloader that reads its slots' files
+	// back (bootloader.Readback: tryboot, whose running slot's files are
+	// on its own boot partition) is asked instead, for the kernel, the
+	// initramfs and the board files.
 	ESP fs.FS
 	// WatchdogReset says the hardware watchdog reset the box before this
 	// boot: a rollback found now is blamed on a hang.

@@ -42,6 +42,8 @@ type fakeRegistry struct {
 	froms    []int64
 	ranges   int
 	received int64
+	// fetched counts whole fetches by media type.
+	fetched map[string]int
 }
 
 func (f *fakeRegistry) Resolve(ctx context.Context, ref, board, arch string) (*Target, error) {
@@ -62,6 +64,10 @@ func (f *fakeRegistry) Fetch(ctx context.Context, repo string, d artifact.Descri
 	} else {
 		cut = 0
 	}
+	if f.fetched == nil {
+		f.fetched = map[string]int{}
+	}
+	f.fetched[d.MediaType]++
 	f.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("blob %s not found", d.Digest)

@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/update/artifact"
+	"github.com/cairn-edge/cairn/builder/output"
+	"github.com/cairn-edge/cairn/builder/push"
 	"github.com/cairn-edge/cairn/builder/source"
 	"github.com/cairn-edge/cairn/builder/spec"
 )
@@ -89,8 +92,9 @@ func runTool(t *testing.T, name string, args ...string) string {
 // checkRPiImage checks a built Raspberry Pi image with independent tools:
 // sfdisk reads the GPT, fdisk -t dos the hybrid MBR; each FAT passes
 // fsck.vfat; mtools shows autoboot.txt, config.txt and cmdline.txt and the
-// board's files on BOOT-A. It returns BOOT-A's file list.
-func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) string {
+// board's files on BOOT-A. It returns BOOT-A's file list and the three
+// FAT partitions as image files.
+func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) (string, []string) {
 	t.Helper()
 	var dump struct {
 		PartitionTable struct {
@@ -157,7 +161,7 @@ func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) string {
 	if empty := runTool(t, "mdir", "-i", parts[2], "::"); !strings.Contains(empty, "No files") {
 		t.Errorf("%s on a fresh image holds:\n%s", contract.SlotB.RPiBootLabel(), empty)
 	}
-	return files
+	return files, parts
 }
 
 // TestBuildRPi builds a Raspberry Pi image from fake inputs, checks it with
@@ -183,11 +187,64 @@ func TestBuildRPi(t *testing.T) {
 		t.Errorf("inputs.json should pin the firmware and no boot loader:\n%s", rec)
 	}
 	img := filepath.Join(outs[0], "test-test-rpi.img")
-	files := checkRPiImage(t, img, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb"}, []string{"start4.elf", "fixup4.dat"})
+	files, _ := checkRPiImage(t, img, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb"}, []string{"start4.elf", "fixup4.dat"})
 	if !strings.Contains(files, "::/overlays/disable-bt.dtbo\n") {
 		t.Errorf("BOOT-A lacks the overlay:\n%s", files)
 	}
 	runTool(t, "bmaptool", "copy", "--bmap", filepath.Join(outs[0], "test-test-rpi.bmap"), img, filepath.Join(t.TempDir(), "flashed.img"))
+}
+
+// TestBuildRPiOCI: a Raspberry Pi's update artifact carries the board
+// files layer, and each file in it is the one the raw image's BOOT-A
+// holds (config.txt: the board's part of BOOT-A's), so an upgrade's
+// Install writes what a fresh card has.
+func TestBuildRPiOCI(t *testing.T) {
+	f := rpiFixture(t)
+	raw, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, parts := checkRPiImage(t, raw.Image, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb"}, []string{"start4.elf", "fixup4.dat"})
+	f.format = "oci"
+	res, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := push.Open(res.Image)
+	if err != nil {
+		t.Fatalf("push.Open, which checks the board files layer: %v", err)
+	}
+	a := arts[0]
+	if a.Update.BootFiles == nil || a.Update.BootFiles.Annotations[artifact.AnnotationTitle] != output.BootFilesTitle {
+		t.Fatalf("no board files layer: %+v", a.Update.Manifest.Layers)
+	}
+	layer, err := os.Open(filepath.Join(res.Image, "blobs", "sha256", strings.TrimPrefix(a.Update.BootFiles.Digest, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	data, err := artifact.ReadBootFiles(layer, a.Config.BootFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i, bf := range a.Config.BootFiles {
+		names = append(names, bf.Name)
+		onCard := runTool(t, "mtype", "-i", parts[1], "::"+bf.Name)
+		if bf.Name == contract.RPiConfigFile {
+			if !strings.HasPrefix(onCard, string(data[i])) || !strings.Contains(string(data[i]), "enable_uart=1\n") {
+				t.Errorf("the layer's config.txt %q is not the board's part of BOOT-A's %q", data[i], onCard)
+			}
+			continue
+		}
+		if onCard != string(data[i]) {
+			t.Errorf("the layer's %s (%d bytes) is not BOOT-A's (%d bytes)", bf.Name, len(data[i]), len(onCard))
+		}
+	}
+	want := "bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb config.txt fixup4.dat overlays/disable-bt.dtbo start4.elf"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("board files %q, want %q", got, want)
+	}
 }
 
 // TestBuildRPiBadInputs: a firmware file, DTB or overlay missing from the

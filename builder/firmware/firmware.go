@@ -59,6 +59,24 @@ type Part interface {
 	BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error)
 }
 
+// BoardFiler is a Part whose slots have a boot partition each, holding the
+// board's files (rpi): the update artifact carries the same files, so an
+// upgrade's Install on the node writes what the builder wrote on a fresh
+// image.
+type BoardFiler interface {
+	// BoardFiles are the board files a slot's Install is given
+	// (bootloader.BootFiles.Files), sorted by name.
+	BoardFiles() ([]BoardFile, error)
+}
+
+// BoardFile is one board file, read into memory (firmware, DTBs and
+// overlays are a few MiB).
+type BoardFile struct {
+	// Name is its path on the boot partition, as "overlays/x.dtbo".
+	Name string
+	Data []byte
+}
+
 // Inputs are the unpacked input images a part reads files from, inside
 // them only.
 type Inputs struct {

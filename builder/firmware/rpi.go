@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
@@ -111,6 +112,8 @@ func notExist(err error) error {
 	return err
 }
 
+var _ BoardFiler = (*rpi)(nil)
+
 func (p *rpi) Family() string { return "rpi" }
 
 // Layout is disk.PlanRPi: CAIRN-AUTO, BOOT-A, BOOT-B (disk.espSize each)
@@ -136,15 +139,13 @@ func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, er
 		Title:   b.Title,
 		Version: b.Version,
 	}
-	for name, host := range p.files {
-		f, err := os.Open(host)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		files.Files = append(files.Files, bootloader.File{Name: name, Data: f})
+	board, err := p.BoardFiles()
+	if err != nil {
+		return nil, err
 	}
-	files.Files = append(files.Files, bootloader.File{Name: contract.RPiConfigFile, Data: bytes.NewReader(p.config)})
+	for _, f := range board {
+		files.Files = append(files.Files, bootloader.File{Name: f.Name, Data: bytes.NewReader(f.Data)})
+	}
 	card, err := tryboot.NewCard(files)
 	if err != nil {
 		return nil, fmt.Errorf("boot partitions: %w", err)
@@ -160,6 +161,22 @@ func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, er
 		}
 		out[s.RPiBootLabel()] = t
 	}
+	return out, nil
+}
+
+// BoardFiles implements BoardFiler: the firmware, DTBs and overlays the
+// board and spec name, and their config.txt, as BootPartitions writes
+// them onto BOOT-A and the update artifact carries them.
+func (p *rpi) BoardFiles() ([]BoardFile, error) {
+	out := []BoardFile{{Name: contract.RPiConfigFile, Data: p.config}}
+	for name, host := range p.files {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			return nil, fmt.Errorf("board file %s: %w", name, err)
+		}
+		out = append(out, BoardFile{Name: name, Data: b})
+	}
+	slices.SortFunc(out, func(a, b BoardFile) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

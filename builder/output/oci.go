@@ -2,6 +2,7 @@ package output
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/agent/update/chunk"
 	"github.com/cairn-edge/cairn/builder/disk"
+	"github.com/cairn-edge/cairn/builder/firmware"
 	"github.com/cairn-edge/cairn/builder/plan"
 )
 
@@ -27,6 +29,8 @@ const (
 	KernelTitle = "vmlinuz"
 	InitrdTitle = "initrd"
 	ChunksTitle = "slot.chunks.json"
+	// BootFilesTitle is the board files layer's (a Raspberry Pi's).
+	BootFilesTitle = "boot-files.tar"
 )
 
 // AnnotationRefName names the artifact inside the layout (OCI image
@@ -37,9 +41,12 @@ const AnnotationRefName = "org.opencontainers.image.ref.name"
 // installs: an OCI image layout directory (<name>.oci: oci-layout,
 // index.json, blobs/sha256/…) holding one manifest in the format of
 // agent/update/artifact — the slot's squashfs stored as is, the kernel,
-// the initramfs and the slot's chunk index as layers, the config with the
-// version, board, arch and kernel command line, and the annotations
-// version, title, created, board and arch. Every byte derives from the
+// the initramfs, the slot's chunk index and, for a board whose slots have
+// a boot partition each (the Raspberry Pi), the board files as BOOT-A
+// holds them (firmware, DTBs, overlays, config.txt: one tar) as layers,
+// the config with the version, board, arch, kernel command line and the
+// board files' listing, and the annotations version, title, created,
+// board and arch. Every byte derives from the
 // plan: created is the build epoch, so a rebuild of the same inputs is
 // byte-identical and pushes nothing new.
 type OCI struct{}
@@ -57,6 +64,12 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		// adds it per slot (agent/bootloader), on the node as in the build.
 		Cmdline: append([]string{}, p.Boot.Cmdline...),
 		Created: p.Epoch.UTC().Format(time.RFC3339),
+	}
+	// A board whose slots have a boot partition each: its files, as
+	// BOOT-A holds them, travel as one layer the config lists.
+	boardLayer, err := boardFiles(p, &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
 	// Refused before the slot is written: the agent would refuse it later.
 	if err := cfg.Validate(); err != nil {
@@ -106,6 +119,13 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		return nil, err
 	}
 	layers := []artifact.Descriptor{slot, kernel, initrd, chunks}
+	if boardLayer != nil {
+		d, err := lay.write(boardLayer, artifact.BootFilesMediaType, BootFilesTitle)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, d)
+	}
 
 	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -136,11 +156,16 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		return nil, err
 	}
 	// Self-check: what the agent will parse, parsed here first.
-	if _, err := artifact.ParseUpdate(mJSON); err != nil {
+	u, err := artifact.ParseUpdate(mJSON)
+	if err != nil {
 		return nil, fmt.Errorf("%s: the artifact's manifest does not parse back (a bug in builder/output): %w", p.Name, err)
 	}
-	if _, err := artifact.ParseConfig(cfgJSON); err != nil {
+	c, err := artifact.ParseConfig(cfgJSON)
+	if err != nil {
 		return nil, fmt.Errorf("%s: the artifact's config does not parse back (a bug in builder/output): %w", p.Name, err)
+	}
+	if err := artifact.Match(u, c); err != nil {
+		return nil, fmt.Errorf("%s: the artifact's manifest and config disagree (a bug in builder/output): %w", p.Name, err)
 	}
 	manifest, err := lay.write(mJSON, artifact.ManifestMediaType, "")
 	if err != nil {
@@ -166,6 +191,28 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 		SlotSize:      r.slotSize,
 		InitramfsSize: int64(len(r.initrd)),
 	}, nil
+}
+
+// boardFiles is the board files layer of p's board (nil if its firmware
+// part has none), and lists its files in cfg.
+func boardFiles(p *plan.Plan, cfg *artifact.Config) ([]byte, error) {
+	bf, ok := p.Firmware.(firmware.BoardFiler)
+	if !ok {
+		return nil, nil
+	}
+	files, err := bf.BoardFiles()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]artifact.BootFileData, len(files))
+	for i, f := range files {
+		data[i] = artifact.BootFileData{Name: f.Name, Data: f.Data}
+	}
+	var b bytes.Buffer
+	if cfg.BootFiles, err = artifact.WriteBootFiles(&b, data); err != nil {
+		return nil, fmt.Errorf("the board's files: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // layout is an OCI image layout directory being written.

@@ -57,8 +57,9 @@ type Artifact struct {
 }
 
 // Open reads the artifacts of layout directories and checks them as the
-// agent will (artifact.ParseUpdate, artifact.ParseConfig), and that every
-// blob is there with its size. Two artifacts for one board, or artifacts
+// agent will (artifact.ParseUpdate, artifact.ParseConfig, artifact.Match,
+// and a Raspberry Pi's board files layer, artifact.VerifyBootFiles), and
+// that every blob is there with its size. Two artifacts for one board, or artifacts
 // of different images or versions, are refused: they cannot share a
 // reference.
 func Open(dirs ...string) ([]*Artifact, error) {
@@ -111,6 +112,9 @@ func open(dir string) (*Artifact, error) {
 	if a.Config, err = artifact.ParseConfig(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %v", dir, err)
 	}
+	if err := artifact.Match(a.Update, a.Config); err != nil {
+		return nil, fmt.Errorf("%s: %v", dir, err)
+	}
 	for _, l := range a.Update.Manifest.Layers {
 		st, err := os.Stat(blobPath(dir, l.Digest))
 		if err != nil {
@@ -118,6 +122,18 @@ func open(dir string) (*Artifact, error) {
 		}
 		if st.Size() != l.Size {
 			return nil, fmt.Errorf("%s: layer %s is %d bytes, the manifest says %d %s", dir, l.MediaType, st.Size(), l.Size, fix)
+		}
+	}
+	if d := a.Update.BootFiles; d != nil {
+		// A few MiB, read whole as the node will: a layer the node would
+		// refuse is not sent.
+		f, err := os.Open(blobPath(dir, d.Digest))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v %s", dir, err, fix)
+		}
+		defer f.Close()
+		if err := artifact.VerifyBootFiles(f, *d, a.Config.BootFiles); err != nil {
+			return nil, fmt.Errorf("%s: %v", dir, err)
 		}
 	}
 	return a, nil

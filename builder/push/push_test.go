@@ -45,15 +45,26 @@ func layoutOf(t *testing.T, board, arch, version, slot string) string {
 		}
 		return d
 	}
-	cfg, _ := json.Marshal(artifact.Config{Name: "edge", Version: version, Board: board, Arch: arch, Kernel: "6.1.0-test", Cmdline: []string{"console=ttyS0"}, Created: "2024-01-01T00:00:00Z"})
+	c := artifact.Config{Name: "edge", Version: version, Board: board, Arch: arch, Kernel: "6.1.0-test", Cmdline: []string{"console=ttyS0"}, Created: "2024-01-01T00:00:00Z"}
+	layers := []artifact.Descriptor{
+		blob([]byte("hsqs"+slot), artifact.SlotMediaType, "slot.squashfs"),
+		blob([]byte("MZkernel-"+arch), artifact.KernelMediaType, "vmlinuz"),
+		blob([]byte("initrd-"+arch), artifact.InitrdMediaType, "initrd"),
+	}
+	if strings.HasPrefix(board, "rpi") {
+		// A Raspberry Pi's artifact carries its board files.
+		var b bytes.Buffer
+		var err error
+		if c.BootFiles, err = artifact.WriteBootFiles(&b, []artifact.BootFileData{{Name: "start4.elf", Data: []byte("start4")}, {Name: "config.txt", Data: []byte("enable_uart=1\n")}}); err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, blob(b.Bytes(), artifact.BootFilesMediaType, "boot-files.tar"))
+	}
+	cfg, _ := json.Marshal(c)
 	m := artifact.Manifest{
 		SchemaVersion: 2, MediaType: artifact.ManifestMediaType, ArtifactType: artifact.ArtifactType,
-		Config: blob(cfg, artifact.ConfigMediaType, ""),
-		Layers: []artifact.Descriptor{
-			blob([]byte("hsqs"+slot), artifact.SlotMediaType, "slot.squashfs"),
-			blob([]byte("MZkernel-"+arch), artifact.KernelMediaType, "vmlinuz"),
-			blob([]byte("initrd-"+arch), artifact.InitrdMediaType, "initrd"),
-		},
+		Config:      blob(cfg, artifact.ConfigMediaType, ""),
+		Layers:      layers,
 		Annotations: map[string]string{artifact.AnnotationVersion: version, artifact.AnnotationBoard: board, artifact.AnnotationArch: arch, artifact.AnnotationTitle: "edge"},
 	}
 	mb, _ := json.Marshal(m)
@@ -384,6 +395,31 @@ func TestOpenErrors(t *testing.T) {
 			os.Remove(blobPath(d, a.Update.Slot.Digest))
 			return []string{d}
 		}, "layer " + artifact.SlotMediaType},
+		{"tampered board files", func(t *testing.T) []string {
+			d := layoutOf(t, "rpi4", "arm64", "1.2.0", "e")
+			a, err := open(d)
+			if err != nil {
+				t.Fatalf("a Raspberry Pi's artifact: %v", err)
+			}
+			p := blobPath(d, a.Update.BootFiles.Digest)
+			b, _ := os.ReadFile(p)
+			i := bytes.LastIndex(b, []byte("start4")) // the content, after its header
+			copy(b[i:], "evil!!")
+			os.WriteFile(p, b, 0o644)
+			return []string{d}
+		}, "start4.elf does not hash"},
+		{"board files listed, no layer", func(t *testing.T) []string {
+			d := layoutOf(t, "rpi4", "arm64", "1.2.0", "f")
+			a, _ := open(d)
+			a.Update.Manifest.Layers = a.Update.Manifest.Layers[:3]
+			mb, _ := json.Marshal(a.Update.Manifest)
+			sum := sha256.Sum256(mb)
+			md := artifact.Descriptor{MediaType: artifact.ManifestMediaType, Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(mb))}
+			os.WriteFile(blobPath(d, md.Digest), mb, 0o644)
+			ix, _ := json.Marshal(artifact.Index{SchemaVersion: 2, MediaType: artifact.IndexMediaType, Manifests: []artifact.Descriptor{md}})
+			os.WriteFile(filepath.Join(d, "index.json"), ix, 0o644)
+			return []string{d}
+		}, "no " + artifact.BootFilesMediaType + " layer"},
 		{"tampered manifest", func(t *testing.T) []string {
 			d := layoutOf(t, "qemu-x86_64", "amd64", "1.2.0", "d")
 			a, _ := open(d)

@@ -23,14 +23,15 @@ type plan struct {
 	config  []byte            // the board's config.txt and Install's lines
 }
 
-// reserved are the names Install writes itself (FAT folds case).
-var reserved = map[string]bool{
-	contract.RPiKernelFile:   true,
-	contract.RPiInitrdFile:   true,
-	contract.RPiCmdlineFile:  true,
-	contract.RPiStampFile:    true,
-	contract.RPiAutobootFile: true, // CAIRN-AUTO's: one on a boot partition means a mix-up
-}
+// reserved are the names Install writes itself (FAT folds case), and
+// CAIRN-AUTO's autoboot.txt: one on a boot partition means a mix-up.
+var reserved = func() map[string]bool {
+	m := map[string]bool{}
+	for _, name := range contract.RPiLoaderFiles {
+		m[strings.ToLower(name)] = true
+	}
+	return m
+}()
 
 // makePlan checks files for slot and composes cmdline.txt and config.txt.
 // It reads the board's config.txt; the other files are read when written.
@@ -45,6 +46,9 @@ func makePlan(slot contract.Slot, files bootloader.BootFiles) (plan, error) {
 	var err error
 	if p.cmdline, err = cmdline(slot, files.Cmdline); err != nil {
 		return plan{}, err
+	}
+	if len(files.Files) == 0 {
+		return plan{}, fmt.Errorf("installing slot %s: no board files (firmware, DTBs, config.txt): the partition would not boot; an update artifact for a Raspberry Pi carries them, so rebuild and push it with a Cairn that does", slot)
 	}
 	var board []byte
 	seen := map[string]string{}
@@ -145,10 +149,29 @@ func configTxt(slot contract.Slot, board []byte, initrd bool) ([]byte, error) {
 	if len(board) > 0 && board[len(board)-1] != '\n' {
 		b.WriteByte('\n')
 	}
+	b.Write(configTail(slot, initrd))
+	return b.Bytes(), nil
+}
+
+// configTail is what configTxt adds after the board's config.txt.
+func configTail(slot contract.Slot, initrd bool) []byte {
+	var b bytes.Buffer
 	fmt.Fprintf(&b, "[all]\n# Cairn: slot %s's boot files, as its install wrote them.\narm_64bit=1\nkernel=%s\n", slot, contract.RPiKernelFile)
 	if initrd {
 		fmt.Fprintf(&b, "initramfs %s followkernel\n", contract.RPiInitrdFile)
 	}
 	fmt.Fprintf(&b, "cmdline=%s\n", contract.RPiCmdlineFile)
-	return b.Bytes(), nil
+	return b.Bytes()
+}
+
+// boardConfig undoes configTxt: the board's config.txt inside slot's
+// config.txt, if Install wrote it (a board file that did not end in a
+// line break gets one).
+func boardConfig(slot contract.Slot, composed []byte) ([]byte, bool) {
+	for _, initrd := range []bool{true, false} {
+		if board, ok := bytes.CutSuffix(composed, configTail(slot, initrd)); ok {
+			return board, true
+		}
+	}
+	return nil, false
 }

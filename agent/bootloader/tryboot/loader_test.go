@@ -502,6 +502,7 @@ func TestBadInput(t *testing.T) {
 		want  string
 	}{
 		{"no kernel", files(func(f *bootloader.BootFiles) { f.Kernel = nil }), "no kernel"},
+		{"no board files (an artifact without them)", files(func(f *bootloader.BootFiles) { f.Files = nil }), "no board files"},
 		{"slot on the command line", files(func(f *bootloader.BootFiles) { f.Cmdline = []string{"cairn.slot=b"} }), "already names a slot"},
 		{"newline in the command line", files(func(f *bootloader.BootFiles) { f.Cmdline = []string{"quiet\ninit=/bin/sh"} }), "line break"},
 		{"newline in the version", files(func(f *bootloader.BootFiles) { f.Version = "1\nslot=b" }), "line break"},

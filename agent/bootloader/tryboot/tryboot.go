@@ -3,7 +3,7 @@
 //
 // # The SD card
 //
-//	1  CAIRN-AUTO  FAT: autoboot.txt, nothing else
+//	1  CAIRN-AUTO  FAT: autoboot.txt (and the per-node files, which the loader never touches)
 //	2  BOOT-A      FAT: slot a's boot files
 //	3  BOOT-B      FAT: slot b's boot files
 //
@@ -33,6 +33,11 @@
 // initramfs and cmdline.txt — and, written last, the stamp
 // (contract.RPiStampFile), which says that the partition is complete and
 // which slot and version it holds.
+//
+// Install refuses an install without board files (an update artifact
+// that lacks them): the partition would not boot. Readback gives a slot's
+// files back as Install was given them (config.txt: the board's part), so
+// an upgrade copies the unchanged ones from the running slot.
 //
 // Install owns config.txt's choice of boot files, so that config.txt names
 // only files that are there: the board's config.txt may set anything but
@@ -90,12 +95,14 @@
 //
 // # On the node and in the builder
 //
-// The agent mounts CAIRN-AUTO and both boot partitions, found by their FAT
-// labels (contract.RPiAutoLabel, contract.Slot.RPiBootLabel), read-write,
-// and passes them as DirFSes with the device tree:
+// The agent mounts CAIRN-AUTO at contract.ESPMount and both boot
+// partitions at contract.Slot.RPiBootMount, found by their GPT labels
+// (contract.RPiAutoLabel, contract.Slot.RPiBootLabel), read-write, and
+// passes them as DirFSes with the device tree:
 //
-//	bl, err := tryboot.New(bootloader.DirFS(auto), map[contract.Slot]bootloader.FS{
-//		contract.SlotA: bootloader.DirFS(bootA), contract.SlotB: bootloader.DirFS(bootB),
+//	bl, err := tryboot.New(bootloader.DirFS(contract.ESPMount), map[contract.Slot]bootloader.FS{
+//		contract.SlotA: bootloader.DirFS(contract.SlotA.RPiBootMount()),
+//		contract.SlotB: bootloader.DirFS(contract.SlotB.RPiBootMount()),
 //	}, os.DirFS(contract.RPiDeviceTree), log)
 //
 // The builder lays down a fresh card with NewCard and copies its MemFSes

@@ -17,7 +17,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/atomicfile"
-	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/boot/cmdline"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/release"
@@ -75,23 +74,6 @@ func caStart(path string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return c.NotBefore, nil
-}
-
-// mountESP mounts the EFI system partition at /boot, where the per-node
-// file lives (and, later, the slots' boot files).
-func mountESP() error {
-	p, err := blockdev.FindPartition(contract.LabelESP)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll("/boot", 0o755); err != nil {
-		return err
-	}
-	err = unix.Mount(p.Path, "/boot", "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "umask=0077,shortname=mixed,flush")
-	if errors.Is(err, unix.EBUSY) {
-		return nil // mounted by an earlier run of the agent
-	}
-	return err
 }
 
 // bindResolvConf makes /etc/resolv.conf show the file the network manager

@@ -1,7 +1,9 @@
 // Command cairn-agent is the node agent: a host process that cairn-init
 // starts and restarts. It loads the host firewall (package agent/firewall),
-// mounts the ESP at /boot, configures the network (with the per-node
-// override file found there), keeps the clock sane, runs the system
+// mounts the boot partitions (the ESP at /boot; on a Raspberry Pi
+// CAIRN-AUTO there and the slots' boot partitions under /run/cairn/boot),
+// configures the network (with the per-node override file found in
+// /boot), keeps the clock sane, runs the system
 // services as containers in containerd and serves the node API over mutual
 // TLS. It prints `cairn: agent ready` on the console once the API listens.
 //
@@ -23,6 +25,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/api/crl"
+	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/clock"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/console"
@@ -104,8 +107,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 	hm.Attach(disk.Part())
 	go disk.Run(ctx)
 
-	if err := mountESP(); err != nil {
-		log.Warn("ESP not mounted; no per-node settings", "err", err)
+	// The boot partitions: the per-node files, and the boot loader's.
+	media, err := detectBootMedia(blockdev.FindPartition)
+	if err == nil {
+		err = media.mount()
+	}
+	if err != nil {
+		log.Warn("boot partitions not mounted; no per-node settings", "err", err)
 	}
 	netConf, err := config.ApplyNodeFile(conf.Network, config.NodeFile, log)
 	if err != nil {
@@ -134,7 +142,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	go watchNetwork(ctx, hm.Part("network"), nm)
 
 	// Upgrades before Kubernetes: a rollback restores its datastore first.
-	updater, trial, recoverErr := startUpdates(ctx, conf.Update, rel, slot, hm, watchdogReset(wdog), log)
+	updater, trial, recoverErr := startUpdates(ctx, conf.Update, rel, slot, media, hm, watchdogReset(wdog), log)
 	wd := settleWatchdog(ctx, wdog, trial, conf.Update.Gate(), log)
 
 	var svcs *services.Manager

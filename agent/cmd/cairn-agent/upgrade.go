@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
-	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
 	"github.com/cairn-edge/cairn/agent/config"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/health"
 	"github.com/cairn-edge/cairn/agent/kubeboot"
+	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/update"
 	"golang.org/x/sys/unix"
@@ -26,12 +26,18 @@ const checksEvery = 10 * time.Second
 // returns nil on an image without an update section: such a node refuses
 // upgrades. watchdogReset says the watchdog reset the box before this boot.
 // recoverErr is what went wrong finishing the last attempt, such as a
-// rollback whose datastore restore failed.
-func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, hm *health.Model, watchdogReset bool, log *slog.Logger) (u *update.Updater, trial bool, recoverErr error) {
+// rollback whose datastore restore failed. media says which boot loader
+// the node has (detectBootMedia).
+func startUpdates(ctx context.Context, conf *config.Update, rel release.Release, slot string, media bootMedia, hm *health.Model, watchdogReset bool, log *slog.Logger) (u *update.Updater, trial bool, recoverErr error) {
 	if conf == nil {
 		return nil, false, nil
 	}
 	running, err := contract.ParseSlot(slot)
+	if err != nil {
+		say("warning: upgrades: %v", err)
+		return nil, false, nil
+	}
+	bl, esp, err := media.loader(log)
 	if err != nil {
 		say("warning: upgrades: %v", err)
 		return nil, false, nil
@@ -51,8 +57,8 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 		Config:     conf,
 		Registry:   regs,
 		Verify:     regs.Verifier(keys),
-		Bootloader: sdboot.New(bootloader.DirFS(contract.ESPMount), log),
-		ESP:        os.DirFS(contract.ESPMount),
+		Bootloader: bl,
+		ESP:        esp,
 		Slots:      update.Partitions{},
 		Health:     hm,
 		Reboot:     rebootInto,
@@ -76,10 +82,14 @@ func startUpdates(ctx context.Context, conf *config.Update, rel release.Release,
 }
 
 // rebootInto reboots the node for a trial or a rollback: cairn-init stops
-// everything in order and reboots.
+// everything in order and reboots, with r.Arg (the Raspberry Pi's
+// tryboot) as reboot(2)'s RESTART2 argument, handed over in
+// contract.RebootArgFile; a plain reboot (systemd-boot's trial, every
+// rollback) removes a file left there.
 func rebootInto(r bootloader.Reboot) error {
-	// A plain reboot is all systemd-boot needs; r.Arg (the Raspberry
-	// Pi's tryboot) has no reboot path here yet.
+	if err := power.SetRebootArg(contract.RebootArgFile, r.Arg); err != nil {
+		return fmt.Errorf("handing the reboot argument to cairn-init: %w", err)
+	}
 	time.AfterFunc(500*time.Millisecond, func() { unix.Kill(1, unix.SIGINT) })
 	return nil
 }

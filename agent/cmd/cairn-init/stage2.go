@@ -8,7 +8,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/bootcount"
 	"github.com/cairn-edge/cairn/agent/console"
-	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/power"
 	"github.com/cairn-edge/cairn/agent/release"
 	"github.com/cairn-edge/cairn/agent/supervisor"
@@ -75,10 +74,7 @@ func stage2() {
 	}
 	cancel()
 	stopHost()
-	// The ESP the agent mounted goes first: FAT keeps a dirty bit until
-	// it is unmounted, and the next mount would warn of a volume "not
-	// properly unmounted".
-	err = power.Shutdown(action, power.Options{Console: console.Out, Unmount: []string{contract.ESPMount, "/var"}})
+	err = power.Shutdown(action, shutdownOptions(action))
 	fatal("%s failed: %v", action, err)
 }
 

@@ -5,13 +5,16 @@
 // nothing heavy, so the builder and the agent share it.
 //
 // An artifact is an OCI image manifest with ArtifactType, a config blob of
-// ConfigMediaType (Config) and these layers, each once:
+// ConfigMediaType (Config) and these layers, each at most once:
 //
 //	SlotMediaType    the slot's squashfs, stored as is (already compressed),
 //	                 so an offset in the blob is an offset in the slot
 //	KernelMediaType  the kernel image
 //	InitrdMediaType  the initramfs
 //	ChunksMediaType  the slot's content-defined chunk index (agent/update/chunk)
+//	BootFilesMediaType  the board files of a slot's boot partition, a tar
+//	                 (only on boards that have them: the Raspberry Pi;
+//	                 see WriteBootFiles)
 //
 // Several boards pushed to one reference form an OCI index whose
 // descriptors carry the same board and arch annotations.
@@ -74,6 +77,10 @@ type Config struct {
 	Cmdline []string `json:"cmdline"`
 	// Created is the build's time (SOURCE_DATE_EPOCH), RFC 3339.
 	Created string `json:"created,omitempty"`
+	// BootFiles list the board files layer's files (BootFilesMediaType),
+	// in its order; none on a board whose boot loader takes no board
+	// files (UEFI).
+	BootFiles []BootFile `json:"bootFiles,omitempty"`
 }
 
 var (
@@ -128,7 +135,7 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.Kernel+c.Created, "\r\n\x00") {
 		return fmt.Errorf("update config: kernel or created holds a line break")
 	}
-	return nil
+	return checkBootFiles(c.BootFiles)
 }
 
 // Check refuses an artifact made for another board or arch.

@@ -118,6 +118,10 @@ func FuzzParseConfig(f *testing.F) {
 	b, _ := json.Marshal(validConfig())
 	f.Add(b)
 	f.Add([]byte(`{"name":"x"}`))
+	pi := validConfig()
+	pi.BootFiles = []BootFile{{Name: "overlays/disable-bt.dtbo", Size: 10, Digest: d1}, {Name: "config.txt", Size: 0, Digest: d1}}
+	b, _ = json.Marshal(pi)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b)
 		if err != nil {
@@ -125,6 +129,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("parsed config does not validate: %v", err)
+		}
+		for _, bf := range c.BootFiles {
+			if CheckBootFileName(bf.Name) != nil || bf.Size < 0 || !ValidDigest(bf.Digest) {
+				t.Fatalf("accepted board file %+v", bf)
+			}
 		}
 	})
 }

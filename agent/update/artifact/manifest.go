@@ -53,6 +53,9 @@ type Update struct {
 	// Chunks is the slot's chunk index; nil when the artifact has none
 	// (then only a full download is possible).
 	Chunks *Descriptor
+	// BootFiles is the board files layer (BootFilesMediaType); nil on a
+	// board without board files (Match checks it against the config).
+	BootFiles *Descriptor
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -72,7 +75,8 @@ func (d Descriptor) check(what string) error {
 
 // ParseUpdate decodes and checks an artifact manifest: OCI media type, our
 // artifact type and config, and exactly one slot, kernel and initramfs
-// layer (at most one chunk index) with well-formed digests.
+// layer (at most one chunk index and one board files layer) with
+// well-formed digests.
 func ParseUpdate(b []byte) (*Update, error) {
 	if len(b) > MaxManifestSize {
 		return nil, fmt.Errorf("manifest is %d bytes, more than the %d allowed", len(b), MaxManifestSize)
@@ -110,6 +114,9 @@ func ParseUpdate(b []byte) (*Update, error) {
 		case ChunksMediaType:
 			u.Chunks = &Descriptor{}
 			dst = u.Chunks
+		case BootFilesMediaType:
+			u.BootFiles = &Descriptor{}
+			dst = u.BootFiles
 		default:
 			continue // a layer of a later format: ignored
 		}
@@ -119,6 +126,9 @@ func ParseUpdate(b []byte) (*Update, error) {
 		seen[l.MediaType] = true
 		if err := l.check(l.MediaType); err != nil {
 			return nil, err
+		}
+		if l.MediaType == BootFilesMediaType && l.Size > MaxBootFilesLayer {
+			return nil, fmt.Errorf("manifest's %s layer is %d bytes, more than the %d allowed (%s)", l.MediaType, l.Size, MaxBootFilesLayer, rebuild)
 		}
 		*dst = l
 	}

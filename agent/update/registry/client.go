@@ -498,8 +498,8 @@ type Resolved struct {
 
 // Resolve finds the artifact for this node's board and arch: it reads the
 // manifest ref names, follows an index to the board's entry, checks the
-// manifest (artifact.ParseUpdate), reads and checks its config and that it
-// is for board and arch. Nothing is downloaded beyond manifests and the
+// manifest (artifact.ParseUpdate), reads and checks its config, that the
+// two agree (artifact.Match) and that it is for board and arch. Nothing is downloaded beyond manifests and the
 // config.
 func (c *Client) Resolve(ctx context.Context, ref Reference, board, arch string) (*Resolved, error) {
 	if ref.Host != c.host {
@@ -537,6 +537,9 @@ func (c *Client) Resolve(ctx context.Context, ref Reference, board, arch string)
 		return nil, err
 	}
 	if res.Config, err = artifact.ParseConfig(cfg); err != nil {
+		return nil, fmt.Errorf("%s@%s: %w", ref, res.Digest, err)
+	}
+	if err := artifact.Match(res.Update, res.Config); err != nil {
 		return nil, fmt.Errorf("%s@%s: %w", ref, res.Digest, err)
 	}
 	if err := res.Config.Check(board, arch); err != nil {

@@ -269,6 +269,56 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestResolveBoardFiles: a Raspberry Pi's artifact resolves with its
+// board files layer; one whose config lists board files the manifest
+// lacks is refused before anything is downloaded.
+func TestResolveBoardFiles(t *testing.T) {
+	tr := newTestRegistry(t, nil)
+	c := newClient(t, tr.host)
+	layer := artifact.Descriptor{}
+	for _, tc := range []struct {
+		tag       string
+		withLayer bool
+		err       string
+	}{
+		{"pi", true, ""},
+		{"no-layer", false, "no " + artifact.BootFilesMediaType + " layer"},
+	} {
+		var b bytes.Buffer
+		list, err := artifact.WriteBootFiles(&b, []artifact.BootFileData{{Name: "start4.elf", Data: []byte("start4")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := json.Marshal(artifact.Config{Name: "edge", Version: "1.2.0", Board: "rpi4", Arch: "arm64", Cmdline: []string{"console=serial0"}, BootFiles: list})
+		m := artifact.Manifest{
+			SchemaVersion: 2, MediaType: artifact.ManifestMediaType, ArtifactType: artifact.ArtifactType,
+			Config: tr.push(t, "cairn/edge", artifact.ConfigMediaType, cfg),
+			Layers: []artifact.Descriptor{
+				tr.push(t, "cairn/edge", artifact.SlotMediaType, random(9, 100)),
+				tr.push(t, "cairn/edge", artifact.KernelMediaType, []byte("kernel")),
+				tr.push(t, "cairn/edge", artifact.InitrdMediaType, []byte("initrd")),
+			},
+		}
+		if tc.withLayer {
+			layer = tr.push(t, "cairn/edge", artifact.BootFilesMediaType, b.Bytes())
+			m.Layers = append(m.Layers, layer)
+		}
+		body, _ := json.Marshal(m)
+		tr.putManifest(t, "cairn/edge", tc.tag, artifact.ManifestMediaType, body)
+		ref, _ := ParseReference(tr.host + "/cairn/edge:" + tc.tag)
+		res, err := c.Resolve(bg, ref, "rpi4", "arm64")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: Resolve = %v, want an error with %q", tc.tag, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || res.Update.BootFiles == nil || res.Update.BootFiles.Digest != layer.Digest || len(res.Config.BootFiles) != 1 {
+			t.Errorf("%s: Resolve = %+v, %v; want the board files layer and listing", tc.tag, res, err)
+		}
+	}
+}
+
 // tokenAuth puts a registry behind the Docker token flow: requests need a
 // bearer token that the token server hands out anonymously for the scope.
 func tokenAuth(t *testing.T, tokens *counter, extraScope bool) (wrap func(http.Handler) http.Handler) {
