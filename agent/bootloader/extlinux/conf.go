@@ -38,10 +38,11 @@ type Label struct {
 func labelName(slot contract.Slot) string { return "cairn-" + string(slot) }
 
 // timeout is the TIMEOUT written, in tenths of a second. U-Boot ignores it
-// unless a prompt is asked for (sysboot -p, or a top-level MENU line,
-// which Cairn never writes); with a prompt, TIMEOUT 0 would wait at the
-// console forever, this boots DEFAULT after a second.
-const timeout = 10
+// unless a prompt is asked for (sysboot -p at the console, or a top-level
+// MENU line, which Cairn never writes); then it shows the labels and waits
+// this long for the first key before it boots DEFAULT. TIMEOUT 0 would
+// wait forever.
+const timeout = 50
 
 const headerText = "# Cairn's A/B boot menu for U-Boot's extlinux (agent/bootloader/extlinux).\n" +
 	"# Overwritten in place at a fixed size, one part per 512-byte sector:\n" +

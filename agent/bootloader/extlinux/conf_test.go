@@ -29,7 +29,7 @@ func TestConfRender(t *testing.T) {
 		return string(b[i*contract.ExtlinuxSector : (i+1)*contract.ExtlinuxSector])
 	}
 	for i, want := range []string{
-		headerText + "TIMEOUT 10\nDEFAULT cairn-b\n",
+		headerText + "TIMEOUT 50\nDEFAULT cairn-b\n",
 		"LABEL cairn-a\n  # title: Cairn 1.0 (slot A)\n  # version: 1.0\n  LINUX /cairn/a/vmlinuz\n  INITRD /cairn/a/initrd\n  FDT /cairn/a/tegra210-p3450-0000.dtb\n  APPEND console=ttyS0,115200n8 cairn.extlinux cairn.slot=a\n",
 		"LABEL cairn-b\n  LINUX /cairn/b/vmlinuz\n  APPEND cairn.extlinux cairn.slot=b\n",
 	} {
@@ -91,7 +91,7 @@ func TestParseConf(t *testing.T) {
 		{"a line twice", edit("  # version: 1.0", "  LINUX /cairn/a"), "given twice"},
 		{"lowercase", edit("  APPEND console", "  append console"), "not a line Cairn writes"},
 		{"padding edited", edit("##\n", "# \n"), "not laid out as Cairn writes it"},
-		{"a MENU line in the header", edit("TIMEOUT 10", "MENU TITLE"), "not laid out"},
+		{"a MENU line in the header", edit("TIMEOUT 50", "MENU TITLE"), "not laid out"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := ParseConf(tt.data); err == nil || !strings.Contains(err.Error(), tt.want) {

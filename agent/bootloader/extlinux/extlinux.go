@@ -15,7 +15,7 @@
 //
 // extlinux.conf is a header sector,
 //
-//	TIMEOUT 10
+//	TIMEOUT 50
 //	DEFAULT cairn-a
 //
 // then one sector per slot, each either a label or only comments (a slot
@@ -114,8 +114,9 @@
 // that panics reboots (Cairn's panic=10) into the trial again, and again.
 // Either way the node needs a hand at U-Boot's serial console: interrupt
 // autoboot, then "sysboot -p mmc 1:1 any ${scriptaddr}
-// /extlinux/extlinux.conf" shows the menu to pick cairn-a from (U-Boot
-// 2022.01 and later also take "setenv pxe_label_override cairn-a; boot"),
+// /extlinux/extlinux.conf" shows the labels for TIMEOUT's five seconds:
+// type 1 (cairn-a) and Enter (U-Boot 2022.01 and later also take
+// "setenv pxe_label_override cairn-a; boot"),
 // or put the card in a workstation and set extlinux.conf's DEFAULT back.
 //
 // # On the node and in the builder
