@@ -150,6 +150,15 @@ func renderSector(slot contract.Slot, l Label, has bool) ([]byte, error) {
 	return pad(b.Bytes(), contract.ExtlinuxSector, fmt.Sprintf("slot %s's label (its command line is %d bytes, its title %d)", slot, len(l.Append), len(l.Title)))
 }
 
+// checkFixed checks a file Cairn writes at one size: exactly size bytes
+// of text (checkText).
+func checkFixed(name string, b []byte, size int) error {
+	if len(b) != size {
+		return fmt.Errorf("%s: %d bytes, not the %d Cairn writes (not Cairn's, or damaged: write it anew)", name, len(b), size)
+	}
+	return checkText(name, b)
+}
+
 // checkText refuses what is not printable ASCII text with newlines: a cut
 // or a worn card may have damaged the file, and nothing Cairn writes holds
 // anything else.
@@ -168,10 +177,7 @@ func checkText(name string, b []byte) error {
 // bytes). Errors name the file and line.
 func ParseConf(b []byte) (Conf, error) {
 	name := contract.ExtlinuxConf
-	if len(b) != contract.ExtlinuxConfSize {
-		return Conf{}, fmt.Errorf("%s: %d bytes, not the %d Cairn writes (not Cairn's, or damaged: write it anew)", name, len(b), contract.ExtlinuxConfSize)
-	}
-	if err := checkText(name, b); err != nil {
+	if err := checkFixed(name, b, contract.ExtlinuxConfSize); err != nil {
 		return Conf{}, err
 	}
 	c := Conf{Labels: map[contract.Slot]Label{}}
@@ -249,10 +255,7 @@ func slotOfLabel(name string) (contract.Slot, bool) {
 // ParseLabel reads slot's label sector (a stamp, or a part of
 // contract.ExtlinuxConf): exactly one sector, as RenderLabel writes it.
 func ParseLabel(slot contract.Slot, sector []byte) (Label, error) {
-	if len(sector) != contract.ExtlinuxSector {
-		return Label{}, fmt.Errorf("%d bytes, not one %d-byte sector", len(sector), contract.ExtlinuxSector)
-	}
-	if err := checkText("the label", sector); err != nil {
+	if err := checkFixed("the label", sector, contract.ExtlinuxSector); err != nil {
 		return Label{}, err
 	}
 	l, has, err := parseSector(slot, sector)

@@ -137,6 +137,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"slices"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -185,29 +186,32 @@ func (st state) committed() contract.Slot {
 // read reads the menu and the flag; both must parse when they exist.
 func (l *Loader) read() (state, error) {
 	var st state
-	b, err := l.fs.ReadFile(contract.ExtlinuxConf)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return state{}, fmt.Errorf("reading %s: %w", contract.ExtlinuxConf, err)
-	default:
-		if st.conf, err = ParseConf(b); err != nil {
-			return state{}, err
-		}
-		st.hasConf = true
+	conf, err := l.readIf(contract.ExtlinuxConf)
+	if err == nil && conf != nil {
+		st.conf, err = ParseConf(conf)
+		st.hasConf = err == nil
 	}
-	b, err = l.fs.ReadFile(contract.ExtlinuxTrialFile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return state{}, fmt.Errorf("reading %s: %w", contract.ExtlinuxTrialFile, err)
-	default:
-		if st.flag, err = ParseFlag(b); err != nil {
-			return state{}, err
-		}
-		st.hasFlag = true
+	if err != nil {
+		return state{}, err
 	}
-	return st, nil
+	flag, err := l.readIf(contract.ExtlinuxTrialFile)
+	if err == nil && flag != nil {
+		st.flag, err = ParseFlag(flag)
+		st.hasFlag = err == nil
+	}
+	return st, err
+}
+
+// readIf reads name; a missing file is nil, without an error.
+func (l *Loader) readIf(name string) ([]byte, error) {
+	b, err := l.fs.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return b, nil
 }
 
 // requireConf reads the state, which must have a menu: on an ESP that has
@@ -308,7 +312,7 @@ func (l *Loader) complete(st state, slot contract.Slot) (Label, error) {
 		if err != nil {
 			return Label{}, fmt.Errorf("listing %s: %w", dir, err)
 		}
-		if !contains(names, base) {
+		if !slices.Contains(names, base) {
 			return Label{}, fmt.Errorf("slot %s is not complete: its label names %s, which is missing (install the slot again)", slot, p)
 		}
 	}
@@ -334,13 +338,4 @@ func checkLabel(slot contract.Slot, lbl Label) error {
 		return fmt.Errorf("the label's command line %q does not boot slot %s", lbl.Append, slot)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -48,10 +48,7 @@ func (f Flag) Render() []byte {
 // contract.ExtlinuxTrialSize bytes of text, as Render writes it.
 func ParseFlag(b []byte) (Flag, error) {
 	name := contract.ExtlinuxTrialFile
-	if len(b) != contract.ExtlinuxTrialSize {
-		return Flag{}, fmt.Errorf("%s: %d bytes, not the %d Cairn writes (damaged: write it anew)", name, len(b), contract.ExtlinuxTrialSize)
-	}
-	if err := checkText(name, b); err != nil {
+	if err := checkFixed(name, b, contract.ExtlinuxTrialSize); err != nil {
 		return Flag{}, err
 	}
 	var f Flag

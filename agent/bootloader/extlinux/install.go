@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"io/fs"
 	"path"
 	"strings"
 
@@ -49,23 +48,11 @@ func makePlan(slot contract.Slot, files bootloader.BootFiles) (plan, error) {
 	if p.label.Append, err = appendLine(slot, files.Cmdline); err != nil {
 		return plan{}, fmt.Errorf("%s: %w", op, err)
 	}
-	seen := map[string]string{}
+	if err := bootloader.CheckFiles(files.Files, reserved); err != nil {
+		return plan{}, fmt.Errorf("%s: %w", op, err)
+	}
 	for _, f := range files.Files {
-		lower := strings.ToLower(f.Name)
-		switch {
-		case !fs.ValidPath(f.Name) || f.Name == ".":
-			return plan{}, fmt.Errorf("%s: board file %q is not a relative slash-separated path", op, f.Name)
-		case strings.HasPrefix(path.Base(f.Name), "."):
-			return plan{}, fmt.Errorf("%s: board file %q is dot-named, as the boot media's temporary files are", op, f.Name)
-		case reserved[lower]:
-			return plan{}, fmt.Errorf("%s: board file %q is a file Install writes itself; leave it out", op, f.Name)
-		case seen[lower] != "":
-			return plan{}, fmt.Errorf("%s: board files %q and %q are one file on FAT, which ignores case", op, seen[lower], f.Name)
-		case f.Data == nil:
-			return plan{}, fmt.Errorf("%s: board file %q has no content (set its Data)", op, f.Name)
-		}
-		seen[lower] = f.Name
-		if strings.HasSuffix(lower, ".dtb") {
+		if strings.HasSuffix(strings.ToLower(f.Name), ".dtb") {
 			if p.label.FDT != "" {
 				return plan{}, fmt.Errorf("%s: board files %s and %s are both device trees; a label boots one (FDT): give one", op, p.label.FDT, bootPath(slot, f.Name))
 			}
@@ -143,22 +130,9 @@ func (l *Loader) Install(slot contract.Slot, files bootloader.BootFiles) error {
 		if lbl.FDT != "" && p.label.FDT == "" {
 			return fmt.Errorf("%s: slot %s boots with the device tree %s, and the new boot files carry none (no .dtb among them): U-Boot would boot the new kernel with its own device tree; give the board's .dtb (an update artifact must carry it)", op, good, lbl.FDT)
 		}
-		if err := l.setDefault(&st, good); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
 	}
-	if st.flag.Slot == slot {
-		if err := l.setFlag(&st, Flag{}); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-	}
-	if err := l.fs.Remove(stampPath(slot)); err != nil {
-		return fmt.Errorf("%s: removing %s: %w", op, stampPath(slot), err)
-	}
-	if st.conf.hasLabel(slot) {
-		if err := l.writeConf(&st, st.conf.withLabel(slot, nil)); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
+	if err := l.unboot(&st, slot); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	if err := l.writeFiles(slot, p); err != nil {
 		return fmt.Errorf("%s: %w", op, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/powercut"
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
@@ -203,7 +204,7 @@ func (h *harness) do(step string) error {
 		return fmt.Errorf("unknown step %q", step)
 	}
 	switch {
-	case errors.Is(err, errCut):
+	case errors.Is(err, powercut.ErrCut):
 		return err
 	case fail && err == nil:
 		return errors.New("succeeded, want an error")
@@ -348,8 +349,10 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// TestPowerCuts cuts the power after every prefix of every step's writes
-// in every scenario, in both U-Boot environments. At the cut, the
+// TestPowerCuts cuts the power (agent/bootloader/powercut: a WriteFile
+// over an existing file is a removal and a write, as a FAT rename is not
+// atomic) after every prefix of every step's writes in every scenario, in
+// both U-Boot environments. At the cut, the
 // invariant must hold; the next boot (on a copy of the ESP) must boot,
 // whole and without U-Boot falling back, a slot that the step started or
 // ended with as the default, and Trial must call it a trial exactly when
@@ -372,8 +375,10 @@ func TestPowerCuts(t *testing.T) {
 						esp := &bootloader.MemFS{}
 						h := newHarness(esp, env)
 						replay(t, h, sc.steps[:i])
-						p := &power{left: k}
-						cut := newHarness(&cutFS{FS: esp, p: p, sectorCheck: func(name string, old, new []byte) {
+						// Every overwrite must change one sector at most:
+						// the package's layout rests on it.
+						p := &powercut.Power{Left: k}
+						cut := newHarness(&powercut.FS{Inner: esp, Power: p, TornRename: true, OnOverwrite: func(name string, old, new []byte) {
 							if n := changedSectors(old, new); n > 1 {
 								t.Errorf("step %d %q: an overwrite of %s changes %d sectors", i, step, name, n)
 							}
@@ -382,11 +387,11 @@ func TestPowerCuts(t *testing.T) {
 						if err == nil {
 							break
 						}
-						if !errors.Is(err, errCut) {
+						if !errors.Is(err, powercut.ErrCut) {
 							t.Fatalf("step %d %q with %d writes: %v", i, step, k, err)
 						}
 						cuts++
-						where := fmt.Sprintf("cut in step %d %q after %q", i, step, p.log)
+						where := fmt.Sprintf("cut in step %d %q after %q", i, step, p.Log)
 						if err := h.checkInvariant(model[:]...); err != nil {
 							t.Fatalf("%s: %v", where, err)
 						}

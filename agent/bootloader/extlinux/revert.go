@@ -48,6 +48,30 @@ func RevertTrial(fsys FS, running contract.Slot, log *slog.Logger) (Reverted, er
 	return Reverted{Trial: trial, Default: st.conf.Default}, nil
 }
 
+// unboot makes slot bootable by nothing, one write at a time: the DEFAULT
+// on the other slot (if the menu exists and slot was its armed trial), the
+// flag cleared if it names slot, slot's stamp removed, its label emptied.
+// The caller checked that the other slot is complete and committed.
+func (l *Loader) unboot(st *state, slot contract.Slot) error {
+	if st.hasConf {
+		if err := l.setDefault(st, slot.Other()); err != nil {
+			return err
+		}
+	}
+	if st.flag.Slot == slot {
+		if err := l.setFlag(st, Flag{}); err != nil {
+			return err
+		}
+	}
+	if err := l.fs.Remove(stampPath(slot)); err != nil {
+		return fmt.Errorf("removing %s: %w", stampPath(slot), err)
+	}
+	if st.conf.hasLabel(slot) {
+		return l.writeConf(st, st.conf.withLabel(slot, nil))
+	}
+	return nil
+}
+
 // revert sets an armed trial's DEFAULT back on the committed slot, then
 // the flag to "booted" (running the trial) or none.
 func (l *Loader) revert(st *state, running contract.Slot) error {
@@ -90,21 +114,8 @@ func (l *Loader) MarkBad(slot contract.Slot) error {
 	if _, err := l.complete(st, good); err != nil {
 		return fmt.Errorf("%s: the committed slot %s is not complete, so nothing would be left to boot: %w", op, good, err)
 	}
-	if err := l.setDefault(&st, good); err != nil {
+	if err := l.unboot(&st, slot); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
-	}
-	if st.flag.Slot == slot {
-		if err := l.setFlag(&st, Flag{}); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-	}
-	if err := l.fs.Remove(stampPath(slot)); err != nil {
-		return fmt.Errorf("%s: removing %s: %w", op, stampPath(slot), err)
-	}
-	if st.conf.hasLabel(slot) {
-		if err := l.writeConf(&st, st.conf.withLabel(slot, nil)); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
 	}
 	l.log.Info("slot marked bad", "slot", slot, "default", good)
 	return nil

@@ -3,7 +3,6 @@ package extlinux
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
@@ -392,69 +391,6 @@ func simMacros(s string) (string, error) {
 		return "", fmt.Errorf("APPEND has %q at %d, which U-Boot expands or strips", s[i], i)
 	}
 	return s, nil
-}
-
-// errCut is the power going off.
-var errCut = errors.New("power cut")
-
-// power counts the ESP's mutations and cuts after left of them: every
-// later mutation fails with errCut and changes nothing. left < 0 never
-// cuts. A WriteFile over an existing file is two mutations, a removal and
-// a write, as a FAT rename is not atomic (the FS contract promises more);
-// an Overwrite is one, done or not: the package's layout rests on each
-// one changing a single sector, which the harness checks (sectorCheck).
-type power struct {
-	left int
-	log  []string
-}
-
-func (p *power) mutate(what string) error {
-	if p.left == 0 {
-		return errCut
-	}
-	p.left--
-	p.log = append(p.log, what)
-	return nil
-}
-
-// cutFS is the ESP behind the power.
-type cutFS struct {
-	FS
-	p *power
-	// sectorCheck is called with every overwrite's old and new content.
-	sectorCheck func(name string, old, new []byte)
-}
-
-func (c *cutFS) WriteFile(name string, r io.Reader) error {
-	if _, err := c.FS.ReadFile(name); err == nil {
-		if err := c.Remove(name); err != nil {
-			return err
-		}
-	}
-	if err := c.p.mutate("write " + name); err != nil {
-		return err
-	}
-	return c.FS.WriteFile(name, r)
-}
-
-func (c *cutFS) Remove(name string) error {
-	if _, err := c.FS.ReadFile(name); err != nil {
-		return nil // nothing to remove: no mutation
-	}
-	if err := c.p.mutate("remove " + name); err != nil {
-		return err
-	}
-	return c.FS.Remove(name)
-}
-
-func (c *cutFS) Overwrite(name string, data []byte) error {
-	if old, err := c.FS.ReadFile(name); err == nil && c.sectorCheck != nil {
-		c.sectorCheck(name, old, data)
-	}
-	if err := c.p.mutate("overwrite " + name); err != nil {
-		return err
-	}
-	return c.FS.Overwrite(name, data)
 }
 
 // changedSectors counts the 512-byte sectors in which old and new differ.
