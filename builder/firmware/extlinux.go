@@ -1,15 +1,10 @@
 package firmware
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"path"
-	"strings"
 
-	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/bootloader/extlinux"
-	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/spec"
@@ -53,27 +48,17 @@ func (p *extlinuxFamily) Layout(seed string, s disk.Sizes) (disk.Layout, error) 
 // extlinux/extlinux.conf with slot a's label the DEFAULT, the trial flag,
 // slot a's kernel, initramfs, device tree and stamp.
 func (p *extlinuxFamily) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	kernel, err := os.Open(b.Kernel)
+	files, err := openBoot(b, initrd, slotTitle(b))
 	if err != nil {
 		return nil, err
 	}
-	defer kernel.Close()
-	files := bootloader.BootFiles{
-		Kernel:  kernel,
-		Initrd:  bytes.NewReader(initrd),
-		Cmdline: b.Cmdline,
-		Title:   fmt.Sprintf("%s (slot %s)", b.Title, strings.ToUpper(string(contract.SlotA))),
-		Version: b.Version,
-	}
+	defer files.Close()
 	if p.fdt != "" {
-		f, err := os.Open(p.fdt)
-		if err != nil {
+		if err := files.add(p.fdtName, p.fdt); err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		files.Files = append(files.Files, bootloader.File{Name: p.fdtName, Data: f})
 	}
-	esp, err := extlinux.NewESP(files)
+	esp, err := extlinux.NewESP(files.BootFiles)
 	if err != nil {
 		return nil, fmt.Errorf("ESP: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 
@@ -124,28 +123,18 @@ func (p *rpi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 // BOOT-A with slot a installed (the board's files, config.txt,
 // cmdline.txt, kernel, initramfs, stamp), BOOT-B empty.
 func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	kernel, err := os.Open(b.Kernel)
+	files, err := openBoot(b, initrd, "")
 	if err != nil {
 		return nil, err
 	}
-	defer kernel.Close()
-	files := bootloader.BootFiles{
-		Kernel:  kernel,
-		Initrd:  bytes.NewReader(initrd),
-		Cmdline: b.Cmdline,
-		Title:   b.Title,
-		Version: b.Version,
-	}
+	defer files.Close()
 	for name, host := range p.files {
-		f, err := os.Open(host)
-		if err != nil {
+		if err := files.add(name, host); err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		files.Files = append(files.Files, bootloader.File{Name: name, Data: f})
 	}
 	files.Files = append(files.Files, bootloader.File{Name: contract.RPiConfigFile, Data: bytes.NewReader(p.config)})
-	card, err := tryboot.NewCard(files)
+	card, err := tryboot.NewCard(files.BootFiles)
 	if err != nil {
 		return nil, fmt.Errorf("boot partitions: %w", err)
 	}
