@@ -2,8 +2,6 @@ package build
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +10,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/builder/disk"
-	"github.com/cairn-edge/cairn/builder/source"
-	"github.com/cairn-edge/cairn/builder/spec"
 )
 
 // nanoBoard is a U-Boot extlinux board on the fixture's fake inputs.
@@ -59,20 +55,7 @@ func nanoFixture(t *testing.T) *fixture {
 // wantDTB.
 func checkExtlinuxImage(t *testing.T, img, wantDTB string) {
 	t.Helper()
-	var dump struct {
-		PartitionTable struct {
-			Label      string `json:"label"`
-			Partitions []struct {
-				Start, Size int64
-				Name, Type  string
-				Attrs       string `json:"attrs"`
-			} `json:"partitions"`
-		} `json:"partitiontable"`
-	}
-	if err := json.Unmarshal([]byte(runTool(t, "sfdisk", "--json", img)), &dump); err != nil {
-		t.Fatal(err)
-	}
-	pt := dump.PartitionTable
+	pt := readSfdisk(t, img)
 	want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}
 	var names []string
 	for i, p := range pt.Partitions {
@@ -84,10 +67,7 @@ func checkExtlinuxImage(t *testing.T, img, wantDTB string) {
 	if pt.Label != "gpt" || strings.Join(names, " ") != strings.Join(want, " ") || !strings.EqualFold(pt.Partitions[0].Type, contract.TypeESP) {
 		t.Fatalf("sfdisk --json: label %s, partitions %v, first type %s; want gpt with %v, the ESP first", pt.Label, names, pt.Partitions[0].Type, want)
 	}
-	esp := filepath.Join(t.TempDir(), "esp.img")
-	p := pt.Partitions[0]
-	runTool(t, "dd", "if="+img, "of="+esp, "bs=512", fmt.Sprintf("skip=%d", p.Start), fmt.Sprintf("count=%d", p.Size), "status=none")
-	runTool(t, "fsck.vfat", "-n", esp)
+	esp := fatPartition(t, img, pt.Partitions[0].Start, pt.Partitions[0].Size)
 	files := runTool(t, "mdir", "-i", esp, "-/", "-b", "::/")
 	conf := runTool(t, "mtype", "-i", esp, "::/"+contract.ExtlinuxConf)
 	if len(conf) != contract.ExtlinuxConfSize {
@@ -128,25 +108,11 @@ func checkExtlinuxImage(t *testing.T, img, wantDTB string) {
 // TestBuildExtlinux builds a U-Boot extlinux image from fake inputs,
 // checks it with independent tools, and builds it again: byte-identical.
 func TestBuildExtlinux(t *testing.T) {
-	f := nanoFixture(t)
-	var outs [2]string
-	for i := range outs {
-		outs[i] = t.TempDir()
-		if _, err := f.build(t, outs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range []string{"test-test-nano.img", "test-test-nano.bmap", "test-test-nano.inputs.json"} {
-		a, _ := os.ReadFile(filepath.Join(outs[0], name))
-		b, _ := os.ReadFile(filepath.Join(outs[1], name))
-		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s differs between two builds of the same inputs (%d vs %d bytes)", name, len(a), len(b))
-		}
-	}
-	if rec, _ := os.ReadFile(filepath.Join(outs[0], "test-test-nano.inputs.json")); strings.Contains(string(rec), `"role": "bootloader"`) {
+	out := buildTwice(t, nanoFixture(t), "test-test-nano")
+	if rec, _ := os.ReadFile(filepath.Join(out, "test-test-nano.inputs.json")); strings.Contains(string(rec), `"role": "bootloader"`) {
 		t.Errorf("inputs.json pins a boot loader; U-Boot is the board's:\n%s", rec)
 	}
-	img := filepath.Join(outs[0], "test-test-nano.img")
+	img := filepath.Join(out, "test-test-nano.img")
 	checkExtlinuxImage(t, img, nanoDTB)
 
 	// The per-node files go on the ESP, as on UEFI boards (cairn
@@ -174,16 +140,7 @@ func TestBuildExtlinux(t *testing.T) {
 func TestBuildExtlinuxWithoutItsDTB(t *testing.T) {
 	f := nanoFixture(t)
 	writeFiles(t, f.boards, map[string]string{"test-nano.yaml": fmt.Sprintf(nanoBoard, "linux-nano-nodtb")})
-	out := t.TempDir()
-	_, err := f.build(t, out)
-	for _, want := range []string{"test-nano.yaml:10:", "the kernel image oci-layout:../oci:linux-nano-nodtb has no /boot/dtbs/nvidia/tegra210-p3450-0000.dtb"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Build error = %v, want it to contain %q", err, want)
-		}
-	}
-	if left, _ := os.ReadDir(out); len(left) != 0 {
-		t.Errorf("a failed build left %v in the output directory", left)
-	}
+	wantBuildError(t, f, "test-nano.yaml:10:", "the kernel image oci-layout:../oci:linux-nano-nodtb has no /boot/dtbs/nvidia/tegra210-p3450-0000.dtb")
 }
 
 // TestBuildRealJetsonNano builds images/minimal.yaml for
@@ -201,25 +158,9 @@ func TestBuildRealJetsonNano(t *testing.T) {
 		}
 		t.Skip("no Debian arm64 kernel in .cache/oci: run make inputs")
 	}
-	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := spec.LoadBoard(filepath.Join(root, "boards"), "jetson-nano")
-	if err != nil {
-		t.Fatal(err)
-	}
 	bins := t.TempDir()
 	writeFiles(t, bins, map[string]string{"linux-arm64/cairn-init": "#!fake init", "linux-arm64/cairn-agent": "#!fake agent"})
-	c, err := source.OpenCache(filepath.Join(t.TempDir(), "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Build(context.Background(), spec.Merge(s, b), Options{OutDir: t.TempDir(), Cache: c, BinDir: bins, PKIDir: filepath.Join(t.TempDir(), "pki")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("minimal-jetson-nano: %d MiB, %d MiB mapped, slot %d KiB, initramfs %d KiB, built in %s", res.ImageSize>>20, res.MappedBytes>>20, res.SlotSize>>10, res.InitramfsSize>>10, res.Took)
+	res := buildReal(t, "jetson-nano", bins)
 	dtb, err := os.ReadFile(filepath.Join(root, ".cache", "debian", "linux-arm64", "boot", "dtbs", "nvidia", "tegra210-p3450-0000.dtb"))
 	if err != nil {
 		t.Skipf("Debian's unpacked kernel is not in .cache/debian to compare the device tree with: %v", err)
