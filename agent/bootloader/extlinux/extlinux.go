@@ -86,7 +86,10 @@
 // nothing. So extlinux.conf and the flag are written once, at their fixed
 // sizes, and then only overwritten in place (bootloader.Overwriter), and
 // each write changes one 512-byte sector: the DEFAULT line, one slot's
-// label, or the flag. On the assumption tryboot's autoboot.txt rests on (a
+// label, or the flag. The kernel writes back the whole page, but the
+// sectors that did not change get the bytes they held; vfat also rewrites
+// the file's directory entry (its modification time; its size and
+// clusters stay). On the assumption tryboot's autoboot.txt rests on (a
 // sector is written whole or not at all; see agent/bootloader/tryboot),
 // each write is then done or not, and each single write, done or lost,
 // leaves a DEFAULT naming a complete slot that is committed, or armed as
