@@ -3,7 +3,8 @@
 // upgrade, try, commit and roll back a slot, whatever the board's boot
 // loader. Each family lives in its own package below this one (sdboot:
 // systemd-boot on UEFI boards; tryboot: the Raspberry Pi firmware's A/B;
-// U-Boot's extlinux comes later) and works on FSes: a directory on the node
+// extlinux: U-Boot's extlinux menu, with agent-side rollback) and works on
+// FSes: a directory on the node
 // (the ESP mounted at /boot) or a MemFS the builder fills and copies into
 // its image.
 //

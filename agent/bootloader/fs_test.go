@@ -178,3 +178,26 @@ func TestMemFSWalkSorted(t *testing.T) {
 		t.Errorf("Walk returned %v, want fn's error", err)
 	}
 }
+
+func TestCheckFiles(t *testing.T) {
+	file := func(name string) File { return File{Name: name, Data: strings.NewReader(name)} }
+	reserved := map[string]bool{"vmlinuz": true}
+	if err := CheckFiles([]File{file("a.dtb"), file("overlays/b.dtbo")}, reserved); err != nil {
+		t.Errorf("good files: %v", err)
+	}
+	for _, tt := range []struct {
+		files []File
+		want  string
+	}{
+		{[]File{file("/abs")}, `"/abs" is not a relative`},
+		{[]File{file("x/../y")}, "not a relative"},
+		{[]File{file("x/.tmp")}, "dot-named"},
+		{[]File{file("VMLinuz")}, "Install writes itself"},
+		{[]File{file("a.dtb"), file("A.DTB")}, `"a.dtb" and "A.DTB" are one file on FAT`},
+		{[]File{{Name: "empty"}}, "no content"},
+	} {
+		if err := CheckFiles(tt.files, reserved); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CheckFiles(%v): %v; want an error saying %q", tt.files[len(tt.files)-1].Name, err, tt.want)
+		}
+	}
+}

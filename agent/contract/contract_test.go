@@ -68,6 +68,7 @@ var (
 		RootTypes["amd64"], RootTypes["arm64"],
 		RPiAutoLabel, SlotA.RPiBootLabel(), SlotB.RPiBootLabel(), RPiAutobootFile, RPiStampFile,
 		RPiDeviceTree, RPiDTTryboot, RPiDTPartition, RPiTrybootArg,
+		ExtlinuxConf, ExtlinuxTrialFile, ExtlinuxStampName, ExtlinuxParam,
 	}
 	prefixes = []string{
 		StateDir, "var/lib/cairn", LogDir, RunDir + "/", "/etc/cairn/", "etc/cairn/",

@@ -89,6 +89,63 @@ func runTool(t *testing.T, name string, args ...string) string {
 	return string(b)
 }
 
+// sfdiskTable is sfdisk --json's partition table of img.
+type sfdiskTable struct {
+	Label      string `json:"label"`
+	Partitions []struct {
+		Start, Size int64
+		Name, Type  string
+		Attrs       string `json:"attrs"`
+	} `json:"partitions"`
+}
+
+func readSfdisk(t *testing.T, img string) sfdiskTable {
+	t.Helper()
+	var dump struct {
+		PartitionTable sfdiskTable `json:"partitiontable"`
+	}
+	if err := json.Unmarshal([]byte(runTool(t, "sfdisk", "--json", img)), &dump); err != nil {
+		t.Fatal(err)
+	}
+	return dump.PartitionTable
+}
+
+// fatPartition copies the FAT partition of img at start (size sectors)
+// into a file of its own, checks it with fsck.vfat -n and returns the
+// file, for mtools' -i.
+func fatPartition(t *testing.T, img string, start, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "part.img")
+	runTool(t, "dd", "if="+img, "of="+p, "bs=512", fmt.Sprintf("skip=%d", start), fmt.Sprintf("count=%d", size), "status=none")
+	runTool(t, "fsck.vfat", "-n", p)
+	return p
+}
+
+// buildReal builds images/minimal.yaml for the repository's board with
+// the real inputs in .cache/oci and the binaries in bins.
+func buildReal(t *testing.T, board, bins string) *Result {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := spec.LoadBoard(filepath.Join(root, "boards"), board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := source.OpenCache(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), spec.Merge(s, b), Options{OutDir: t.TempDir(), Cache: c, BinDir: bins, PKIDir: filepath.Join(t.TempDir(), "pki")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("minimal-%s: %d MiB, %d MiB mapped, slot %d KiB, initramfs %d KiB, built in %s", board, res.ImageSize>>20, res.MappedBytes>>20, res.SlotSize>>10, res.InitramfsSize>>10, res.Took)
+	return res
+}
+
 // checkRPiImage checks a built Raspberry Pi image with independent tools:
 // sfdisk reads the GPT, fdisk -t dos the hybrid MBR; each FAT passes
 // fsck.vfat; mtools shows autoboot.txt, config.txt and cmdline.txt and the
@@ -96,19 +153,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 // FAT partitions as image files.
 func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) (string, []string) {
 	t.Helper()
-	var dump struct {
-		PartitionTable struct {
-			Label      string `json:"label"`
-			Partitions []struct {
-				Start, Size int64
-				Name        string
-			} `json:"partitions"`
-		} `json:"partitiontable"`
-	}
-	if err := json.Unmarshal([]byte(runTool(t, "sfdisk", "--json", img)), &dump); err != nil {
-		t.Fatal(err)
-	}
-	pt := dump.PartitionTable
+	pt := readSfdisk(t, img)
 	want := []string{contract.RPiAutoLabel, contract.SlotA.RPiBootLabel(), contract.SlotB.RPiBootLabel(), contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}
 	var names []string
 	for _, p := range pt.Partitions {
@@ -134,9 +179,7 @@ func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) (string, [
 	}
 	parts := make([]string, 3)
 	for i, p := range pt.Partitions[:3] {
-		parts[i] = filepath.Join(t.TempDir(), p.Name+".img")
-		runTool(t, "dd", "if="+img, "of="+parts[i], "bs=512", fmt.Sprintf("skip=%d", p.Start), fmt.Sprintf("count=%d", p.Size), "status=none")
-		runTool(t, "fsck.vfat", "-n", parts[i])
+		parts[i] = fatPartition(t, img, p.Start, p.Size)
 	}
 	auto := runTool(t, "mtype", "-i", parts[0], "::"+contract.RPiAutobootFile)
 	if !strings.HasPrefix(auto, "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n") {
@@ -167,31 +210,17 @@ func checkRPiImage(t *testing.T, img string, dtbs, firmware []string) (string, [
 // TestBuildRPi builds a Raspberry Pi image from fake inputs, checks it with
 // independent tools, and builds it again: byte-identical.
 func TestBuildRPi(t *testing.T) {
-	f := rpiFixture(t)
-	var outs [2]string
-	for i := range outs {
-		outs[i] = t.TempDir()
-		if _, err := f.build(t, outs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, name := range []string{"test-test-rpi.img", "test-test-rpi.bmap", "test-test-rpi.inputs.json"} {
-		a, _ := os.ReadFile(filepath.Join(outs[0], name))
-		b, _ := os.ReadFile(filepath.Join(outs[1], name))
-		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s differs between two builds of the same inputs (%d vs %d bytes)", name, len(a), len(b))
-		}
-	}
-	rec, _ := os.ReadFile(filepath.Join(outs[0], "test-test-rpi.inputs.json"))
+	out := buildTwice(t, rpiFixture(t), "test-test-rpi")
+	rec, _ := os.ReadFile(filepath.Join(out, "test-test-rpi.inputs.json"))
 	if !strings.Contains(string(rec), `"role": "firmware"`) || strings.Contains(string(rec), `"role": "bootloader"`) {
 		t.Errorf("inputs.json should pin the firmware and no boot loader:\n%s", rec)
 	}
-	img := filepath.Join(outs[0], "test-test-rpi.img")
+	img := filepath.Join(out, "test-test-rpi.img")
 	files, _ := checkRPiImage(t, img, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb"}, []string{"start4.elf", "fixup4.dat"})
 	if !strings.Contains(files, "::/overlays/disable-bt.dtbo\n") {
 		t.Errorf("BOOT-A lacks the overlay:\n%s", files)
 	}
-	runTool(t, "bmaptool", "copy", "--bmap", filepath.Join(outs[0], "test-test-rpi.bmap"), img, filepath.Join(t.TempDir(), "flashed.img"))
+	runTool(t, "bmaptool", "copy", "--bmap", filepath.Join(out, "test-test-rpi.bmap"), img, filepath.Join(t.TempDir(), "flashed.img"))
 }
 
 // TestBuildRPiOCI: a Raspberry Pi's update artifact carries the board
@@ -275,17 +304,46 @@ func TestBuildRPiBadInputs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := rpiFixture(t)
 			tt.setup(t, f)
-			out := t.TempDir()
-			_, err := f.build(t, out)
-			for _, want := range tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Errorf("Build error = %v, want it to contain %q", err, want)
-				}
-			}
-			if left, _ := os.ReadDir(out); len(left) != 0 {
-				t.Errorf("a failed build left %v in the output directory", left)
-			}
+			wantBuildError(t, f, tt.wantErr...)
 		})
+	}
+}
+
+// buildTwice builds f twice and checks that the image, its block map and
+// its inputs record, named base.*, are byte-identical; it returns the
+// first output directory.
+func buildTwice(t *testing.T, f *fixture, base string) string {
+	t.Helper()
+	var outs [2]string
+	for i := range outs {
+		outs[i] = t.TempDir()
+		if _, err := f.build(t, outs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ext := range []string{".img", ".bmap", ".inputs.json"} {
+		a, _ := os.ReadFile(filepath.Join(outs[0], base+ext))
+		b, _ := os.ReadFile(filepath.Join(outs[1], base+ext))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds of the same inputs (%d vs %d bytes)", base+ext, len(a), len(b))
+		}
+	}
+	return outs[0]
+}
+
+// wantBuildError builds f, which must fail with an error saying each of
+// want, and leave nothing in the output directory.
+func wantBuildError(t *testing.T, f *fixture, want ...string) {
+	t.Helper()
+	out := t.TempDir()
+	_, err := f.build(t, out)
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Build error = %v, want it to contain %q", err, w)
+		}
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("a failed build left %v in the output directory", left)
 	}
 }
 
@@ -305,23 +363,6 @@ func TestBuildRealRPi4(t *testing.T) {
 		}
 		t.Skip("no real inputs in .cache/oci or no arm64 binaries in out/bin: run make inputs binaries")
 	}
-	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := spec.LoadBoard(filepath.Join(root, "boards"), "rpi4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := source.OpenCache(filepath.Join(t.TempDir(), "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	res, err := Build(context.Background(), spec.Merge(s, b), Options{OutDir: out, Cache: c, BinDir: bins, PKIDir: filepath.Join(t.TempDir(), "pki")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("minimal-rpi4: %d MiB, %d MiB mapped, slot %d KiB, initramfs %d KiB, built in %s", res.ImageSize>>20, res.MappedBytes>>20, res.SlotSize>>10, res.InitramfsSize>>10, res.Took)
+	res := buildReal(t, "rpi4", bins)
 	checkRPiImage(t, res.Image, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb"}, []string{"start4.elf", "fixup4.dat"})
 }

@@ -19,6 +19,14 @@
 //	5 CAIRN-B     squashfs root slot (empty on a fresh image)
 //	6 CAIRN-DATA  as on UEFI boards
 //
+// On U-Boot extlinux boards (PlanExtlinux: the Jetson Nano), the UEFI
+// layout, with the ESP also marked legacy BIOS bootable: U-Boot's distro
+// boot scans the partitions "part list -bootable" lists, which are those
+// with that attribute or the ESP type (U-Boot 2020.04 and later take
+// either), else partition 1. The ESP holds extlinux/extlinux.conf and
+// both slots' kernels, initramfs and device trees
+// (agent/bootloader/extlinux).
+//
 // cairn-init and the agent find the slots and CAIRN-DATA by GPT label and
 // type on both, and upgrades stream into the slot partitions unchanged.
 //
@@ -83,7 +91,14 @@ type Partition struct {
 	// MBRType, when not 0, lists the partition in a hybrid MBR under its
 	// Index with this type (0x0c: FAT32 with LBA addressing).
 	MBRType byte
+	// LegacyBootable sets the GPT's legacy BIOS bootable attribute, which
+	// U-Boot's distro boot looks for.
+	LegacyBootable bool
 }
+
+// gptLegacyBootable is the GPT attribute bit "legacy BIOS bootable"
+// (UEFI specification, GPT partition entry attributes, bit 2).
+const gptLegacyBootable = 1 << 2
 
 // Layout is a planned disk.
 type Layout struct {
@@ -123,6 +138,17 @@ func Plan(arch, seed string, s Sizes) (Layout, error) {
 			{LabelData, TypeVar, s.Data, false, 0},
 		}
 	})
+}
+
+// PlanExtlinux lays out a U-Boot extlinux board's disk for arch: Plan's,
+// with the ESP legacy BIOS bootable.
+func PlanExtlinux(arch, seed string, s Sizes) (Layout, error) {
+	l, err := Plan(arch, seed, s)
+	if err != nil {
+		return Layout{}, err
+	}
+	l.Partitions[0].LegacyBootable = true
+	return l, nil
 }
 
 // PlanRPi lays out the Raspberry Pi's disk for arch: CAIRN-AUTO
@@ -197,14 +223,19 @@ func mbrSignature(seed string) uint32 {
 func (l Layout) table() *gpt.Table {
 	t := &gpt.Table{LogicalSectorSize: sector, PhysicalSectorSize: sector, ProtectiveMBR: true, GUID: l.GUID}
 	for _, p := range l.Partitions {
+		var attrs uint64
+		if p.LegacyBootable {
+			attrs |= gptLegacyBootable
+		}
 		t.Partitions = append(t.Partitions, &gpt.Partition{
-			Index: p.Index,
-			Start: uint64(p.Start / sector),
-			End:   uint64((p.Start+p.Size)/sector - 1),
-			Size:  uint64(p.Size),
-			Type:  p.Type,
-			Name:  p.Label,
-			GUID:  p.GUID,
+			Attributes: attrs,
+			Index:      p.Index,
+			Start:      uint64(p.Start / sector),
+			End:        uint64((p.Start+p.Size)/sector - 1),
+			Size:       uint64(p.Size),
+			Type:       p.Type,
+			Name:       p.Label,
+			GUID:       p.GUID,
 		})
 	}
 	return t

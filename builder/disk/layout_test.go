@@ -56,3 +56,26 @@ func TestPlanErrors(t *testing.T) {
 		t.Error("Plan accepted a size that is not a multiple of 1 MiB")
 	}
 }
+
+// TestPlanExtlinux: the UEFI layout, the ESP alone legacy BIOS bootable
+// (U-Boot's "part list -bootable"), bit 2 in the written table.
+func TestPlanExtlinux(t *testing.T) {
+	sizes := Sizes{ESP: 128 << 20, Slot: 256 << 20, Data: 64 << 20}
+	l, err := PlanExtlinux("arm64", "minimal-jetson-nano", sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uefi, _ := Plan("arm64", "minimal-jetson-nano", sizes)
+	for i, p := range l.Partitions {
+		u := uefi.Partitions[i]
+		u.LegacyBootable = i == 0
+		if p != u {
+			t.Errorf("partition %d = %+v, want the UEFI layout's %+v", i+1, p, u)
+		}
+	}
+	for i, p := range l.table().Partitions {
+		if want := map[bool]uint64{true: 4, false: 0}[i == 0]; p.Attributes != want {
+			t.Errorf("partition %d attributes %#x, want %#x", i+1, p.Attributes, want)
+		}
+	}
+}

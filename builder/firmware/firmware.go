@@ -21,8 +21,12 @@
 //     image's /boot/dtbs), overlays, config.txt, cmdline.txt, kernel and
 //     initramfs, as agent/bootloader/tryboot's NewCard lays them down;
 //     BOOT-B formatted and empty until an update.
-//
-// uboot (extlinux) follows.
+//   - extlinux (the Jetson Nano): U-Boot reading extlinux/extlinux.conf
+//     from the ESP, which the UEFI layout keeps, legacy BIOS bootable
+//     (disk.PlanExtlinux): the menu, the trial flag and slot a's kernel,
+//     initramfs and device tree (extlinux.fdt, from the kernel image's
+//     /boot/dtbs), as agent/bootloader/extlinux's NewESP lays them down.
+//     A/B by agent-side rollback only.
 package firmware
 
 import (
@@ -93,8 +97,9 @@ type Inputs struct {
 
 // families maps a board's firmware value to the function that makes its part.
 var families = map[string]func(img *spec.Image, in Inputs) (Part, error){
-	"uefi": newUEFI,
-	"rpi":  newRPi,
+	"uefi":     newUEFI,
+	"rpi":      newRPi,
+	"extlinux": newExtlinux,
 }
 
 // Families are the firmware values a board may name.

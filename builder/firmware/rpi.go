@@ -127,26 +127,17 @@ func (p *rpi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 // BOOT-A with slot a installed (the board's files, config.txt,
 // cmdline.txt, kernel, initramfs, stamp), BOOT-B empty.
 func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	kernel, err := os.Open(b.Kernel)
+	files, err := openBoot(b, initrd, "")
 	if err != nil {
 		return nil, err
 	}
-	defer kernel.Close()
-	files := bootloader.BootFiles{
-		Kernel:  kernel,
-		Initrd:  bytes.NewReader(initrd),
-		Cmdline: b.Cmdline,
-		Title:   b.Title,
-		Version: b.Version,
-	}
+	defer files.Close()
 	board, err := p.BoardFiles()
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range board {
-		files.Files = append(files.Files, bootloader.File{Name: f.Name, Data: bytes.NewReader(f.Data)})
-	}
-	card, err := tryboot.NewCard(files)
+	files.addBoard(board)
+	card, err := tryboot.NewCard(files.BootFiles)
 	if err != nil {
 		return nil, fmt.Errorf("boot partitions: %w", err)
 	}

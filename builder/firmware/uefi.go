@@ -1,12 +1,9 @@
 package firmware
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"strings"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
@@ -56,22 +53,15 @@ func (u *uefi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 // the code the node upgrades with — installed and committed. Slot B gets
 // its files and entry when an update is written to it.
 func (u *uefi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	kernel, err := os.Open(b.Kernel)
+	files, err := openBoot(b, initrd, slotTitle(b))
 	if err != nil {
 		return nil, err
 	}
-	defer kernel.Close()
+	defer files.Close()
 	var esp bootloader.MemFS
 	bl := sdboot.New(&esp, nil)
 	slot := contract.SlotA
-	files := bootloader.BootFiles{
-		Kernel:  kernel,
-		Initrd:  bytes.NewReader(initrd),
-		Cmdline: b.Cmdline,
-		Title:   fmt.Sprintf("%s (slot %s)", b.Title, strings.ToUpper(string(slot))),
-		Version: b.Version,
-	}
-	if err := bl.Install(slot, files); err != nil {
+	if err := bl.Install(slot, files.BootFiles); err != nil {
 		return nil, fmt.Errorf("ESP: %w", err)
 	}
 	if err := bl.Commit(slot); err != nil {

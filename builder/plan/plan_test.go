@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/fstree"
 	"github.com/cairn-edge/cairn/builder/pki"
 	"github.com/cairn-edge/cairn/builder/rootfs"
@@ -65,6 +66,9 @@ func fakeInputs(t *testing.T, img *spec.Image) *Inputs {
 			name, _, _ := strings.Cut(o, ",")
 			write("kernel/boot/dtbs/overlays/"+name+".dtbo", "overlay "+name)
 		}
+	}
+	if e := img.Extlinux; e != nil && e.FDT != "" {
+		write("kernel/boot/dtbs/"+e.FDT, "dtb "+e.FDT)
 	}
 	write("bin/linux-"+img.Board.Arch+"/cairn-init", "#!init")
 	write("bin/linux-"+img.Board.Arch+"/cairn-agent", "#!agent")
@@ -177,6 +181,8 @@ func TestPlanBoards(t *testing.T) {
 				checkUEFIBoot(t, b, labels, fats)
 			case "rpi":
 				checkRPiBoot(t, b, labels, fats)
+			case "extlinux":
+				checkExtlinuxBoot(t, b, labels, p.Layout, fats)
 			default:
 				t.Errorf("no check for firmware %s", b.Firmware)
 			}
@@ -260,6 +266,49 @@ func checkRPiBoot(t *testing.T, b *spec.Board, labels []string, fats map[string]
 	}
 }
 
+// checkExtlinuxBoot checks a fresh U-Boot extlinux image's ESP: the UEFI
+// partitions, the ESP alone legacy BIOS bootable; the menu, the trial
+// flag, slot A's files and stamp; nothing of slot B.
+func checkExtlinuxBoot(t *testing.T, b *spec.Board, labels []string, l disk.Layout, fats map[string]*fstree.Tree) {
+	t.Helper()
+	if want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}; !slices.Equal(labels, want) {
+		t.Errorf("partitions %v, want %v", labels, want)
+	}
+	for i, p := range l.Partitions {
+		if p.LegacyBootable != (i == 0) {
+			t.Errorf("%s legacy BIOS bootable: %v", p.Label, p.LegacyBootable)
+		}
+	}
+	esp := fats[contract.LabelESP]
+	if len(fats) != 1 || esp == nil {
+		t.Fatalf("FAT partitions %v, want the ESP only", fats)
+	}
+	a := contract.SlotA.BootDir() + "/"
+	want := []string{contract.ExtlinuxConf, contract.ExtlinuxTrialFile, a + contract.KernelFile, a + contract.InitrdFile, a + contract.ExtlinuxStampName}
+	if b.Extlinux != nil && b.Extlinux.FDT != "" {
+		want = append(want, a+path.Base(b.Extlinux.FDT))
+	}
+	var got []string
+	for _, e := range esp.Entries() {
+		if e.Mode.IsRegular() {
+			got = append(got, e.Path)
+		}
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the ESP holds %v, want %v", got, want)
+	}
+	conf := read(t, esp, contract.ExtlinuxConf)
+	for _, line := range []string{"DEFAULT cairn-a\n", "LABEL cairn-a\n", " " + strings.Join(b.Kernel.Cmdline, " ") + " " + contract.ExtlinuxParam + " " + contract.SlotOption(contract.SlotA) + "\n"} {
+		if !strings.Contains(conf, line) {
+			t.Errorf("extlinux.conf lacks %q:\n%s", line, conf)
+		}
+	}
+	if strings.Contains(conf, "LABEL cairn-b") {
+		t.Errorf("a fresh image has a label for slot B:\n%s", conf)
+	}
+}
+
 // TestPlanUnknownFirmware: a board naming a firmware family Cairn lacks is refused by name.
 func TestPlanUnknownFirmware(t *testing.T) {
 	s, err := spec.LoadSpec(minimalSpec)
@@ -273,7 +322,7 @@ func TestPlanUnknownFirmware(t *testing.T) {
 	b.Firmware = "coreboot"
 	img := spec.Merge(s, b)
 	_, err = Make(img, fakeInputs(t, img), nil, time.Unix(0, 0), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), `firmware "coreboot" is not one Cairn knows (use one of rpi, uefi)`) {
+	if err == nil || !strings.Contains(err.Error(), `firmware "coreboot" is not one Cairn knows (use one of extlinux, rpi, uefi)`) {
 		t.Fatalf("Make error = %v, want the unknown firmware named with the known ones", err)
 	}
 }
@@ -297,30 +346,40 @@ func read(t *testing.T, tree *fstree.Tree, p string) string {
 	return string(b)
 }
 
-// TestResolveRPi5NeedsItsKernel: boards/rpi5.yaml's kernel is one the user
-// supplies; without it, Resolve names the input and what it must hold.
-func TestResolveRPi5NeedsItsKernel(t *testing.T) {
+// TestResolveBoardNeedsItsKernel: boards/rpi5.yaml's and
+// boards/jetson-orin-nano.yaml's kernels are ones the user supplies;
+// without them, Resolve names the input and what it must hold.
+func TestResolveBoardNeedsItsKernel(t *testing.T) {
 	s, err := spec.LoadSpec(minimalSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := spec.LoadBoard(boardsDir, "rpi5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := spec.Merge(s, b)
 	idx, _ := os.ReadFile(filepath.Join(boardsDir, "..", ".cache", "oci", "index.json"))
-	if strings.Contains(string(idx), `"rpi5-kernel"`) {
-		t.Skip("a Pi 5 kernel is in .cache/oci")
-	}
-	c, err := source.OpenCache(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Resolve(context.Background(), c, img, t.TempDir())
-	for _, want := range []string{"rpi5.yaml:", "oci-layout:../.cache/oci:rpi5-kernel", "the board's kernel image is not there", "/boot/dtbs/broadcom/bcm2712-rpi-5-b.dtb"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Resolve error = %v, want it to contain %q", err, want)
-		}
+	for _, tt := range []struct {
+		board, tag string
+		want       []string
+	}{
+		{"rpi5", "rpi5-kernel", []string{"/boot/dtbs/broadcom/bcm2712-rpi-5-b.dtb"}},
+		{"jetson-orin-nano", "jetson-orin-kernel", []string{"Tegra234", "/boot/vmlinuz", "/lib/modules/<version>"}},
+	} {
+		t.Run(tt.board, func(t *testing.T) {
+			b, err := spec.LoadBoard(boardsDir, tt.board)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(idx), `"`+tt.tag+`"`) {
+				t.Skipf("%s is in .cache/oci", tt.tag)
+			}
+			c, err := source.OpenCache(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Resolve(context.Background(), c, spec.Merge(s, b), t.TempDir())
+			for _, want := range append([]string{tt.board + ".yaml:", "oci-layout:../.cache/oci:" + tt.tag, "the board's kernel image is not there"}, tt.want...) {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Resolve error = %v, want it to contain %q", err, want)
+				}
+			}
+		})
 	}
 }

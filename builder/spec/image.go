@@ -32,6 +32,9 @@ type Image struct {
 	// RPi is a Raspberry Pi board's boot files with the spec's additions;
 	// nil on other boards.
 	RPi *RPi
+	// Extlinux is a U-Boot extlinux board's boot files; nil on other
+	// boards.
+	Extlinux *Extlinux
 	// Cmdline is the kernel command line without the slot parameter.
 	Cmdline []string
 	// BootModules reach the root slot; the initramfs loads them.
@@ -69,6 +72,15 @@ type RPi struct {
 	// board's or the spec's).
 	From                               string
 	FirmwareFrom, DTBFrom, OverlayFrom []string
+}
+
+// Extlinux is a U-Boot extlinux board's boot files of an image.
+type Extlinux struct {
+	// FDT is the device tree's path under the kernel image's /boot/dtbs;
+	// empty when the board names none.
+	FDT string
+	// From names the board's extlinux.fdt (or its firmware key) for errors.
+	From string
 }
 
 // Kubernetes is the spec's kubernetes section merged with the board's.
@@ -162,6 +174,12 @@ func Merge(s *Spec, b *Board) *Image {
 			for i := range f.Files {
 				img.RPi.FirmwareFrom = append(img.RPi.FirmwareFrom, b.lines.at(b.file, fmt.Sprintf("rpi.firmware.files[%d]", i)))
 			}
+		}
+	}
+	if b.Firmware == "extlinux" {
+		img.Extlinux = &Extlinux{From: b.lines.at(b.file, "firmware")}
+		if e := b.Extlinux; e != nil && e.FDT != "" {
+			img.Extlinux.FDT, img.Extlinux.From = e.FDT, b.lines.at(b.file, "extlinux.fdt")
 		}
 	}
 	for i, svc := range s.Agent.Services {

@@ -97,8 +97,9 @@ type Board struct {
 	Description string `yaml:"description"`
 	// Arch is the Go architecture: amd64 or arm64.
 	Arch string `yaml:"arch"`
-	// Firmware is how the board boots: uefi (systemd-boot on an ESP) or
-	// rpi (the Raspberry Pi firmware's tryboot).
+	// Firmware is how the board boots: uefi (systemd-boot on an ESP), rpi
+	// (the Raspberry Pi firmware's tryboot) or extlinux (U-Boot reading
+	// extlinux.conf from the ESP; A/B by agent-side rollback only).
 	Firmware string `yaml:"firmware"`
 	// Kernel is the board's default kernel.
 	Kernel BoardKernel `yaml:"kernel"`
@@ -106,6 +107,8 @@ type Board struct {
 	Bootloader Bootloader `yaml:"bootloader"`
 	// RPi is the Raspberry Pi's boot files (firmware rpi).
 	RPi *BoardRPi `yaml:"rpi"`
+	// Extlinux is a U-Boot extlinux board's boot files (firmware extlinux).
+	Extlinux *BoardExtlinux `yaml:"extlinux"`
 	// Kubernetes is what the board brings to images that run the bundled
 	// Kubernetes (specs with a kubernetes section); other images ignore it.
 	Kubernetes *BoardKubernetes `yaml:"kubernetes"`
@@ -151,6 +154,20 @@ type BoardRPi struct {
 	// gets dtoverlay=NAME[,PARAMS].
 	Overlays []string `yaml:"overlays"`
 }
+
+// BoardExtlinux is a U-Boot extlinux board's boot files, besides the
+// kernel and initramfs.
+type BoardExtlinux struct {
+	// FDT is the device tree U-Boot loads for the kernel, in the kernel
+	// image relative to its /boot/dtbs (nvidia/tegra210-p3450-0000.dtb):
+	// each slot's directory on the ESP gets it, and its label's FDT line
+	// names it. Empty: no FDT line, and U-Boot passes the kernel its own
+	// device tree.
+	FDT string `yaml:"fdt"`
+}
+
+// Firmwares are the firmware values a board may name.
+var Firmwares = []string{"extlinux", "rpi", "uefi"}
 
 // RPiFirmware is the Raspberry Pi firmware taken from an OCI image.
 type RPiFirmware struct {
@@ -409,12 +426,18 @@ func (b *Board) validate() error {
 		return fmt.Errorf("%s: missing required key \"arch\" (one of %s)", at(""), strings.Join(Arches, ", "))
 	case !contains(Arches, b.Arch):
 		return fmt.Errorf("%s: arch %q is not supported: use one of %s (Go names, not x86_64/aarch64)", at("arch"), b.Arch, strings.Join(Arches, ", "))
-	case b.Firmware != "uefi" && b.Firmware != "rpi":
-		return fmt.Errorf("%s: firmware %q is not supported: use uefi or rpi", at("firmware"), b.Firmware)
+	case !contains(Firmwares, b.Firmware):
+		return fmt.Errorf("%s: firmware %q is not supported: use one of %s", at("firmware"), b.Firmware, strings.Join(Firmwares, ", "))
 	case b.Kernel.Image == "":
 		return fmt.Errorf("%s: missing required key \"kernel.image\" (an OCI reference to a kernel image)", at("kernel"))
+	case b.Extlinux != nil && b.Firmware != "extlinux":
+		return fmt.Errorf("%s: an extlinux section is for boards with firmware: extlinux, and this one's is %s: take it out", at("extlinux"), b.Firmware)
 	case b.Firmware == "rpi":
 		if err := b.validateRPi(); err != nil {
+			return err
+		}
+	case b.Firmware == "extlinux":
+		if err := b.validateExtlinux(); err != nil {
 			return err
 		}
 	case b.RPi != nil:
@@ -496,6 +519,23 @@ func (b *Board) validateRPi() error {
 		}
 	}
 	return checkRPiConfig(b.file, b.lines, "rpi", r.Config, r.Overlays)
+}
+
+// validateExtlinux checks a U-Boot extlinux board.
+func (b *Board) validateExtlinux() error {
+	at := func(p string) string { return b.lines.at(b.file, p) }
+	switch {
+	case b.RPi != nil:
+		return fmt.Errorf("%s: an rpi section is for boards with firmware: rpi, and this one's is extlinux: take it out", at("rpi"))
+	case b.Bootloader != (Bootloader{}):
+		return fmt.Errorf("%s: bootloader is for UEFI boards; an extlinux board's boot loader is U-Boot, in the board's own flash: take it out", at("bootloader"))
+	case !contains(b.Kernel.BootModules, "vfat"):
+		return fmt.Errorf("%s: kernel.bootModules lacks vfat: on a trial boot cairn-init mounts the ESP from the initramfs to set U-Boot's DEFAULT back (add vfat, and the code page and character set modules the kernel's FAT defaults need, e.g. nls_cp437 and nls_ascii)", at("kernel.bootModules"))
+	}
+	if e := b.Extlinux; e != nil && e.FDT != "" && (!relPath(e.FDT) || !strings.HasSuffix(e.FDT, ".dtb")) {
+		return fmt.Errorf("%s: extlinux.fdt %q must be the relative path of a .dtb under the kernel image's /boot/dtbs, e.g. nvidia/tegra210-p3450-0000.dtb", at("extlinux.fdt"), e.FDT)
+	}
+	return nil
 }
 
 // checkRPiConfig checks the config.txt lines and overlays of section key.

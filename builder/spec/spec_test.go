@@ -25,6 +25,16 @@ bootloader:
   path: usr/lib/systemd/boot/efi/systemd-bootx64.efi
 `
 
+const extlinuxBoard = `name: qemu-x86_64
+arch: arm64
+firmware: extlinux
+kernel:
+  image: oci-layout:k
+  bootModules: [sdhci_tegra, vfat, nls_cp437, nls_ascii, squashfs]
+extlinux:
+  fdt: nvidia/tegra210-p3450-0000.dtb
+`
+
 func TestParseSpec(t *testing.T) {
 	tests := []struct {
 		name, yaml, wantErr string
@@ -177,6 +187,15 @@ func TestParseBoard(t *testing.T) {
 		{"rpi with a bootloader", "name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n" + "bootloader:\n  image: x\n", "boards/qemu-x86_64.yaml:14: bootloader is for UEFI boards"},
 		{"rpi section on uefi", goodBoard + "rpi:\n  dtbs: [a.dtb]\n", "boards/qemu-x86_64.yaml:11: an rpi section is for boards with firmware: rpi"},
 		{"rpi unknown key", "name: qemu-x86_64\narch: arm64\nfirmware: rpi\nkernel:\n  image: oci-layout:k\nrpi:\n  firmware:\n    image: oci-layout:fw\n    dir: usr/lib/raspi-firmware\n    files: [start4.elf, fixup4.dat]\n  dtbs: [broadcom/bcm2711-rpi-4-b.dtb]\n  config: [enable_uart=1]\n  overlays: [disable-bt, 'gpio-fan,gpiopin=14']\n" + "  dtoverlays: []\n", `unknown key "dtoverlays" in rpi`},
+		{"extlinux", extlinuxBoard, ""},
+		{"extlinux without fdt", strings.Replace(extlinuxBoard, "extlinux:\n  fdt: nvidia/tegra210-p3450-0000.dtb\n", "", 1), ""},
+		{"extlinux with a bootloader", extlinuxBoard + "bootloader:\n  image: x\n", "boards/qemu-x86_64.yaml:9: bootloader is for UEFI boards; an extlinux board's boot loader is U-Boot"},
+		{"extlinux with an rpi section", extlinuxBoard + "rpi:\n  dtbs: [a.dtb]\n", "boards/qemu-x86_64.yaml:9: an rpi section is for boards with firmware: rpi, and this one's is extlinux"},
+		{"extlinux without vfat in the initramfs", strings.Replace(extlinuxBoard, "vfat, ", "", 1), "boards/qemu-x86_64.yaml:6: kernel.bootModules lacks vfat"},
+		{"extlinux absolute fdt", strings.Replace(extlinuxBoard, "fdt: nvidia", "fdt: /nvidia", 1), `boards/qemu-x86_64.yaml:8: extlinux.fdt "/nvidia/tegra210-p3450-0000.dtb" must be the relative path of a .dtb`},
+		{"extlinux fdt not a dtb", strings.Replace(extlinuxBoard, "0000.dtb", "0000.dts", 1), "must be the relative path of a .dtb"},
+		{"extlinux unknown key", extlinuxBoard + "  fdtdir: nvidia\n", `unknown key "fdtdir" in extlinux (known keys: fdt)`},
+		{"extlinux section on uefi", goodBoard + "extlinux:\n  fdt: a.dtb\n", "boards/qemu-x86_64.yaml:11: an extlinux section is for boards with firmware: extlinux, and this one's is uefi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,6 +256,25 @@ const firewallBoard = `firewall:
   tools: [oci-layout:../.cache/oci:debian-nftables-amd64]
   modules: [nf_tables, nft_ct]
 `
+
+func TestMergeExtlinux(t *testing.T) {
+	s, err := ParseSpec("images/minimal.yaml", []byte(goodSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(extlinuxBoard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := Merge(s, b)
+	if e := img.Extlinux; e == nil || e.FDT != "nvidia/tegra210-p3450-0000.dtb" || e.From != "boards/qemu-x86_64.yaml:8" || img.RPi != nil || img.Bootloader.Ref != "" {
+		t.Errorf("Merge: extlinux %+v, rpi %v, bootloader %q", img.Extlinux, img.RPi, img.Bootloader.Ref)
+	}
+	uefi, _ := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard))
+	if img := Merge(s, uefi); img.Extlinux != nil {
+		t.Errorf("a uefi board merged with an extlinux part: %+v", img.Extlinux)
+	}
+}
 
 func TestMergeKubernetes(t *testing.T) {
 	b, err := ParseBoard("boards/qemu-x86_64.yaml", []byte(goodBoard+kubeBoard+firewallBoard))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/extlinux"
 	"github.com/cairn-edge/cairn/agent/bootloader/sdboot"
 	"github.com/cairn-edge/cairn/agent/bootloader/tryboot"
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -93,14 +94,25 @@ func (m bootMedia) mount() error {
 	return errors.Join(errs...)
 }
 
-// loader is the boot loader of m, on its mount points, and the ESP's
-// files that sdboot's slots boot from (nil on a Pi, whose loader reads a
-// slot's files back itself). A node whose media were not found is taken
+// loader is the boot loader of m, on its mount points (on an ESP:
+// extlinux where the ESP holds its menu, else sdboot), and the ESP's
+// files the slots boot from (nil on a Pi, whose loader reads a slot's
+// files back itself). A node whose media were not found is taken
 // for a UEFI board, as before there were others: its upgrades fail on
 // the loader's state, saying so.
 func (m bootMedia) loader(log *slog.Logger) (bootloader.Bootloader, fs.FS, error) {
 	if m.family != familyRPi {
-		return sdboot.New(bootloader.DirFS(contract.ESPMount), log), os.DirFS(contract.ESPMount), nil
+		// The ESP of a UEFI board, or of a board whose U-Boot reads
+		// extlinux.conf there (the Jetson Nano).
+		esp := bootloader.DirFS(contract.ESPMount)
+		ext, err := extlinux.Probe(esp)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the ESP's %s: %w (reflash the card, or restore the file)", contract.ExtlinuxConf, err)
+		}
+		if ext {
+			return extlinux.New(esp, log), os.DirFS(contract.ESPMount), nil
+		}
+		return sdboot.New(esp, log), os.DirFS(contract.ESPMount), nil
 	}
 	boot := map[contract.Slot]bootloader.FS{}
 	for _, s := range contract.Slots {

@@ -63,6 +63,7 @@ func stage1() {
 	cl := kernelCmdline()
 	armWatchdog(cl) // before anything below can hang
 	slot := bootSlot(cl)
+	revertExtlinuxTrial(cl, slot) // U-Boot extlinux boards: a trial's DEFAULT back, before the slot can hang
 
 	label := slot.Label()
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)
