@@ -49,16 +49,11 @@ func (p *extlinuxFamily) Layout(seed string, s disk.Sizes) (disk.Layout, error) 
 // extlinux/extlinux.conf with slot a's label the DEFAULT, the trial flag,
 // slot a's kernel, initramfs, device tree and stamp.
 func (p *extlinuxFamily) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	files, err := openBoot(b, initrd, slotTitle(b))
+	files, err := openBoot(b, initrd, slotTitle(b), p)
 	if err != nil {
 		return nil, err
 	}
 	defer files.Close()
-	board, err := p.BoardFiles()
-	if err != nil {
-		return nil, err
-	}
-	files.addBoard(board)
 	esp, err := extlinux.NewESP(files.BootFiles)
 	if err != nil {
 		return nil, fmt.Errorf("ESP: %w", err)

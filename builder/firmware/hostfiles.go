@@ -18,15 +18,25 @@ type hostFiles struct {
 	open []*os.File
 }
 
-// openBoot opens b's kernel and makes slot a's BootFiles with initrd;
-// title is the menu title (b.Title when empty).
-func openBoot(b Boot, initrd []byte, title string) (*hostFiles, error) {
+// openBoot opens b's kernel and makes slot a's BootFiles with initrd and
+// the board's files (none when board is nil); title is the menu title
+// (b.Title when empty).
+func openBoot(b Boot, initrd []byte, title string, board BoardFiler) (*hostFiles, error) {
 	h := &hostFiles{BootFiles: bootloader.BootFiles{
 		Initrd:  bytes.NewReader(initrd),
 		Cmdline: b.Cmdline,
 		Title:   cmp.Or(title, b.Title),
 		Version: b.Version,
 	}}
+	if board != nil {
+		files, err := board.BoardFiles()
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			h.Files = append(h.Files, bootloader.File{Name: f.Name, Data: bytes.NewReader(f.Data)})
+		}
+	}
 	k, err := h.openHost(b.Kernel)
 	if err != nil {
 		return nil, err
@@ -38,13 +48,6 @@ func openBoot(b Boot, initrd []byte, title string) (*hostFiles, error) {
 // slotTitle is the menu title of b's slot a, as "Cairn minimal 1.0.0 (slot A)".
 func slotTitle(b Boot) string {
 	return fmt.Sprintf("%s (slot %s)", b.Title, strings.ToUpper(string(contract.SlotA)))
-}
-
-// addBoard adds the board's files (BoardFiler.BoardFiles), read before.
-func (h *hostFiles) addBoard(board []BoardFile) {
-	for _, f := range board {
-		h.Files = append(h.Files, bootloader.File{Name: f.Name, Data: bytes.NewReader(f.Data)})
-	}
 }
 
 func (h *hostFiles) openHost(p string) (*os.File, error) {

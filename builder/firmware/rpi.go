@@ -127,16 +127,11 @@ func (p *rpi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 // BOOT-A with slot a installed (the board's files, config.txt,
 // cmdline.txt, kernel, initramfs, stamp), BOOT-B empty.
 func (p *rpi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	files, err := openBoot(b, initrd, "")
+	files, err := openBoot(b, initrd, "", p)
 	if err != nil {
 		return nil, err
 	}
 	defer files.Close()
-	board, err := p.BoardFiles()
-	if err != nil {
-		return nil, err
-	}
-	files.addBoard(board)
 	card, err := tryboot.NewCard(files.BootFiles)
 	if err != nil {
 		return nil, fmt.Errorf("boot partitions: %w", err)

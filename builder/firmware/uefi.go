@@ -53,7 +53,7 @@ func (u *uefi) Layout(seed string, s disk.Sizes) (disk.Layout, error) {
 // the code the node upgrades with — installed and committed. Slot B gets
 // its files and entry when an update is written to it.
 func (u *uefi) BootPartitions(b Boot, initrd []byte) (map[string]*fstree.Tree, error) {
-	files, err := openBoot(b, initrd, slotTitle(b))
+	files, err := openBoot(b, initrd, slotTitle(b), nil)
 	if err != nil {
 		return nil, err
 	}
