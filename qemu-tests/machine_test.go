@@ -31,6 +31,7 @@ var longestFirst = []string{
 	"TestAgentAPI",
 	"TestUpgradePowerCuts",
 	"TestDataFormatCut",
+	"TestUBootExtlinux",
 	"TestBootAndPersist/qemu-aarch64",
 	"TestBootAndPersist/generic-arm64",
 	"TestNoNetworkAndBadNodeFile",

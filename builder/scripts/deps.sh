@@ -3,7 +3,7 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64
+pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 u-boot-qemu
       squashfs-tools mtools dosfstools e2fsprogs gdisk fdisk bmap-tools zstd xz-utils
       binutils iproute2 docker-registry nftables)
 

@@ -94,6 +94,7 @@ type config struct {
 	forwards    []portForward
 	guestFwds   []string // guest address → host address (guestfwd)
 	extraArgs   []string
+	bios        string // -bios, when not UEFI
 	consoleLog  string
 	stdin       io.Reader
 	stdout      io.Writer
@@ -139,6 +140,17 @@ func WithUEFI() Option {
 // nothing on arm64); with WithKernel QEMU then loads the kernel itself.
 func WithoutUEFI() Option {
 	return func(c *config) { c.uefi, c.uefiSet = false, true }
+}
+
+// UBootARM64 is Debian's u-boot-qemu build of U-Boot for QEMU's arm64
+// virt machine (qemu_arm64), whose distro boot reads extlinux.conf from
+// the disk: WithBIOS(UBootARM64).
+const UBootARM64 = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+
+// WithBIOS boots the firmware image path (-bios) instead of UEFI, such as
+// UBootARM64.
+func WithBIOS(path string) Option {
+	return func(c *config) { c.bios, c.uefi, c.uefiSet = path, false, true }
 }
 
 // WithVarsFile keeps the UEFI variable store (NVRAM: boot entries, boot

@@ -176,7 +176,7 @@ func (c *config) check() error {
 	if c.varsFile != "" && !c.uefi {
 		return errors.New("qemu: WithVarsFile needs UEFI, but WithoutUEFI was given")
 	}
-	for _, f := range append(append([]string{}, c.disks...), c.kernel, c.initrd) {
+	for _, f := range append(append([]string{}, c.disks...), c.kernel, c.initrd, c.bios) {
 		if f == "" {
 			continue
 		}
@@ -242,6 +242,9 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 			return nil, err
 		}
 		args = append(args, pflash...)
+	}
+	if c.bios != "" {
+		args = append(args, "-bios", c.bios)
 	}
 	if c.kernel != "" {
 		args = append(args, "-kernel", c.kernel)
