@@ -19,7 +19,7 @@ import (
 // whose guests want the machine to themselves claim every core:
 // TestAgentAPI, for its latency figures under a flood, and the Kubernetes
 // guests, two vCPUs each, whose API server misses its deadlines when TCG
-// shares the cores.
+// shares the cores; TestRaspberryPi, whose raspi3b has four.
 
 // longestFirst ranks the tests that claim cores, longest first (as
 // measured on CI's 2 cores; docs/tests.md has the times). A test not
@@ -29,6 +29,7 @@ var longestFirst = []string{
 	"TestKubernetes",
 	"TestKubernetesAgent",
 	"TestAgentAPI",
+	"TestRaspberryPi",
 	"TestUpgradePowerCuts",
 	"TestDataFormatCut",
 	"TestUBootExtlinux",

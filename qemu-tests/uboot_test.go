@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -15,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/bootloader/extlinux"
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/qemu-tests/picard"
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
@@ -122,19 +121,11 @@ func withESP(t *testing.T, disk string, fn func(esp extlinux.FS)) {
 	}
 	image := fmt.Sprintf("%s@@%d", disk, start)
 	dir := t.TempDir()
-	mtools := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	mtools("mcopy", "-s", "-n", "-i", image, "::/*", dir)
-	fn(bootloader.DirFS(dir))
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err := picard.ReadFAT(image, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		mtools("mcopy", "-s", "-o", "-n", "-i", image, filepath.Join(dir, e.Name()), "::/")
+	fn(bootloader.DirFS(dir))
+	if err := picard.WriteFAT(image, dir); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,6 +43,8 @@ type upgradeRig struct {
 	vars     string
 	config   string // node.yaml
 	vm       *qemu.VM
+	// watchdog is the images' boot watchdog (cairn.watchdog=), in seconds.
+	watchdog int
 }
 
 // upgradeSpec is the image the rig's node runs and upgrades to: small
@@ -52,7 +54,7 @@ const upgradeSpec = `name: upgrade
 version: %s
 overlay: [%s]
 kernel:
-  cmdline: [cairn.watchdog=45%s]
+  cmdline: [cairn.watchdog=%d%s]
 disk:
   slotSize: 128MiB
 update:
@@ -64,7 +66,7 @@ update:
 
 func newUpgradeRig(t *testing.T) *upgradeRig {
 	t.Helper()
-	r := &upgradeRig{t: t, life: t, dir: t.TempDir()}
+	r := &upgradeRig{t: t, life: t, dir: t.TempDir(), watchdog: 45}
 	r.registry = startRegistry(t, r.dir)
 	_, port, _ := net.SplitHostPort(r.registry)
 	r.guest = "10.0.2.2:" + port
@@ -80,7 +82,7 @@ func (r *upgradeRig) spec(version, cmdline, extra string) string {
 		cmdline = ", " + cmdline
 	}
 	path := filepath.Join(r.dir, "upgrade-"+version+".yaml")
-	text := fmt.Sprintf(upgradeSpec, version, filepath.Join(env.Root, "overlay"), cmdline, r.guest, r.pub, extra)
+	text := fmt.Sprintf(upgradeSpec, version, filepath.Join(env.Root, "overlay"), r.watchdog, cmdline, r.guest, r.pub, extra)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		r.t.Fatal(err)
 	}

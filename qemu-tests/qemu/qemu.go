@@ -95,6 +95,7 @@ type config struct {
 	guestFwds   []string // guest address → host address (guestfwd)
 	extraArgs   []string
 	bios        string // -bios, when not UEFI
+	raspiDTB    string // the device tree of -M raspi3b; empty: the PC or virt
 	consoleLog  string
 	stdin       io.Reader
 	stdout      io.Writer
@@ -151,6 +152,23 @@ const UBootARM64 = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
 // UBootARM64.
 func WithBIOS(path string) Option {
 	return func(c *config) { c.bios, c.uefi, c.uefiSet = path, false, true }
+}
+
+// WithRaspi3B runs QEMU's Raspberry Pi 3 Model B (-M raspi3b, BCM2837,
+// arm64) rather than the virt machine, with what the board fixes: 4
+// Cortex-A53s, 1 GiB, no UEFI. The firmware's part is the caller's: it
+// gives the kernel, initramfs and command line (WithKernel) and dtb, the
+// device tree QEMU hands the kernel. The disk is the SD card (QEMU wants
+// its size a power of two); the network is QEMU's usb-net (CDC Ethernet)
+// on the SoC's DWC2 USB; the console is the second serial port, the
+// mini-UART (ttyS1 under the upstream device tree), the first (the PL011)
+// going nowhere. The guest resets through the SoC's watchdog
+// (bcm2835_wdt): the Pi has no PSCI.
+func WithRaspi3B(dtb string) Option {
+	return func(c *config) {
+		c.arch, c.raspiDTB, c.memMiB, c.cpus = ARM64, dtb, 1024, 4
+		c.uefi, c.uefiSet = false, true
+	}
 }
 
 // WithVarsFile keeps the UEFI variable store (NVRAM: boot entries, boot

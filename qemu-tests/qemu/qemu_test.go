@@ -232,3 +232,30 @@ func TestMissingToolsSayWhatToInstall(t *testing.T) {
 		t.Errorf("Start without QEMU = %v, want it to name qemu-system-x86", err)
 	}
 }
+
+// TestRaspi3BArgs checks the raspi3b machine's command line: the board's
+// fixed CPUs and memory, the device tree, the console on the second
+// serial port, the disk as the SD card, the NIC on USB.
+func TestRaspi3BArgs(t *testing.T) {
+	c := defaultConfig()
+	for _, o := range []Option{WithMemory(512), WithRaspi3B("/x/dtb"), WithKernel("/x/k", "/x/i", "console=ttyS1"), WithDisk("/x/sd.img"), WithNetwork()} {
+		o(&c)
+	}
+	v := &VM{accel: "tcg", hostPorts: map[int]int{}}
+	args, err := v.buildArgs(&c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{"-machine raspi3b -accel tcg -dtb /x/dtb", "-m 1024 -smp 4", "-serial null -serial stdio", "-kernel /x/k -initrd /x/i -append console=ttyS1",
+		"-drive if=sd,format=raw,file=/x/sd.img", "-device usb-net,netdev=net0"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("QEMU's arguments lack %q:\n%s", want, line)
+		}
+	}
+	for _, not := range []string{"virtio", "pflash", "-bios"} {
+		if strings.Contains(line, not) {
+			t.Errorf("QEMU's arguments have %q:\n%s", not, line)
+		}
+	}
+}

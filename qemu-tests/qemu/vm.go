@@ -176,7 +176,7 @@ func (c *config) check() error {
 	if c.varsFile != "" && !c.uefi {
 		return errors.New("qemu: WithVarsFile needs UEFI, but WithoutUEFI was given")
 	}
-	for _, f := range append(append([]string{}, c.disks...), c.kernel, c.initrd, c.bios) {
+	for _, f := range append(append([]string{}, c.disks...), c.kernel, c.initrd, c.bios, c.raspiDTB) {
 		if f == "" {
 			continue
 		}
@@ -192,13 +192,16 @@ func (c *config) check() error {
 func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 	kvm := v.accel == "kvm"
 	var args []string
-	switch c.arch {
-	case AMD64:
+	raspi := c.raspiDTB != ""
+	switch {
+	case raspi:
+		args = append(args, "-machine", "raspi3b", "-accel", "tcg", "-dtb", c.raspiDTB)
+	case c.arch == AMD64:
 		args = append(args, "-machine", "q35", "-accel", v.accel)
 		if kvm {
 			args = append(args, "-cpu", "host")
 		}
-	case ARM64:
+	case c.arch == ARM64:
 		if kvm {
 			// KVM can only offer the host's interrupt controller.
 			args = append(args, "-machine", "virt,gic-version=host", "-accel", "kvm", "-cpu", "host")
@@ -215,6 +218,11 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 		// No default NIC, VGA, CD-ROM or monitor: only what we add.
 		"-nodefaults",
 		"-display", "none",
+	)
+	if raspi {
+		args = append(args, "-serial", "null")
+	}
+	args = append(args,
 		"-serial", "stdio",
 		"-qmp", "unix:"+qemuEscape(v.qmpPath)+",server=on,wait=off",
 	)
@@ -256,6 +264,10 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 		}
 	}
 	for i, d := range c.disks {
+		if raspi {
+			args = append(args, "-drive", "if=sd,format=raw,file="+qemuEscape(d))
+			continue
+		}
 		id := fmt.Sprintf("disk%d", i)
 		args = append(args,
 			"-drive", "if=none,format=raw,id="+id+",file="+qemuEscape(d),
@@ -284,7 +296,11 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 		}
 		// romfile= drops the NIC's iPXE option ROM: no network boot
 		// attempts, and a faster firmware start.
-		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
+		nic := "virtio-net-pci,netdev=net0,romfile="
+		if raspi {
+			nic = "usb-net,netdev=net0"
+		}
+		args = append(args, "-netdev", netdev, "-device", nic)
 	}
 	return append(args, c.extraArgs...), nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/tryboot/pifirmware"
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
@@ -147,14 +148,14 @@ func FuzzParseAutoboot(f *testing.F) {
 		if err != nil {
 			return
 		}
-		card := simCard{1: &bootloader.MemFS{}}
+		card := pifirmware.Card{1: &bootloader.MemFS{}}
 		if err := card[1].WriteFile("autoboot.txt", strings.NewReader(string(b))); err != nil {
 			t.Fatal(err)
 		}
 		part := map[contract.Slot]int{contract.SlotA: 2, contract.SlotB: 3}
 		for _, model := range models {
 			for flag, want := range map[bool]contract.Slot{false: ab.Default, true: ab.Trial} {
-				got, abFlag := simPartition(card, model, flag)
+				got, abFlag := pifirmware.Partition(card, model, flag)
 				if got != part[want] || !abFlag {
 					t.Fatalf("ParseAutoboot(%q) = %+v, but the firmware (%s, flag %v) boots partition %d, tryboot_a_b %v", b, ab, model, flag, got, abFlag)
 				}

@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 
 	"github.com/cairn-edge/cairn/agent/bootloader"
+	"github.com/cairn-edge/cairn/agent/bootloader/tryboot/pifirmware"
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
@@ -88,8 +89,8 @@ func newHarness(t *testing.T, auto AutoFS, boot map[contract.Slot]bootloader.FS,
 	return h
 }
 
-func (h *harness) card() simCard {
-	return simCard{1: h.auto, 2: h.boot[contract.SlotA], 3: h.boot[contract.SlotB]}
+func (h *harness) card() pifirmware.Card {
+	return pifirmware.Card{1: h.auto, 2: h.boot[contract.SlotA], 3: h.boot[contract.SlotB]}
 }
 
 // cell is a device-tree cell as the firmware writes it.
@@ -119,24 +120,24 @@ func testFiles(slot contract.Slot, version string) bootloader.BootFiles {
 
 // checkBoot checks a simulated boot: the booted partition is its slot's,
 // and everything loaded is of one install of that slot.
-func (h *harness) checkBoot(b simBooted) error {
-	if want := map[contract.Slot]int{contract.SlotA: 2, contract.SlotB: 3}[b.slot]; b.part != want {
-		return fmt.Errorf("booted slot %s from partition %d", b.slot, b.part)
+func (h *harness) checkBoot(b pifirmware.Booted) error {
+	if want := map[contract.Slot]int{contract.SlotA: 2, contract.SlotB: 3}[b.Slot]; b.Partition != want {
+		return fmt.Errorf("booted slot %s from partition %d", b.Slot, b.Partition)
 	}
 	var version string
-	for _, o := range strings.Fields(b.cmdline) {
+	for _, o := range strings.Fields(b.Cmdline) {
 		if v, ok := strings.CutPrefix(o, "cairn.test="); ok {
 			version = v
 		}
 	}
-	mark := string(b.slot) + " " + version
-	if b.kernel != "kernel "+mark || b.initrd != "initrd "+mark {
-		return fmt.Errorf("partition %d mixes installs: command line %q, kernel %q, initramfs %q", b.part, b.cmdline, b.kernel, b.initrd)
+	mark := string(b.Slot) + " " + version
+	if string(b.Kernel) != "kernel "+mark || string(b.Initrd) != "initrd "+mark {
+		return fmt.Errorf("partition %d mixes installs: command line %q, kernel %q, initramfs %q", b.Partition, b.Cmdline, b.Kernel, b.Initrd)
 	}
-	fsys := h.card()[b.part]
+	fsys := h.card()[b.Partition]
 	for _, f := range []string{"start4.elf", "overlays/disable-bt.dtbo", "config.txt"} {
 		if data, err := fsys.ReadFile(f); err != nil || !strings.Contains(string(data), " "+mark) {
-			return fmt.Errorf("partition %d booted %s, but its %s holds %q, %v", b.part, mark, f, data, err)
+			return fmt.Errorf("partition %d booted %s, but its %s holds %q, %v", b.Partition, mark, f, data, err)
 		}
 	}
 	return nil
@@ -156,7 +157,7 @@ func (h *harness) checkStamped() error {
 		}
 		card := h.card()
 		card[1] = auto
-		b, err := simBoot(card, h.model, false)
+		b, err := pifirmware.Boot(card, h.model, false)
 		if err == nil {
 			err = h.checkBoot(b)
 		}
@@ -169,13 +170,13 @@ func (h *harness) checkStamped() error {
 
 // start boots the card as the firmware does with the current flag, clears
 // the flag and leaves the device tree as the firmware does.
-func (h *harness) start(flag bool) (simBooted, error) {
-	b, err := simBoot(h.card(), h.model, flag)
+func (h *harness) start(flag bool) (pifirmware.Booted, error) {
+	b, err := pifirmware.Boot(h.card(), h.model, flag)
 	if err != nil {
 		return b, err
 	}
-	h.dt[contract.RPiDTTryboot] = cell(map[bool]uint32{false: 0, true: 1}[b.tryboot && !b.fellBack])
-	h.dt[contract.RPiDTPartition] = cell(uint32(b.part))
+	h.dt[contract.RPiDTTryboot] = cell(map[bool]uint32{false: 0, true: 1}[b.Tryboot && !b.FellBack])
+	h.dt[contract.RPiDTPartition] = cell(uint32(b.Partition))
 	return b, h.checkBoot(b)
 }
 
@@ -214,8 +215,8 @@ func (h *harness) do(step string) error {
 		if err != nil {
 			return err
 		}
-		if b.slot != slot {
-			return fmt.Errorf("booted %s (fell back from a trial: %v)", b.slot, b.fellBack)
+		if b.Slot != slot {
+			return fmt.Errorf("booted %s (fell back from a trial: %v)", b.Slot, b.FellBack)
 		}
 		return nil
 	case "boot":
@@ -224,15 +225,15 @@ func (h *harness) do(step string) error {
 		if err != nil {
 			return err
 		}
-		if b.slot != slot || b.fellBack {
-			return fmt.Errorf("booted %s (fell back from a trial: %v)", b.slot, b.fellBack)
+		if b.Slot != slot || b.FellBack {
+			return fmt.Errorf("booted %s (fell back from a trial: %v)", b.Slot, b.FellBack)
 		}
-		trial, err := h.l.Trial(b.slot)
+		trial, err := h.l.Trial(b.Slot)
 		if err != nil {
 			return err
 		}
 		if trial != (f[2] == "trial") {
-			return fmt.Errorf("Trial(%s) = %v", b.slot, trial)
+			return fmt.Errorf("Trial(%s) = %v", b.Slot, trial)
 		}
 		return nil
 	default:
@@ -297,9 +298,9 @@ func TestScenarios(t *testing.T) {
 					}
 					// Default must be what the firmware boots without the flag.
 					want, werr := h.l.Default()
-					b, gerr := simBoot(h.card(), h.model, false)
-					if werr == nil && (gerr != nil || b.slot != want) {
-						t.Fatalf("%s: after step %d %q: Default() = %s; the simulated firmware boots %s, %v", kind, i, step, want, b.slot, gerr)
+					b, gerr := pifirmware.Boot(h.card(), h.model, false)
+					if werr == nil && (gerr != nil || b.Slot != want) {
+						t.Fatalf("%s: after step %d %q: Default() = %s; the simulated firmware boots %s, %v", kind, i, step, want, b.Slot, gerr)
 					}
 				}
 			}
@@ -347,11 +348,11 @@ func TestPowerCuts(t *testing.T) {
 						where := fmt.Sprintf("cut in step %d %q after %q", i, step, p.log)
 						h.flag = false // the cut clears it
 						b, err := h.start(false)
-						if err != nil || b.slot != before && b.slot != after {
-							t.Fatalf("%s: boots %s, %v; want %s or %s", where, b.slot, err, before, after)
+						if err != nil || b.Slot != before && b.Slot != after {
+							t.Fatalf("%s: boots %s, %v; want %s or %s", where, b.Slot, err, before, after)
 						}
-						if trial, err := h.l.Trial(b.slot); err != nil || trial {
-							t.Fatalf("%s: boot without the flag: Trial(%s) = %v, %v", where, b.slot, trial, err)
+						if trial, err := h.l.Trial(b.Slot); err != nil || trial {
+							t.Fatalf("%s: boot without the flag: Trial(%s) = %v, %v", where, b.Slot, trial, err)
 						}
 						if err := h.checkStamped(); err != nil {
 							t.Fatalf("%s: %v", where, err)
@@ -381,25 +382,25 @@ func checkFlagBoot(t *testing.T, where string, auto *bootloader.MemFS, boot map[
 	switch {
 	case err != nil:
 		t.Fatalf("%s: boot with the flag: %v", where, err)
-	case b.fellBack:
-		if b.slot != before && b.slot != after {
-			t.Fatalf("%s: boot with the flag fell back to %s; want %s or %s", where, b.slot, before, after)
+	case b.FellBack:
+		if b.Slot != before && b.Slot != after {
+			t.Fatalf("%s: boot with the flag fell back to %s; want %s or %s", where, b.Slot, before, after)
 		}
 	default:
 		// A trial of a whole install, but perhaps not a finished one: a
 		// cut between config.txt and the stamp, or a slot marked bad.
-		trial, err := h.l.Trial(b.slot)
-		if _, serr := c[b.slot].ReadFile(contract.RPiStampFile); serr == nil {
+		trial, err := h.l.Trial(b.Slot)
+		if _, serr := c[b.Slot].ReadFile(contract.RPiStampFile); serr == nil {
 			if err != nil || !trial {
-				t.Fatalf("%s: boot with the flag of %s: Trial = %v, %v", where, b.slot, trial, err)
+				t.Fatalf("%s: boot with the flag of %s: Trial = %v, %v", where, b.Slot, trial, err)
 			}
 			return
 		}
 		if err == nil {
-			t.Fatalf("%s: booted %s with the flag, without its stamp: Trial = %v, want an error", where, b.slot, trial)
+			t.Fatalf("%s: booted %s with the flag, without its stamp: Trial = %v, want an error", where, b.Slot, trial)
 		}
-		if err := h.l.Commit(b.slot); err == nil {
-			t.Fatalf("%s: booted %s with the flag, without its stamp, and Commit took it", where, b.slot)
+		if err := h.l.Commit(b.Slot); err == nil {
+			t.Fatalf("%s: booted %s with the flag, without its stamp, and Commit took it", where, b.Slot)
 		}
 	}
 }

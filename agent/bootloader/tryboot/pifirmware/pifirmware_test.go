@@ -1,4 +1,4 @@
-package tryboot
+package pifirmware
 
 import (
 	"strings"
@@ -8,9 +8,12 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 )
 
-// TestSimFirmware checks the simulated firmware on hand-written cards, so
-// that the scenarios' judge is judged too.
-func TestSimFirmware(t *testing.T) {
+// docExample is autoboot.txt as the Raspberry Pi documentation shows it.
+const docExample = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
+
+// TestBoot checks the firmware on hand-written cards, so that the boot
+// loader's judge is judged too.
+func TestBoot(t *testing.T) {
 	bootable := func(slot string, extra map[string]string) *bootloader.MemFS {
 		files := map[string]string{
 			"start4.elf":  "start4",
@@ -66,21 +69,54 @@ func TestSimFirmware(t *testing.T) {
 		{name: "no slot on the command line", autoboot: docExample, a: map[string]string{"cmdline.txt": "quiet\ncairn.slot=a\n"}, model: "pi4"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			card := simCard{1: &bootloader.MemFS{}, 2: bootable("a", tt.a), 3: bootable("b", tt.b)}
+			card := Card{1: &bootloader.MemFS{}, 2: bootable("a", tt.a), 3: bootable("b", tt.b)}
 			if tt.autoboot != "-" {
 				if err := card[1].WriteFile("autoboot.txt", strings.NewReader(tt.autoboot)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			b, err := simBoot(card, tt.model, tt.flag)
+			b, err := Boot(card, tt.model, tt.flag)
 			if tt.want == "" {
 				if err == nil {
 					t.Errorf("booted %+v; want a brick", b)
 				}
 				return
 			}
-			if err != nil || b.slot != tt.want || b.fellBack != tt.fellBack || b.kernel != "kernel "+string(tt.want) && b.kernel != "k" {
-				t.Errorf("simBoot = %+v, %v; want slot %s, fell back %v", b, err, tt.want, tt.fellBack)
+			if err != nil || b.Slot != tt.want || b.FellBack != tt.fellBack || string(b.Kernel) != "kernel "+string(tt.want) && string(b.Kernel) != "k" {
+				t.Errorf("Boot = %+v, %v; want slot %s, fell back %v", b, err, tt.want, tt.fellBack)
+			}
+		})
+	}
+}
+
+// TestBootDeviceTree checks the device tree the firmware loads: the
+// model's own name unless config.txt's device_tree names another, none
+// if the partition lacks it.
+func TestBootDeviceTree(t *testing.T) {
+	for _, tt := range []struct {
+		name, config, file string
+		want               string // the DTB's content; "" none loaded
+		wantName           string
+	}{
+		{"the Pi 4's own", "kernel=k\n", "bcm2711-rpi-4-b.dtb", "pi4 tree", "bcm2711-rpi-4-b.dtb"},
+		{"device_tree names another", "kernel=k\ndevice_tree=bcm2837-rpi-3-b.dtb\n", "bcm2837-rpi-3-b.dtb", "pi3 tree", "bcm2837-rpi-3-b.dtb"},
+		{"under another model's filter", "kernel=k\n[pi5]\ndevice_tree=other.dtb\n", "bcm2711-rpi-4-b.dtb", "pi4 tree", "bcm2711-rpi-4-b.dtb"},
+		{"missing: none", "kernel=k\ndevice_tree=gone.dtb\n", "bcm2711-rpi-4-b.dtb", "", "gone.dtb"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			boot := &bootloader.MemFS{}
+			for name, v := range map[string]string{"start4.elf": "s", "config.txt": tt.config, "k": "kernel", "cmdline.txt": "cairn.slot=a\n", tt.file: tt.want} {
+				if err := boot.WriteFile(name, strings.NewReader(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			auto := &bootloader.MemFS{}
+			if err := auto.WriteFile("autoboot.txt", strings.NewReader(docExample)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Boot(Card{1: auto, 2: boot}, "pi4", false)
+			if err != nil || b.DTBName != tt.wantName || string(b.DTB) != tt.want || (tt.want == "") != (b.DTB == nil) {
+				t.Errorf("Boot = DTB %q %q, %v; want %q %q", b.DTBName, b.DTB, err, tt.wantName, tt.want)
 			}
 		})
 	}
