@@ -69,7 +69,7 @@ func TestRebooted(t *testing.T) {
 		"[   12.3] reboot: Restarting system with command '0 tryboot'\n": true,
 		"[   12.3] reboot: Restarting system\n":                          false,
 		"[   12.3] reboot: Restarting system with command 'other'\n":     false,
-		"Kernel panic - not syncing\nRebooting in 10 seconds..\n":       false,
+		"Kernel panic - not syncing\nRebooting in 10 seconds..\n":        false,
 	} {
 		c := Card{Tryboot: !want}
 		c.Rebooted(console)

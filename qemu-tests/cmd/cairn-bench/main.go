@@ -1,7 +1,8 @@
 // Command cairn-bench measures the figures README.md reports and prints
 // them as a Markdown table: build time (cold and warm cache), image, slot
 // and initramfs sizes, boot time under QEMU to `cairn: init ok` and
-// `cairn: agent ready`, the idle memory of the OS with a service running,
+// `cairn: agent ready` (and of the Raspberry Pi's card under the Pi
+// harness), the idle memory of the OS with a service running,
 // the node API's status latency, the bytes a node downloads for a small
 // change (delta downloads), and over-the-air upgrades under QEMU (time to
 // committed and to a rollback, bytes with connection cuts, the agent's
@@ -40,6 +41,7 @@ func main() {
 	flag.StringVar(&boards, "boards", "qemu-x86_64,qemu-aarch64", "boards to measure, comma-separated")
 	flag.BoolVar(&o.memoryOnly, "memory", false, "measure only the idle memory (quick, for tuning)")
 	flag.BoolVar(&o.kubeOnly, "kube", false, "measure only the Kubernetes node (needs make kube-amd64)")
+	flag.BoolVar(&o.piOnly, "pi", false, "measure only the Raspberry Pi card's boot under the Pi harness (QEMU raspi3b)")
 	flag.BoolVar(&o.floorOnly, "floor", false, "measure only the kernel-only memory floor (quickest)")
 	flag.BoolVar(&o.deltaOnly, "delta", false, "measure only the delta downloads of small changes (no QEMU; the Kubernetes pair needs make kube-amd64)")
 	flag.BoolVar(&o.upgradeOnly, "upgrade", false, "measure only the over-the-air upgrades of qemu-x86_64 (QEMU; needs docker-registry): time to committed and to a rollback, bytes with and without cuts, the agent's memory")
@@ -61,12 +63,12 @@ func main() {
 
 // options are the command line's choices.
 type options struct {
-	runtimeDir, kernels             string
-	boards, cmdline, floorMore      []string
-	runs                            int
-	idle                            time.Duration
-	memoryOnly, kubeOnly, floorOnly bool
-	deltaOnly, upgradeOnly, keep    bool
+	runtimeDir, kernels                     string
+	boards, cmdline, floorMore              []string
+	runs                                    int
+	idle                                    time.Duration
+	memoryOnly, kubeOnly, floorOnly, piOnly bool
+	deltaOnly, upgradeOnly, keep            bool
 }
 
 func row(k, v string, args ...any) { fmt.Printf("| %s | %s |\n", k, fmt.Sprintf(v, args...)) }
@@ -116,6 +118,9 @@ func run(o options) error {
 			return err
 		}
 	}
+	if o.piOnly {
+		return benchPi(env, tmp, o.runs)
+	}
 	if !env.LinkRuntime(o.runtimeDir, "amd64", "arm64") {
 		return fmt.Errorf("no container runtime in %s (make runtime)", o.runtimeDir)
 	}
@@ -140,6 +145,9 @@ func run(o options) error {
 	}
 	if o.memoryOnly {
 		return nil
+	}
+	if err := benchPi(env, tmp, o.runs); err != nil {
+		return err
 	}
 	if err := benchKube(env, tmp, o.boards); err != nil {
 		return err
@@ -178,10 +186,20 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int)
 	row(board+": image raw / data blocks / zstd -19", "%d MiB / %.1f MiB / %.1f MiB", res.ImageSize>>20, mib(res.MappedBytes), mib(zst))
 	row(board+": slot squashfs / initramfs", "%.1f MiB / %.1f MiB", mib(res.SlotSize), mib(res.InitramfsSize))
 
+	return timeBoots(board, runs, func() (*qemu.VM, func(), error) {
+		vm, disk, err := boot(tmp, res.Image, arch)
+		return vm, func() { os.Remove(disk) }, err
+	})
+}
+
+// timeBoots boots runs times with start, which returns the VM and what to
+// clean up after it, and reports QEMU start → `cairn: init ok` and →
+// `cairn: agent ready` for name: median, min and max.
+func timeBoots(name string, runs int, start func() (*qemu.VM, func(), error)) error {
 	var inits, agents []time.Duration
 	accel := ""
 	for range runs {
-		vm, disk, err := boot(tmp, res.Image, arch)
+		vm, clean, err := start()
 		if err != nil {
 			return err
 		}
@@ -192,14 +210,15 @@ func benchBoard(env *testimage.Env, tmp, board string, arch qemu.Arch, runs int)
 			m2, err = vm.Expect(5*time.Minute, `cairn: agent ready`)
 		}
 		vm.Kill()
-		os.Remove(disk)
+		clean()
 		if err != nil {
 			return err
 		}
 		inits, agents = append(inits, m1.At), append(agents, m2.At)
 	}
-	row(board+": QEMU start → `cairn: init ok` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(inits), short(slices.Min(inits)), short(slices.Max(inits)))
-	row(board+": QEMU start → `cairn: agent ready` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(agents), short(slices.Min(agents)), short(slices.Max(agents)))
+	n := fmt.Sprint(runs)
+	row(name+": QEMU start → `cairn: init ok` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(inits), short(slices.Min(inits)), short(slices.Max(inits)))
+	row(name+": QEMU start → `cairn: agent ready` ("+accel+", first boot, median of "+n+")", "%s (min %s, max %s)", median(agents), short(slices.Min(agents)), short(slices.Max(agents)))
 	return nil
 }
 
