@@ -60,6 +60,30 @@ func (m Map) Mapped() int64 {
 	return n
 }
 
+// Covers reports whether every block holding a byte of [off, off+n) is
+// mapped. Its ranges must be sorted and disjoint, as Scan and Parse
+// leave them.
+func (m Map) Covers(off, n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	bs := m.blockSize()
+	first, last := off/bs, (off+n-1)/bs
+	for _, r := range m.Ranges {
+		if r.Last < first {
+			continue
+		}
+		if r.First > first {
+			return false
+		}
+		if r.Last >= last {
+			return true
+		}
+		first = r.Last + 1
+	}
+	return false
+}
+
 // Scan maps the blocks of f that hold data, as bmaptool create does: it
 // leaves out holes (SEEK_DATA) only. A written block of zeros stays
 // mapped, because its zeros can matter and a card that is not new holds

@@ -47,3 +47,31 @@ func TestScan(t *testing.T) {
 		}
 	}
 }
+
+func TestCovers(t *testing.T) {
+	// Blocks 2-4, 5-6 (adjacent: one run) and 10; the image ends in block 10.
+	m := Map{ImageSize: 10*BlockSize + 100, Ranges: []Range{{First: 2, Last: 4}, {First: 5, Last: 6}, {First: 10, Last: 10}}}
+	tests := []struct {
+		name   string
+		off, n int64
+		want   bool
+	}{
+		{"inside one range", 2 * BlockSize, BlockSize, true},
+		{"across adjacent ranges", 3*BlockSize + 1, 3 * BlockSize, true},
+		{"a byte of a mapped block", 4*BlockSize + 4095, 1, true},
+		{"the image's short last block", 10 * BlockSize, 100, true},
+		{"nothing", 0, 0, true},
+		{"before the first range", 0, 3 * BlockSize, false},
+		{"running into a hole", 5 * BlockSize, 2*BlockSize + 1, false},
+		{"a hole between ranges", 8 * BlockSize, 10, false},
+		{"from a hole into a range", 9*BlockSize + 10, BlockSize, false},
+		{"past the last range", 10 * BlockSize, BlockSize + 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := m.Covers(tc.off, tc.n); got != tc.want {
+				t.Errorf("Covers(%d, %d) = %v, want %v", tc.off, tc.n, got, tc.want)
+			}
+		})
+	}
+}

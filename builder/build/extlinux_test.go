@@ -2,6 +2,8 @@ package build
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cairn-edge/cairn/agent/contract"
+	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/builder/disk"
 )
 
@@ -52,8 +55,8 @@ func nanoFixture(t *testing.T) *fixture {
 // as U-Boot's "part list -bootable" wants); the ESP passes fsck.vfat;
 // mtools shows extlinux.conf at its fixed size, with DEFAULT on slot a,
 // and every file its labels name on the ESP, the device tree holding
-// wantDTB.
-func checkExtlinuxImage(t *testing.T, img, wantDTB string) {
+// wantDTB. It returns the ESP as an image file, for mtools' -i.
+func checkExtlinuxImage(t *testing.T, img, wantDTB string) string {
 	t.Helper()
 	pt := readSfdisk(t, img)
 	want := []string{contract.LabelESP, contract.SlotA.Label(), contract.SlotB.Label(), contract.LabelData}
@@ -103,6 +106,38 @@ func checkExtlinuxImage(t *testing.T, img, wantDTB string) {
 			t.Errorf("a fresh image has %s:\n%s", name, files)
 		}
 	}
+	return esp
+}
+
+// checkExtlinuxArtifact checks the update artifact in the layout
+// directory oci against esp, the ESP of a raw image of the same build
+// (checkExtlinuxImage): its board files layer holds one file, the device
+// tree, under the name extlinux.conf's FDT line gives it in slot a's
+// directory (where an upgrade's Install puts it for slot b), with the
+// size and digest the signed config lists, byte for byte the ESP's.
+func checkExtlinuxArtifact(t *testing.T, esp, oci string) {
+	t.Helper()
+	var fdt string
+	for _, line := range strings.Split(runTool(t, "mtype", "-i", esp, "::/"+contract.ExtlinuxConf), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "FDT" {
+			fdt = f[1]
+		}
+	}
+	slotDir := "/" + contract.SlotA.BootDir() + "/"
+	name, ok := strings.CutPrefix(fdt, slotDir)
+	if !ok || strings.Contains(name, "/") {
+		t.Fatalf("extlinux.conf's FDT %q is not a file of slot a's %s", fdt, slotDir)
+	}
+	onESP := runTool(t, "mtype", "-i", esp, "::"+fdt)
+	sum := sha256.Sum256([]byte(onESP))
+	want := artifact.BootFile{Name: name, Size: int64(len(onESP)), Digest: "sha256:" + hex.EncodeToString(sum[:])}
+	a, data := readBoardFiles(t, oci)
+	if len(a.Config.BootFiles) != 1 || a.Config.BootFiles[0] != want {
+		t.Fatalf("the config lists the board files %+v, want only the ESP's device tree %+v", a.Config.BootFiles, want)
+	}
+	if string(data[0]) != onESP {
+		t.Errorf("the board files layer's %s (%d bytes) is not the ESP's %s (%d bytes)", name, len(data[0]), fdt, len(onESP))
+	}
 }
 
 // TestBuildExtlinux builds a U-Boot extlinux image from fake inputs,
@@ -135,6 +170,25 @@ func TestBuildExtlinux(t *testing.T) {
 	checkExtlinuxImage(t, img, nanoDTB)
 }
 
+// TestBuildExtlinuxOCI: an extlinux board's update artifact carries the
+// board's device tree in its board files layer, as the raw image's ESP
+// has it and under the name its FDT line loads, so an upgrade's slot
+// boots with it.
+func TestBuildExtlinuxOCI(t *testing.T) {
+	f := nanoFixture(t)
+	raw, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	esp := checkExtlinuxImage(t, raw.Image, nanoDTB)
+	f.format = "oci"
+	res, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExtlinuxArtifact(t, esp, res.Image)
+}
+
 // TestBuildExtlinuxWithoutItsDTB: a kernel image without the board's
 // device tree is named with the board's line.
 func TestBuildExtlinuxWithoutItsDTB(t *testing.T) {
@@ -147,8 +201,10 @@ func TestBuildExtlinuxWithoutItsDTB(t *testing.T) {
 // boards/jetson-nano.yaml from Debian's arm64 kernel in .cache/oci (make
 // inputs), with stand-ins for our binaries (their content does not matter
 // to the layout), and checks it as TestBuildExtlinux does: the board's
-// module names and its device tree are Debian's. Without the kernel input
-// it skips, unless $CI is set.
+// module names and its device tree are Debian's; then its update artifact
+// (--format oci), checked as TestBuildExtlinuxOCI does: the board files
+// layer holds Debian's device tree as extlinux.conf's FDT line names it.
+// Without the kernel input it skips, unless $CI is set.
 func TestBuildRealJetsonNano(t *testing.T) {
 	root := filepath.Join("..", "..")
 	idx, err := os.ReadFile(filepath.Join(root, ".cache", "oci", "index.json"))
@@ -160,10 +216,12 @@ func TestBuildRealJetsonNano(t *testing.T) {
 	}
 	bins := t.TempDir()
 	writeFiles(t, bins, map[string]string{"linux-arm64/cairn-init": "#!fake init", "linux-arm64/cairn-agent": "#!fake agent"})
-	res := buildReal(t, "jetson-nano", bins)
+	res := buildReal(t, "jetson-nano", bins, "")
 	dtb, err := os.ReadFile(filepath.Join(root, ".cache", "debian", "linux-arm64", "boot", "dtbs", "nvidia", "tegra210-p3450-0000.dtb"))
 	if err != nil {
 		t.Skipf("Debian's unpacked kernel is not in .cache/debian to compare the device tree with: %v", err)
 	}
-	checkExtlinuxImage(t, res.Image, string(dtb))
+	esp := checkExtlinuxImage(t, res.Image, string(dtb))
+	oci := buildReal(t, "jetson-nano", bins, "oci")
+	checkExtlinuxArtifact(t, esp, oci.Image)
 }

@@ -122,8 +122,9 @@ func fatPartition(t *testing.T, img string, start, size int64) string {
 }
 
 // buildReal builds images/minimal.yaml for the repository's board with
-// the real inputs in .cache/oci and the binaries in bins.
-func buildReal(t *testing.T, board, bins string) *Result {
+// the real inputs in .cache/oci and the binaries in bins, in format
+// (output.Formats; "" is raw).
+func buildReal(t *testing.T, board, bins, format string) *Result {
 	t.Helper()
 	root := filepath.Join("..", "..")
 	s, err := spec.LoadSpec(filepath.Join(root, "images", "minimal.yaml"))
@@ -138,7 +139,7 @@ func buildReal(t *testing.T, board, bins string) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Build(context.Background(), spec.Merge(s, b), Options{OutDir: t.TempDir(), Cache: c, BinDir: bins, PKIDir: filepath.Join(t.TempDir(), "pki")})
+	res, err := Build(context.Background(), spec.Merge(s, b), Options{OutDir: t.TempDir(), Cache: c, BinDir: bins, PKIDir: filepath.Join(t.TempDir(), "pki"), Format: format})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,23 +240,7 @@ func TestBuildRPiOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := push.Open(res.Image)
-	if err != nil {
-		t.Fatalf("push.Open, which checks the board files layer: %v", err)
-	}
-	a := arts[0]
-	if a.Update.BootFiles == nil || a.Update.BootFiles.Annotations[artifact.AnnotationTitle] != output.BootFilesTitle {
-		t.Fatalf("no board files layer: %+v", a.Update.Manifest.Layers)
-	}
-	layer, err := os.Open(filepath.Join(res.Image, "blobs", "sha256", strings.TrimPrefix(a.Update.BootFiles.Digest, "sha256:")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer layer.Close()
-	data, err := artifact.ReadBootFiles(layer, a.Config.BootFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, data := readBoardFiles(t, res.Image)
 	var names []string
 	for i, bf := range a.Config.BootFiles {
 		names = append(names, bf.Name)
@@ -274,6 +259,35 @@ func TestBuildRPiOCI(t *testing.T) {
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("board files %q, want %q", got, want)
 	}
+}
+
+// readBoardFiles opens the update artifact in the layout directory oci
+// as cairn push does (which checks the board files layer's digest and
+// size against the manifest) and reads its board files layer: a tar of
+// the files the config lists, each of the size and digest listed
+// (artifact.ReadBootFiles). It returns the artifact and the files'
+// contents in the config's order.
+func readBoardFiles(t *testing.T, oci string) (*push.Artifact, [][]byte) {
+	t.Helper()
+	arts, err := push.Open(oci)
+	if err != nil {
+		t.Fatalf("push.Open, which checks the board files layer: %v", err)
+	}
+	a := arts[0]
+	d := a.Update.BootFiles
+	if d == nil || d.MediaType != artifact.BootFilesMediaType || d.Annotations[artifact.AnnotationTitle] != output.BootFilesTitle {
+		t.Fatalf("no %s layer titled %s: %+v", artifact.BootFilesMediaType, output.BootFilesTitle, a.Update.Manifest.Layers)
+	}
+	layer, err := os.Open(filepath.Join(oci, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	data, err := artifact.ReadBootFiles(layer, a.Config.BootFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, data
 }
 
 // TestBuildRPiBadInputs: a firmware file, DTB or overlay missing from the
@@ -363,6 +377,6 @@ func TestBuildRealRPi4(t *testing.T) {
 		}
 		t.Skip("no real inputs in .cache/oci or no arm64 binaries in out/bin: run make inputs binaries")
 	}
-	res := buildReal(t, "rpi4", bins)
+	res := buildReal(t, "rpi4", bins, "")
 	checkRPiImage(t, res.Image, []string{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb"}, []string{"start4.elf", "fixup4.dat"})
 }

@@ -30,6 +30,11 @@
 // cairn-init and the agent find the slots and CAIRN-DATA by GPT label and
 // type on both, and upgrades stream into the slot partitions unchanged.
 //
+// Everything Write does not write is a hole in the image, but the first
+// MiB of the disk and of every partition (WipeSize), empty or not, is
+// written, zeros where nothing else goes: a reused card then keeps no file
+// system of its old content where the image has none.
+//
 // Partition type GUIDs follow the Discoverable Partitions Specification;
 // the disk and partition GUIDs, and the MBR's disk signature, derive from a
 // seed (the image and board names), so the same inputs give the same image.
@@ -191,6 +196,43 @@ func plan(arch, seed string, s Sizes, parts func(root gpt.Type) []planned) (Layo
 	}
 	l.Size = off + tail
 	return l, nil
+}
+
+// WipeSize is how much of the disk's start and of every partition's start
+// an image holds written (zeros wherever nothing else goes), so that the
+// block map lists it. cairn flash and bmaptool copy write only mapped
+// blocks: on a card that held anything before, a hole in the image keeps
+// the old bytes. Left as holes, an empty slot B would keep an old root's
+// squashfs and CAIRN-DATA an old node's ext4, which cairn-init would
+// mount as /var (it formats only a partition whose first
+// datafs.ProbeSize bytes are zeros). 1 MiB covers every signature the
+// kernel, blkid and cairn-init read at the start of a partition (ext4's
+// superblock at 1 KiB; squashfs, FAT, XFS, LUKS and an MBR at 0; ISO
+// 9660 at 32 KiB; btrfs at 64 KiB; ZFS's first labels) and, at the
+// disk's start, the space before the first partition around the MBR and
+// the GPT. A partition's end is left as it is: nothing Cairn reads looks
+// there (only RAID superblocks and ZFS's last labels, which blkid reports
+// and no Cairn node uses), and CAIRN-DATA's end moves when cairn-init
+// grows it to the end of the disk.
+const WipeSize = 1 << 20
+
+// Extent is a range of the disk, in bytes.
+type Extent struct {
+	Off, Len int64
+}
+
+// Wiped are the ranges Write writes whole, in disk order: the space
+// before the first partition, and the first WipeSize bytes (or all) of
+// each partition.
+func (l Layout) Wiped() []Extent {
+	var w []Extent
+	if len(l.Partitions) > 0 {
+		w = append(w, Extent{0, min(WipeSize, l.Partitions[0].Start)})
+	}
+	for _, p := range l.Partitions {
+		w = append(w, Extent{p.Start, min(WipeSize, p.Size)})
+	}
+	return w
 }
 
 // Get returns the partition with the label.

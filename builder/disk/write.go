@@ -28,9 +28,10 @@ type Contents struct {
 	Epoch time.Time
 }
 
-// Write writes the image to the open, empty file f: partition table (and
-// the hybrid MBR, if l has one), the FAT file systems and the slots'
-// images; everything else stays a hole (zeros).
+// Write writes the image to the open, empty file f: zeros over the
+// layout's Wiped ranges, then the partition table (and the hybrid MBR, if
+// l has one), the FAT file systems and the slots' images; everything else
+// stays a hole (zeros).
 func Write(f *os.File, l Layout, c Contents) error {
 	for label := range c.FAT {
 		if !l.hasFAT(label) {
@@ -39,6 +40,9 @@ func Write(f *os.File, l Layout, c Contents) error {
 	}
 	if err := f.Truncate(l.Size); err != nil {
 		return err
+	}
+	if err := wipe(f, l); err != nil {
+		return fmt.Errorf("disk: %w", err)
 	}
 	d, err := diskfs.OpenBackend(file.New(f, false))
 	if err != nil {
@@ -67,6 +71,19 @@ func Write(f *os.File, l Layout, c Contents) error {
 			if err := writeSlot(f, l.Get(slot.Label()), img); err != nil {
 				return fmt.Errorf("disk: slot %s: %w", slot, err)
 			}
+		}
+	}
+	return nil
+}
+
+// wipe writes zeros over l's Wiped ranges, before anything else is
+// written, so that those bytes are written (mapped in the block map) even
+// where nothing else goes.
+func wipe(f *os.File, l Layout) error {
+	zeros := make([]byte, WipeSize)
+	for _, e := range l.Wiped() {
+		if _, err := f.WriteAt(zeros[:e.Len], e.Off); err != nil {
+			return fmt.Errorf("zeroing %d bytes at %d: %w", e.Len, e.Off, err)
 		}
 	}
 	return nil

@@ -104,13 +104,7 @@ func testImage(t testing.TB) string {
 	// Slot A starts after the 40 MiB ESP: data there, in two runs.
 	f.WriteAt(bytes.Repeat([]byte("slot data "), 300000), 42<<20)
 	f.WriteAt([]byte("more"), 50<<20+5)
-	m, err := bmap.Scan(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "edge.bmap"), m.Encode(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	disktest.WriteBmap(t, img)
 	for _, c := range []compress.Format{compress.Zstd, compress.Xz} {
 		if err := compress.File(context.Background(), img, img+c.Ext(), c); err != nil {
 			t.Fatal(err)

@@ -49,6 +49,13 @@ func (Raw) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The zeros disk.Write wrote must be in the map, or a reused card
+	// keeps its old file systems there.
+	for _, e := range p.Layout.Wiped() {
+		if !m.Covers(e.Off, e.Len) {
+			return nil, fmt.Errorf("%s: the block map leaves out the zeros written at bytes %d-%d of the image, so a reused card would keep its old data there: the file system under %s turns written zeros into holes (as ZFS with compression does); build into a directory on another one (-o)", p.Name, e.Off, e.Off+e.Len-1, dir)
+		}
+	}
 	bm := filepath.Join(dir, "disk.bmap")
 	if err := os.WriteFile(bm, m.Encode(), 0o644); err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/contract"
-	"github.com/cairn-edge/cairn/builder/bmap"
 	"github.com/cairn-edge/cairn/builder/disk"
 	"github.com/cairn-edge/cairn/builder/disk/disktest"
 	"github.com/cairn-edge/cairn/builder/pki"
@@ -22,18 +21,7 @@ import (
 func flashImage(t *testing.T) string {
 	t.Helper()
 	img := disktest.Image(t)
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := bmap.Scan(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(strings.TrimSuffix(img, ".img")+".bmap", m.Encode(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	disktest.WriteBmap(t, img)
 	return img
 }
 
