@@ -1,15 +1,15 @@
 package qemutests
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"github.com/cairn-edge/cairn/agent/api"
 	"github.com/cairn-edge/cairn/agent/bootloader"
 	"github.com/cairn-edge/cairn/agent/bootloader/extlinux"
 	"github.com/cairn-edge/cairn/agent/contract"
@@ -17,15 +17,17 @@ import (
 	"github.com/cairn-edge/cairn/qemu-tests/qemu"
 )
 
-// TestUBootExtlinux runs the Jetson Nano's boot path (firmware extlinux)
-// through real U-Boot: Debian's u-boot-qemu on QEMU's arm64 virt machine
-// (testdata/qemu-aarch64-uboot.yaml, the Nano's mechanism on hardware QEMU
-// has). U-Boot reads extlinux.conf from the ESP and boots its DEFAULT,
-// slot a, to the agent. Then, with the node off, a trial of slot b is armed
-// on its ESP as the agent arms one (extlinux's Install and ArmTrial), b's
-// root partition left empty, a slot that never reaches its agent: U-Boot
-// boots b, whose cairn-init sets the DEFAULT back to a before it finds no
-// root and reboots, and the next boot is slot a's. The ESP then says a.
+// TestUBootExtlinux is the life of a Jetson Nano upgraded over the air
+// (firmware extlinux) through real U-Boot: Debian's u-boot-qemu on QEMU's
+// arm64 virt machine (testdata/qemu-aarch64-uboot.yaml, the Nano's
+// mechanism on hardware QEMU has). U-Boot reads extlinux.conf from the ESP
+// and boots its DEFAULT, slot a, to the agent. v2 comes from the registry:
+// the agent makes slot b U-Boot's DEFAULT for one boot, b's cairn-init sets
+// the DEFAULT back to a before it mounts its slot, and b's agent commits
+// by making b the DEFAULT; a reboot boots b. v3's agent never comes up:
+// its cairn-init sets the DEFAULT back to b, the watchdog resets the
+// board, U-Boot boots b, whose agent reports the rollback. The ESP then
+// says b. One guest for the story.
 func TestUBootExtlinux(t *testing.T) {
 	if _, err := os.Stat(qemu.UBootARM64); err != nil {
 		if os.Getenv("CI") != "" {
@@ -34,64 +36,58 @@ func TestUBootExtlinux(t *testing.T) {
 		t.Skipf("no U-Boot for QEMU (%v): apt-get install u-boot-qemu", err)
 	}
 	share(t, 1)
-	img, err := env.Minimal(filepath.Join(env.Root, "qemu-tests", "testdata", "qemu-aarch64-uboot.yaml"), t.TempDir())
+	r := newUpgradeRig(t)
+	board := filepath.Join(env.Root, "qemu-tests", "testdata", "qemu-aarch64-uboot.yaml")
+	img, err := env.Build(r.spec("1.0.0", "", ""), board, filepath.Join(r.dir, "out-1.0.0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	disk := qemu.CopyImage(t, img.Image)
-	os.Truncate(disk, 2<<30)
-	opts := []qemu.Option{qemu.WithArch(qemu.ARM64), qemu.WithDisk(disk), qemu.WithBIOS(qemu.UBootARM64), qemu.WithMemory(1024)}
-
-	// U-Boot boots the DEFAULT, slot a, to its agent.
-	vm := qemu.StartT(t, opts...)
-	for _, line := range []string{`U-Boot 20\d\d`, `extlinux/extlinux\.conf`, `cairn: init ok slot=a `, `cairn: agent ready`} {
-		if _, err := vm.Expect(bootTimeout, line); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Off by a power cut: QEMU's power button reaches a guest booted
-	// with a device tree through gpio-keys, which this board leaves out.
-	if err := vm.Kill(); err != nil {
+	r.disk, r.config = qemu.CopyImage(t, img.Image), img.NodeConfig
+	if err := os.Truncate(r.disk, 2<<30); err != nil {
 		t.Fatal(err)
 	}
+	r.vm = qemu.StartT(t, qemu.WithArch(qemu.ARM64), qemu.WithDisk(r.disk), qemu.WithBIOS(qemu.UBootARM64), qemu.WithMemory(1024),
+		qemu.WithGuestReboot(), qemu.WithWatchdog(), qemu.WithPortForward(0, api.DefaultPort))
+	expect := func(lines ...string) {
+		t.Helper()
+		for _, line := range lines {
+			if _, err := r.vm.Expect(2*bootTimeout, line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	expect(`U-Boot 20\d\d`, `extlinux/extlinux\.conf`, `cairn: init ok slot=a `, `cairn: agent ready`)
 
-	// A trial of slot b, armed as the agent arms one, b's root empty.
-	withESP(t, disk, func(esp extlinux.FS) {
-		l := extlinux.New(esp, nil)
-		kernel, err := esp.ReadFile(path.Join(contract.SlotA.BootDir(), contract.KernelFile))
-		if err != nil {
-			t.Fatalf("slot a's kernel on the ESP: %v", err)
+	r.step("v2 committed, U-Boot's DEFAULT", func(t *testing.T) {
+		r.push(r.spec("2.0.0", "", ""), board, "2.0.0")
+		if out, err := r.upgrade("2.0.0"); err != nil {
+			t.Fatalf("upgrade to 2.0.0: %v\n%s", err, out)
 		}
-		initrd, _ := esp.ReadFile(path.Join(contract.SlotA.BootDir(), contract.InitrdFile))
-		files := bootloader.BootFiles{Kernel: bytes.NewReader(kernel), Initrd: bytes.NewReader(initrd),
-			Cmdline: []string{"console=ttyAMA0"}, Title: "trial", Version: "0.2.0"}
-		if err := l.Install(contract.SlotB, files); err != nil {
-			t.Fatal(err)
+		expect(`cairn: extlinux trial slot=b: U-Boot's default is back on slot=a`, `cairn: upgrade committed slot=b version=2\.0\.0`)
+		r.expectRunning("2.0.0", "b")
+		if out, err := r.node("reboot"); err != nil {
+			t.Fatalf("cairn node reboot: %v\n%s", err, out)
 		}
-		if _, err := l.ArmTrial(contract.SlotB); err != nil {
-			t.Fatal(err)
-		}
+		expect(`U-Boot 20\d\d`, `cairn: init ok slot=b version=2\.0\.0`, `cairn: agent ready`)
 	})
 
-	// U-Boot boots b; its cairn-init reverts, finds no root, reboots; a.
-	vm = qemu.StartT(t, append(opts, qemu.WithGuestReboot())...)
-	for _, line := range []string{
-		`cairn: extlinux trial slot=b: U-Boot's default is back on slot=a`,
-		`cairn: fatal: `,
-		`U-Boot 20\d\d`,
-		`cairn: init ok slot=a `,
-		`cairn: agent ready`,
-	} {
-		if _, err := vm.Expect(2*bootTimeout, line); err != nil {
-			t.Fatal(err)
+	r.step("v3 that never reaches its agent: the watchdog, and U-Boot boots b", func(t *testing.T) {
+		r.push(r.noAgentSpec("3.0.0", "arm64"), board, "3.0.0")
+		out, err := r.upgrade("3.0.0")
+		if err == nil || !strings.Contains(out, "rolled back to slot b") {
+			t.Fatalf("upgrade to a release without an agent: %v\n%s", err, out)
 		}
-	}
-	if err := vm.Kill(); err != nil {
+		expect(`cairn: extlinux trial slot=a: U-Boot's default is back on slot=b`)
+		r.expectRunning("2.0.0", "b")
+	})
+
+	// Off, the ESP read from the host: DEFAULT is b.
+	if err := r.vm.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	withESP(t, disk, func(esp extlinux.FS) {
-		if def, err := extlinux.New(esp, nil).Default(); err != nil || def != contract.SlotA {
-			t.Errorf("U-Boot's DEFAULT after the failed trial: %v, %v; want slot a", def, err)
+	withESP(t, r.disk, func(esp extlinux.FS) {
+		if def, err := extlinux.New(esp, nil).Default(); err != nil || def != contract.SlotB {
+			t.Errorf("U-Boot's DEFAULT after the story: %v, %v; want slot b", def, err)
 		}
 	})
 }

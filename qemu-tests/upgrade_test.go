@@ -89,6 +89,29 @@ func (r *upgradeRig) spec(version, cmdline, extra string) string {
 	return path
 }
 
+// noAgentSpec writes the spec of version for arch whose agent never
+// comes up: its binary is replaced by one that exits at once, cairn-init
+// restarts it for ever, and nobody pets the watchdog.
+func (r *upgradeRig) noAgentSpec(version, arch string) string {
+	r.t.Helper()
+	overlay := filepath.Join(r.dir, "broken-agent-"+arch)
+	if err := os.MkdirAll(filepath.Join(overlay, "usr", "bin"), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := env.BuildHello(arch, filepath.Join(overlay, "usr", "bin", "cairn-agent")); err != nil {
+		r.t.Fatal(err)
+	}
+	spec := r.spec(version, "", "")
+	text, err := os.ReadFile(spec)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(spec, []byte(strings.Replace(string(text), "overlay: [", "overlay: ["+overlay+", ", 1)), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return spec
+}
+
 // bigSpec writes the spec of version with size bytes of random data
 // more, on slots of twice the rig's (its slot image outgrows the rig's
 // node's partitions), and returns its path.
@@ -513,19 +536,7 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	r.step("v6 that never reaches its agent rolls back by the watchdog", func(t *testing.T) {
-		// The agent's binary is replaced by one that exits at once:
-		// cairn-init restarts it for ever, nobody pets the watchdog.
-		overlay := filepath.Join(r.dir, "broken-agent")
-		if err := os.MkdirAll(filepath.Join(overlay, "usr", "bin"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := env.BuildHello("amd64", filepath.Join(overlay, "usr", "bin", "cairn-agent")); err != nil {
-			t.Fatal(err)
-		}
-		spec := r.spec("6.0.0", "", "")
-		text, _ := os.ReadFile(spec)
-		os.WriteFile(spec, []byte(strings.Replace(string(text), "overlay: [", "overlay: ["+overlay+", ", 1)), 0o644)
-		r.push(spec, "qemu-x86_64", "6.0.0")
+		r.push(r.noAgentSpec("6.0.0", "amd64"), "qemu-x86_64", "6.0.0")
 		out, err := r.upgrade("6.0.0")
 		if err == nil || !strings.Contains(out, "rolled back to slot a") {
 			t.Fatalf("upgrade to a release without an agent: %v\n%s", err, out)

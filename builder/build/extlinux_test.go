@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/contract"
 	"github.com/cairn-edge/cairn/agent/update/artifact"
 	"github.com/cairn-edge/cairn/builder/disk"
+	"github.com/cairn-edge/cairn/builder/push"
 )
 
 // nanoBoard is a U-Boot extlinux board on the fixture's fake inputs.
@@ -187,6 +188,27 @@ func TestBuildExtlinuxOCI(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExtlinuxArtifact(t, esp, res.Image)
+}
+
+// TestBuildExtlinuxOCINoFDT: an extlinux board that names no device tree
+// (U-Boot hands over its own, as on QEMU's virt machine) has no board
+// files, so its update artifact has no board files layer, which the
+// artifact's checks would refuse without a listing in the config.
+func TestBuildExtlinuxOCINoFDT(t *testing.T) {
+	f := nanoFixture(t)
+	writeFiles(t, f.boards, map[string]string{"test-nano.yaml": strings.Replace(fmt.Sprintf(nanoBoard, "linux-nano"), "  fdt: nvidia/tegra210-p3450-0000.dtb\n", "  {}\n", 1)})
+	f.format = "oci"
+	res, err := f.build(t, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := push.Open(res.Image)
+	if err != nil {
+		t.Fatalf("push.Open, which checks the board files layer against the config: %v", err)
+	}
+	if a := arts[0]; a.Update.BootFiles != nil || len(a.Config.BootFiles) != 0 {
+		t.Errorf("board files in an artifact of a board without any: layer %+v, config %+v", a.Update.BootFiles, a.Config.BootFiles)
+	}
 }
 
 // TestBuildExtlinuxWithoutItsDTB: a kernel image without the board's

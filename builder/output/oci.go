@@ -194,14 +194,15 @@ func (OCI) Write(ctx context.Context, p *plan.Plan, dir string) (*Files, error) 
 }
 
 // boardFiles is the board files layer of p's board (nil if its firmware
-// part has none), and lists its files in cfg.
+// part has none, as an extlinux board without a device tree), and lists
+// its files in cfg.
 func boardFiles(p *plan.Plan, cfg *artifact.Config) ([]byte, error) {
 	bf, ok := p.Firmware.(firmware.BoardFiler)
 	if !ok {
 		return nil, nil
 	}
 	files, err := bf.BoardFiles()
-	if err != nil {
+	if err != nil || len(files) == 0 {
 		return nil, err
 	}
 	data := make([]artifact.BootFileData, len(files))
