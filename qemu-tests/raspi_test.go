@@ -85,11 +85,19 @@ func TestRaspberryPi(t *testing.T) {
 			}
 		}
 	}
-	upgrade := func(ref string) (wait func() (string, error)) {
+	// tryboot pushes spec as tag, starts `cairn node upgrade` and waits for
+	// the agent's reboot into the trial, which must ask for "0 tryboot";
+	// wait waits for the client.
+	tryboot := func(spec, tag string) (wait func() (string, error)) {
 		t.Helper()
-		cmd, out := r.upgradeCmd(ref)
+		r.push(spec, board, tag)
+		cmd, out := r.upgradeCmd(tag)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
+		}
+		card.rebooted(r.vm)
+		if !card.Tryboot {
+			t.Fatalf("the agent rebooted without %q", contract.RPiTrybootArg)
 		}
 		return func() (string, error) { err := cmd.Wait(); return out.String(), err }
 	}
@@ -98,12 +106,7 @@ func TestRaspberryPi(t *testing.T) {
 	r.expectRunning("1.0.0", "a")
 
 	r.step("v2 by tryboot, committed", func(t *testing.T) {
-		r.push(r.spec("2.0.0", "", ""), board, "2.0.0")
-		done := upgrade("2.0.0")
-		card.rebooted(r.vm)
-		if !card.Tryboot {
-			t.Fatalf("the agent rebooted without %q", contract.RPiTrybootArg)
-		}
+		done := tryboot(r.spec("2.0.0", "", ""), "2.0.0")
 		boot(contract.SlotB, true, `cairn: init ok slot=b version=2\.0\.0`, `cairn: upgrade trial slot=b version=2\.0\.0`, `cairn: upgrade committed slot=b version=2\.0\.0`)
 		if out, err := done(); err != nil {
 			t.Fatalf("upgrade to 2.0.0: %v\n%s", err, out)
@@ -114,12 +117,7 @@ func TestRaspberryPi(t *testing.T) {
 	r.step("v3 whose gate fails in its tryboot: back to the committed b", func(t *testing.T) {
 		// A check of the gate that nothing answers (the spec's update
 		// section continues).
-		r.push(r.spec("3.0.0", "", "  checks: [{tcp: \"127.0.0.1:9\"}]\n"), board, "3.0.0")
-		done := upgrade("3.0.0")
-		card.rebooted(r.vm)
-		if !card.Tryboot {
-			t.Fatalf("the agent rebooted without %q", contract.RPiTrybootArg)
-		}
+		done := tryboot(r.spec("3.0.0", "", "  checks: [{tcp: \"127.0.0.1:9\"}]\n"), "3.0.0")
 		boot(contract.SlotA, true, `cairn: upgrade trial slot=a version=3\.0\.0`, `cairn: upgrade gate failed slot=a reason=health gate failed`)
 		card.rebooted(r.vm)
 		if card.Tryboot {
