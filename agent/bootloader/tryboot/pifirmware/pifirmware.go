@@ -118,12 +118,12 @@ func Partition(card Card, model string, flag bool) (part int, ab bool) {
 	if card[1] == nil {
 		return 0, false
 	}
-	data, err := card[1].ReadFile("autoboot.txt")
+	data, err := card[1].ReadFile(contract.RPiAutobootFile)
 	if err != nil {
 		return 0, false
 	}
-	if len(data) > 512 {
-		data = data[:512]
+	if len(data) > contract.RPiAutobootSize {
+		data = data[:contract.RPiAutobootSize]
 	}
 	set := Settings(data, model, flag, true)
 	n := 0
