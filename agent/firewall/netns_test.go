@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/config"
-	"github.com/cairn-edge/cairn/agent/internal/netnstest"
-	"github.com/vishvananda/netlink"
+	"github.com/cairn-edge/cairn/agent/netnstest"
 	"github.com/vishvananda/netns"
 )
 
@@ -49,46 +48,7 @@ func needNft(t *testing.T) {
 // handles close at the test's end.
 func newNodeNet(t *testing.T) (node, probe netns.NsHandle) {
 	t.Helper()
-	nss := netnstest.New(t, 2)
-	node, probe = nss[0], nss[1]
-	nodeH, err := netlink.NewHandleAt(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nodeH.Close()
-	probeH, err := netlink.NewHandleAt(probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probeH.Close()
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "node0"}, PeerName: "probe0", PeerNamespace: netlink.NsFd(probe)}
-	if err := nodeH.LinkAdd(veth); err != nil {
-		t.Fatalf("creating veth pair: %v", err)
-	}
-	for _, side := range []struct {
-		h          *netlink.Handle
-		link, addr string
-	}{{nodeH, "node0", nodeAddr}, {probeH, "probe0", probeAddr}} {
-		l, err := side.h.LinkByName(side.link)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, _ := netlink.ParseAddr(side.addr + "/24")
-		if err := side.h.AddrAdd(l, a); err != nil {
-			t.Fatal(err)
-		}
-		if err := side.h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-		lo, err := side.h.LinkByName("lo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := side.h.LinkSetUp(lo); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return node, probe
+	return netnstest.Pair(t, "node0", nodeAddr+"/24", "probe0", probeAddr+"/24")
 }
 
 // listen starts a TCP listener on every port and a UDP echo on every UDP

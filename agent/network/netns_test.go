@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-edge/cairn/agent/config"
-	"github.com/cairn-edge/cairn/agent/internal/netnstest"
+	"github.com/cairn-edge/cairn/agent/netnstest"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/vishvananda/netlink"

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -70,4 +71,51 @@ func In(t testing.TB, ns netns.NsHandle, f func()) {
 		f()
 	}()
 	<-done
+}
+
+// Pair makes two fresh namespaces joined by a veth pair, the link aName
+// in the first and bName in the second, each up with its address (CIDR;
+// "" for none) and with its loopback up.
+func Pair(t testing.TB, aName, aAddr, bName, bAddr string) (a, b netns.NsHandle) {
+	t.Helper()
+	nss := New(t, 2)
+	a, b = nss[0], nss[1]
+	aH, err := netlink.NewHandleAt(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aH.Close()
+	bH, err := netlink.NewHandleAt(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bH.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(b)}
+	if err := aH.LinkAdd(veth); err != nil {
+		t.Fatalf("creating veth pair: %v", err)
+	}
+	for _, side := range []struct {
+		h          *netlink.Handle
+		link, addr string
+	}{{aH, aName, aAddr}, {bH, bName, bAddr}} {
+		for _, name := range []string{side.link, "lo"} {
+			l, err := side.h.LinkByName(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == side.link && side.addr != "" {
+				addr, err := netlink.ParseAddr(side.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := side.h.AddrAdd(l, addr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := side.h.LinkSetUp(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return a, b
 }
