@@ -69,6 +69,7 @@ var (
 		RPiAutoLabel, SlotA.RPiBootLabel(), SlotB.RPiBootLabel(), RPiAutobootFile, RPiStampFile,
 		RPiDeviceTree, RPiDTTryboot, RPiDTPartition, RPiTrybootArg,
 		ExtlinuxConf, ExtlinuxTrialFile, ExtlinuxStampName, ExtlinuxParam,
+		MediaParam, MediaOption, NetbootManifest, NetbootSlotInitrd,
 	}
 	prefixes = []string{
 		StateDir, "var/lib/cairn", LogDir, RunDir + "/", "/etc/cairn/", "etc/cairn/",

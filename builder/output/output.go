@@ -53,6 +53,7 @@ type Files struct {
 var formats = map[string]Writer{
 	"raw": Raw{},
 	"oci": OCI{},
+	"pxe": PXE{},
 }
 
 // DefaultFormat is the format of a build that names none.

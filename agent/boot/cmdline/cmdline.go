@@ -114,3 +114,16 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// RAMSlot says whether the slot comes from the initramfs (cairn.media=ram:
+// a network boot) rather than from its partition (no cairn.media).
+func (c Cmdline) RAMSlot() (bool, error) {
+	v, ok := c.params[contract.MediaParam]
+	if !ok {
+		return false, nil
+	}
+	if v == contract.MediaRAM {
+		return true, nil
+	}
+	return false, fmt.Errorf("kernel command line has %s=%q, which is not a boot medium (use %s, or leave it out to boot from the slot partition)", contract.MediaParam, truncate(v, 32), contract.MediaOption)
+}

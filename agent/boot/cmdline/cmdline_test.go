@@ -48,6 +48,35 @@ func TestSlot(t *testing.T) {
 	}
 }
 
+func TestRAMSlot(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    bool
+		wantErr string
+	}{
+		{in: "cairn.slot=a", want: false},
+		{in: "cairn.slot=a cairn.media=ram", want: true},
+		{in: "cairn.media=disk", wantErr: `cairn.media="disk", which is not a boot medium (use cairn.media=ram`},
+		{in: "cairn.media", wantErr: "not a boot medium"},
+		{in: "cairn.media=RAM", wantErr: "not a boot medium"},
+	} {
+		c, err := Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.RAMSlot()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("RAMSlot(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("RAMSlot(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	for _, tt := range []struct {
 		in   string

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-edge/cairn/agent/boot/blockdev"
 	"github.com/cairn-edge/cairn/agent/boot/datafs"
 	"github.com/cairn-edge/cairn/agent/boot/gptgrow"
+	"github.com/cairn-edge/cairn/agent/boot/loopdev"
 	"github.com/cairn-edge/cairn/agent/boot/switchroot"
 	"github.com/cairn-edge/cairn/agent/contract"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,24 @@ func stage1() {
 	slot := bootSlot(cl)
 	revertExtlinuxTrial(cl, slot) // U-Boot extlinux boards: a trial's DEFAULT back, before the slot can hang
 
+	ram, err := cl.RAMSlot()
+	if err != nil {
+		fatal("%v", err)
+	}
+	if ram {
+		mountRAMSlot(slot)
+	} else {
+		mountSlot(slot, modErr)
+	}
+
+	if err := switchroot.Switch(newRoot, slotInit, []string{slotInit}); err != nil {
+		fatal("switching to slot %s: %v (the slot image lacks %s or is damaged; boot the other slot)", slot, err, slotInit)
+	}
+}
+
+// mountSlot mounts the slot's partition at newRoot and CAIRN-DATA on its
+// disk at /var.
+func mountSlot(slot contract.Slot, modErr error) {
 	label := slot.Label()
 	ctx, cancel := context.WithTimeout(context.Background(), slotWait)
 	part, err := blockdev.WaitPartition(ctx, label)
@@ -85,14 +104,33 @@ func stage1() {
 
 	if err := prepareData(part.Disk); err != nil {
 		say("warning: data partition unusable: %v; /var is a tmpfs and nothing written there survives a reboot", err)
-		tmp := mountSpec{"tmpfs", newRoot + "/var", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"}
-		if err := tmp.mount(); err != nil {
-			fatal("mounting a tmpfs for /var: %v", err)
-		}
+		mountVarTmpfs()
 	}
+}
 
-	if err := switchroot.Switch(newRoot, slotInit, []string{slotInit}); err != nil {
-		fatal("switching to slot %s: %v (the slot image lacks %s or is damaged; boot the other slot)", slot, err, slotInit)
+// mountRAMSlot mounts the slot carried in the initramfs (a network boot)
+// at newRoot, and a tmpfs at /var: the node has no disk of Cairn's.
+func mountRAMSlot(slot contract.Slot) {
+	dev, release, err := loopdev.Attach("/" + contract.RAMSlotFile)
+	if err != nil {
+		fatal("slot %s from RAM: %v (the boot server must hand out the bundle's %s as a second initrd, and the board's bootModules must hold %s)", slot, err, contract.NetbootSlotInitrd, contract.LoopModule)
+	}
+	log.Info("found slot", "slot", slot, "dev", dev, "media", contract.MediaRAM)
+	root := mountSpec{dev, newRoot, "squashfs", unix.MS_RDONLY | unix.MS_NODEV, ""}
+	err = root.mount()
+	release()
+	if err != nil {
+		fatal("slot %s from RAM: %v (the slot image is damaged or squashfs is not loaded; rebuild the PXE bundle)", slot, err)
+	}
+	say("network boot: the slot runs from RAM and /var is a tmpfs, so nothing written there survives a reboot")
+	mountVarTmpfs()
+}
+
+// mountVarTmpfs mounts a tmpfs at the new root's /var.
+func mountVarTmpfs() {
+	tmp := mountSpec{"tmpfs", newRoot + "/var", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"}
+	if err := tmp.mount(); err != nil {
+		fatal("mounting a tmpfs for /var: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@
 //	cairn node --config out/edge-1.node.yaml --server 192.0.2.10 status
 //	cairn keygen -o ~/.config/cairn
 //	cairn push -f images/minimal.yaml --board qemu-x86_64 --key cairn.key registry.example/cairn/minimal:1.0.0
+//	cairn serve --interface eth0 out/minimal-generic-x86_64.pxe
 package main
 
 import (
@@ -44,6 +45,7 @@ commands:
   node        talk to a running node's API: status, services, restart, logs, reboot, shutdown, metrics
   keygen      make a key pair that signs update artifacts (cairn.key, cairn.pub)
   push        build the update artifact of one or more boards and push it, signed, to a registry
+  serve       network-boot machines from PXE bundles: HTTP, iPXE scripts and proxy DHCP
 
 Run 'cairn <command> -h' for the flags of a command.
 `
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeygen(args[1:], stdout, stderr)
 	case "push":
 		return cmdPush(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "input":
 		if len(args) > 1 && args[1] == "pack" {
 			return cmdPack(args[2:], stdout, stderr)
@@ -88,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, flash, node, keygen, push)", args[0])
+	return fmt.Errorf("unknown command %q (commands: build, validate, input pack, provision, flash, node, keygen, push, serve)", args[0])
 }
 
 // imageFlags are the flags that name a spec and a board.

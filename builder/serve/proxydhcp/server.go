@@ -63,6 +63,10 @@ func (s *Server) Listen(ctx context.Context) error {
 	return nil
 }
 
+// ServerAddress is the boot server's address handed out, once Listen
+// has run.
+func (s *Server) ServerAddress() net.IP { return s.server }
+
 // Serve answers boot clients until ctx ends.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.Log == nil {
