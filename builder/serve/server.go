@@ -82,4 +82,3 @@ func Serve(ctx context.Context, b *Bundle, cfg Config) error {
 	}
 	return first
 }
-
