@@ -79,7 +79,15 @@ func In(t testing.TB, ns netns.NsHandle, f func()) {
 func Pair(t testing.TB, aName, aAddr, bName, bAddr string) (a, b netns.NsHandle) {
 	t.Helper()
 	nss := New(t, 2)
-	a, b = nss[0], nss[1]
+	Veth(t, nss[0], aName, aAddr, nss[1], bName, bAddr)
+	return nss[0], nss[1]
+}
+
+// Veth joins the namespaces a and b by a veth pair, the link aName in a
+// and bName in b, each up with its address (CIDR; "" for none) and with
+// its namespace's loopback up.
+func Veth(t testing.TB, a netns.NsHandle, aName, aAddr string, b netns.NsHandle, bName, bAddr string) {
+	t.Helper()
 	aH, err := netlink.NewHandleAt(a)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +100,7 @@ func Pair(t testing.TB, aName, aAddr, bName, bAddr string) (a, b netns.NsHandle)
 	defer bH.Close()
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(b)}
 	if err := aH.LinkAdd(veth); err != nil {
-		t.Fatalf("creating veth pair: %v", err)
+		t.Fatalf("creating veth pair %s-%s: %v", aName, bName, err)
 	}
 	for _, side := range []struct {
 		h          *netlink.Handle
@@ -117,5 +125,4 @@ func Pair(t testing.TB, aName, aAddr, bName, bAddr string) (a, b netns.NsHandle)
 			}
 		}
 	}
-	return a, b
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 u-boot-qemu
       squashfs-tools mtools dosfstools e2fsprogs gdisk fdisk bmap-tools zstd xz-utils
-      binutils iproute2 docker-registry nftables)
+      binutils iproute2 docker-registry nftables dnsmasq-base)
 
 if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then

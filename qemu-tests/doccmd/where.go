@@ -55,6 +55,7 @@ var allowList = []struct {
 	{[]string{"mcopy", "-i"}, "it writes onto an image's ESP; putOnESP (qemu-tests/agent_test.go) runs the same mcopy -i IMAGE@@1M for TestNodeFile"},
 	{[]string{"bash", ".ci/run"}, "it is CI's entry point, which runs make test"},
 	{[]string{"cairn", "flash"}, "it writes a card; TestFlashCommand (builder/cmd/cairn) runs the same flags onto loop devices, and builder/flash's tests every image format"},
+	{[]string{"cairn", "serve"}, "it serves until stopped, on a site's network; TestPXE (qemu-tests) runs cairn serve --interface on a network of namespaces, and builder/serve's tests print the --dhcp-options"},
 }
 
 // Where says which test runs c, or why none does.

@@ -90,7 +90,9 @@ type config struct {
 	guestReboot bool
 	watchdog    bool
 	network     bool
-	isolated    bool // network, cut off (restrict=on)
+	isolated    bool   // network, cut off (restrict=on)
+	tap         string // a tap device for the one NIC, with its option ROM
+	mac         string
 	forwards    []portForward
 	guestFwds   []string // guest address → host address (guestfwd)
 	extraArgs   []string
@@ -254,6 +256,15 @@ func WithGuestForward(guestAddr, hostAddr string) Option {
 // can reach nothing — a node on a site with no uplink.
 func WithIsolatedNetwork() Option {
 	return func(c *config) { c.network, c.isolated = true, true }
+}
+
+// WithNetBoot boots the guest from the network: its one NIC, virtio-net
+// with the iPXE option ROM QEMU carries, is on the tap device tap, which
+// the caller makes (in the network namespace QEMU starts in, where it
+// joins a bridge), and has the address mac. Without UEFI, SeaBIOS runs
+// the ROM's PXE; with it, OVMF's own network stack runs.
+func WithNetBoot(tap, mac string) Option {
+	return func(c *config) { c.tap, c.mac = tap, mac }
 }
 
 // WithExtraArgs appends arguments to QEMU's command line as they are.

@@ -259,3 +259,20 @@ func TestRaspi3BArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestNetBootArgs(t *testing.T) {
+	c := defaultConfig()
+	for _, o := range []Option{WithArch(AMD64), WithoutUEFI(), WithNetBoot("tap0", "52:54:00:00:00:01")} {
+		o(&c)
+	}
+	v := &VM{accel: "tcg", hostPorts: map[int]int{}}
+	args, err := v.buildArgs(&c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	want := "-netdev tap,id=net1,script=no,downscript=no,ifname=tap0 -device virtio-net-pci,netdev=net1,mac=52:54:00:00:00:01 -boot n"
+	if !strings.Contains(line, want) || strings.Contains(line, "romfile=") || strings.Contains(line, "pflash") {
+		t.Errorf("QEMU's arguments lack %q, or drop the NIC's ROM, or boot UEFI:\n%s", want, line)
+	}
+}

@@ -302,6 +302,10 @@ func (v *VM) buildArgs(c *config, dir string) ([]string, error) {
 		}
 		args = append(args, "-netdev", netdev, "-device", nic)
 	}
+	if c.tap != "" {
+		args = append(args, "-netdev", "tap,id=net1,script=no,downscript=no,ifname="+qemuEscape(c.tap),
+			"-device", "virtio-net-pci,netdev=net1,mac="+c.mac, "-boot", "n")
+	}
 	return append(args, c.extraArgs...), nil
 }
 

@@ -1,0 +1,199 @@
+package qemutests
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-edge/cairn/agent/netnstest"
+	"github.com/cairn-edge/cairn/qemu-tests/qemu"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// siteLAN is a site's network in network namespaces of its own: a bridge
+// (in lan) joins the site's DHCP server (in site, at siteDHCPAddr), the
+// boot server (in boot, at bootServerAddr) and the guests' tap devices.
+type siteLAN struct {
+	lan, site, boot netns.NsHandle
+}
+
+const (
+	siteDHCPAddr   = "10.79.0.2"
+	bootServerAddr = "10.79.0.3"
+	siteRange      = "10.79.0.100,10.79.0.150,255.255.255.0,1h"
+)
+
+// newSiteLAN makes the namespaces, links and bridge.
+func newSiteLAN(t *testing.T) *siteLAN {
+	t.Helper()
+	netnstest.NeedRoot(t)
+	nss := netnstest.New(t, 3)
+	l := &siteLAN{lan: nss[0], site: nss[1], boot: nss[2]}
+	netnstest.Veth(t, l.lan, "site0", "", l.site, "eth0", siteDHCPAddr+"/24")
+	netnstest.Veth(t, l.lan, "boot0", "", l.boot, "eth0", bootServerAddr+"/24")
+	h := l.handle(t)
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatalf("creating the bridge: %v", err)
+	}
+	for _, port := range []string{"site0", "boot0"} {
+		l.join(t, h, port)
+	}
+	if err := h.LinkSetUp(br); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *siteLAN) handle(t *testing.T) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(l.lan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// join puts the lan's link name on the bridge.
+func (l *siteLAN) join(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := h.LinkByName("br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetMaster(link, br); err != nil {
+		t.Fatalf("%s onto the bridge: %v", name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tap makes a tap device on the bridge, for a guest.
+func (l *siteLAN) tap(t *testing.T, name string) {
+	t.Helper()
+	h := l.handle(t)
+	if err := h.LinkAdd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_NO_PI}); err != nil {
+		t.Fatalf("creating tap %s: %v", name, err)
+	}
+	l.join(t, h, name)
+}
+
+// start runs a program in ns until the test ends, its output in out.
+func start(t *testing.T, ns netns.NsHandle, out *syncBuffer, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	var err error
+	netnstest.In(t, ns, func() { err = cmd.Start() }) // the child is born in ns
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", filepath.Base(name), out.String())
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer that a process and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestPXE network-boots a PC on a site whose DHCP server (a real dnsmasq,
+// handing out addresses only) Cairn does not control: cairn serve, with
+// its proxy DHCP server next to it, tells the PC's iPXE (SeaBIOS, QEMU's
+// virtio-net option ROM) to fetch its boot script over HTTP, which loads
+// the bundle's kernel, initramfs and slot; the node runs from RAM to its
+// agent, with an address from the site's server.
+func TestPXE(t *testing.T) {
+	share(t, 1)
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("no dnsmasq (apt-get install dnsmasq-base; make deps does)")
+	}
+	e := *env
+	e.Format, e.Node = "pxe", ""
+	res, err := e.Minimal("qemu-x86_64", filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := env.CLI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan := newSiteLAN(t)
+	var dhcpLog, serveLog syncBuffer
+	start(t, lan.site, &dhcpLog, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file=/dev/null",
+		"--port=0", "--interface=eth0", "--bind-interfaces", "--dhcp-range="+siteRange,
+		"--dhcp-leasefile="+filepath.Join(t.TempDir(), "leases"), "--pid-file=", "--user=root")
+	start(t, lan.boot, &serveLog, cli, "serve", "--interface", "eth0", "--http", bootServerAddr+":8080", res.Image)
+
+	const mac = "52:54:00:c4:19:01"
+	lan.tap(t, "tap0")
+	var vm *qemu.VM
+	netnstest.In(t, lan.lan, func() {
+		vm = qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithoutUEFI(), qemu.WithMemory(768), qemu.WithNetBoot("tap0", mac))
+	})
+	if vm == nil {
+		t.FailNow()
+	}
+	m, err := vm.Expect(bootTimeout, `cairn: init ok slot=a version=0\.1\.0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("network boot: init ok %s after QEMU start", m.At.Round(time.Second))
+	if _, err := vm.Expect(time.Second, `cairn: network boot: the slot runs from RAM and /var is a tmpfs`); err != nil {
+		t.Error(err)
+	}
+	if _, err := vm.Expect(time.Minute, `cairn: agent ready`); err != nil {
+		t.Fatal(err)
+	}
+
+	// The boot server answered the PC's iPXE, and served it the bundle.
+	if !regexp.MustCompile(`boot client mac=` + mac + ` arch=amd64 firmware=ipxe port=\d+ file=http://` + bootServerAddr + `:8080/ipxe/amd64`).MatchString(serveLog.String()) {
+		t.Errorf("cairn serve did not answer the PC's iPXE:\n%s", serveLog.String())
+	}
+	var served int64
+	for _, file := range []string{"/ipxe/amd64", "/amd64/vmlinuz", "/amd64/initramfs", "/amd64/slot.cpio"} {
+		m := regexp.MustCompile(`path=` + file + ` status=200 bytes=(\d+)`).FindStringSubmatch(serveLog.String())
+		if m == nil {
+			t.Errorf("cairn serve did not serve %s:\n%s", file, serveLog.String())
+			continue
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		served += n
+	}
+	t.Logf("bytes served for one boot: %d (%.1f MiB)", served, float64(served)/(1<<20))
+	// The site's server leased the addresses: to iPXE, then to the node.
+	acks := regexp.MustCompile(`DHCPACK\(eth0\) 10\.79\.0\.1\d\d ` + mac).FindAllString(dhcpLog.String(), -1)
+	if len(acks) < 2 {
+		t.Errorf("the site's DHCP server acknowledged %d leases to %s; want iPXE's and the node's:\n%s", len(acks), mac, dhcpLog.String())
+	}
+}
