@@ -83,11 +83,14 @@ func (l *siteLAN) join(t *testing.T, h *netlink.Handle, name string) {
 // tap makes a tap device on the bridge, for a guest.
 func (l *siteLAN) tap(t *testing.T, name string) {
 	t.Helper()
-	h := l.handle(t)
-	if err := h.LinkAdd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_NO_PI}); err != nil {
+	var err error
+	netnstest.In(t, l.lan, func() { // a tap is made through /dev/net/tun, in the thread's namespace
+		err = netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_NO_PI})
+	})
+	if err != nil {
 		t.Fatalf("creating tap %s: %v", name, err)
 	}
-	l.join(t, h, name)
+	l.join(t, l.handle(t), name)
 }
 
 // start runs a program in ns until the test ends, its output in out.
