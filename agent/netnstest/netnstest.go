@@ -126,3 +126,32 @@ func Veth(t testing.TB, a netns.NsHandle, aName, aAddr string, b netns.NsHandle,
 		}
 	}
 }
+
+// Thread keeps a thread in ns until the test ends and returns how to run
+// a function on it. Unlike In's, its thread outlives the call: a process
+// started from it lives in ns and, if it is to die with the thread that
+// started it (Pdeathsig, as QEMU under qemu-tests), lives until the test
+// ends.
+func Thread(t testing.TB, ns netns.NsHandle) (do func(f func())) {
+	t.Helper()
+	work := make(chan func())
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is in a test namespace
+		err := netns.Set(ns)
+		for f := range work {
+			if err == nil {
+				f()
+			}
+			done <- err
+		}
+	}()
+	t.Cleanup(func() { close(work) }) // after the cleanups of what it started
+	return func(f func()) {
+		t.Helper()
+		work <- f
+		if err := <-done; err != nil {
+			t.Fatalf("netns.Set: %v", err)
+		}
+	}
+}

@@ -170,8 +170,8 @@ func (c *config) check() error {
 	if c.memMiB <= 0 || c.cpus <= 0 {
 		return fmt.Errorf("qemu: memory (%d MiB) and CPUs (%d) must be positive", c.memMiB, c.cpus)
 	}
-	if len(c.disks) == 0 && c.kernel == "" && !c.uefi {
-		return errors.New("qemu: nothing to boot: give WithDisk, WithKernel or WithUEFI")
+	if len(c.disks) == 0 && c.kernel == "" && !c.uefi && c.tap == "" {
+		return errors.New("qemu: nothing to boot: give WithDisk, WithKernel, WithUEFI or WithNetBoot")
 	}
 	if c.varsFile != "" && !c.uefi {
 		return errors.New("qemu: WithVarsFile needs UEFI, but WithoutUEFI was given")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/cairn-edge/cairn/agent/contract"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -88,6 +89,10 @@ func reportData() {
 	}
 	sizeMiB := uint64(st.Blocks) * uint64(st.Bsize) >> 20
 	if st.Type == unix.TMPFS_MAGIC {
+		if ram, _ := kernelCmdline().RAMSlot(); ram {
+			log.Info("data", "var", "tmpfs", "size_mib", sizeMiB, "media", contract.MediaRAM) // as stage 1 said
+			return
+		}
 		say("warning: data not persistent: /var is a tmpfs (%d MiB); see the data partition warning above", sizeMiB)
 		return
 	}
