@@ -140,6 +140,7 @@ fuzz:
 
 bench: inputs runtime kube-inputs kube
 	$(GO) run ./qemu-tests/cmd/cairn-bench -runtime $(OUT)/bin
+	$(TEST_ENV) $(GO) test -run '^$$' -bench BenchmarkPXEBoot -benchtime 3x ./qemu-tests/
 
 clean:
 	rm -rf $(OUT)

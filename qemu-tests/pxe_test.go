@@ -31,7 +31,7 @@ const (
 )
 
 // newSiteLAN makes the namespaces, links and bridge.
-func newSiteLAN(t *testing.T) *siteLAN {
+func newSiteLAN(t testing.TB) *siteLAN {
 	t.Helper()
 	netnstest.NeedRoot(t)
 	nss := netnstest.New(t, 3)
@@ -52,7 +52,7 @@ func newSiteLAN(t *testing.T) *siteLAN {
 	return l
 }
 
-func (l *siteLAN) handle(t *testing.T) *netlink.Handle {
+func (l *siteLAN) handle(t testing.TB) *netlink.Handle {
 	t.Helper()
 	h, err := netlink.NewHandleAt(l.lan)
 	if err != nil {
@@ -63,7 +63,7 @@ func (l *siteLAN) handle(t *testing.T) *netlink.Handle {
 }
 
 // join puts the lan's link name on the bridge.
-func (l *siteLAN) join(t *testing.T, h *netlink.Handle, name string) {
+func (l *siteLAN) join(t testing.TB, h *netlink.Handle, name string) {
 	t.Helper()
 	link, err := h.LinkByName(name)
 	if err != nil {
@@ -82,7 +82,7 @@ func (l *siteLAN) join(t *testing.T, h *netlink.Handle, name string) {
 }
 
 // tap makes a tap device on the bridge, for a guest.
-func (l *siteLAN) tap(t *testing.T, name string) {
+func (l *siteLAN) tap(t testing.TB, name string) {
 	t.Helper()
 	var err error
 	netnstest.In(t, l.lan, func() { // a tap is made through /dev/net/tun, in the thread's namespace
@@ -95,7 +95,7 @@ func (l *siteLAN) tap(t *testing.T, name string) {
 }
 
 // start runs a program in ns until the test ends, its output in out.
-func start(t *testing.T, ns netns.NsHandle, out *syncBuffer, name string, args ...string) {
+func start(t testing.TB, ns netns.NsHandle, out *syncBuffer, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -131,78 +131,138 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestPXE network-boots a PC on a site whose DHCP server (a real dnsmasq,
-// handing out addresses only) Cairn does not control: cairn serve, with
-// its proxy DHCP server next to it, tells the PC's iPXE (SeaBIOS, QEMU's
-// virtio-net option ROM) to fetch its boot script over HTTP, which loads
-// the bundle's kernel, initramfs and slot; the node runs from RAM to its
-// agent, with an address from the site's server.
-func TestPXE(t *testing.T) {
-	share(t, 1)
+// netBoot is a PC network-booted on a site's network (netBootPC): its
+// guest, its MAC, and the logs of the site's DHCP server and cairn serve.
+type netBoot struct {
+	vm                *qemu.VM
+	mac               string
+	dhcpLog, serveLog *syncBuffer
+}
+
+// pxeBundle builds images/minimal.yaml's PXE bundle for qemu-x86_64 into dir.
+func pxeBundle(tb testing.TB, dir string) string {
+	tb.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Skip("no dnsmasq (apt-get install dnsmasq-base; make deps does)")
+		tb.Skip("no dnsmasq (apt-get install dnsmasq-base; make deps does)")
 	}
 	e := *env
 	e.Format, e.Node = "pxe", ""
-	res, err := e.Minimal("qemu-x86_64", filepath.Join(t.TempDir(), "out"))
+	res, err := e.Minimal("qemu-x86_64", dir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return res.Image
+}
+
+// netBootPC makes a site's network with a real dnsmasq handing out
+// addresses only, runs cairn serve there with its proxy DHCP server for
+// bundle, and starts a PC (q35, SeaBIOS, QEMU's virtio-net with its iPXE
+// option ROM) that boots from the network.
+func netBootPC(tb testing.TB, bundle string) *netBoot {
+	tb.Helper()
 	cli, err := env.CLI()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	lan := newSiteLAN(t)
-	var dhcpLog, serveLog syncBuffer
-	start(t, lan.site, &dhcpLog, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file=/dev/null",
+	lan := newSiteLAN(tb)
+	n := &netBoot{mac: "52:54:00:c4:19:01", dhcpLog: &syncBuffer{}, serveLog: &syncBuffer{}}
+	start(tb, lan.site, n.dhcpLog, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file=/dev/null",
 		"--port=0", "--interface=eth0", "--bind-interfaces", "--dhcp-range="+siteRange,
-		"--dhcp-leasefile="+filepath.Join(t.TempDir(), "leases"), "--pid-file=", "--user=root")
-	start(t, lan.boot, &serveLog, cli, "serve", "--interface", "eth0", "--http", bootServerAddr+":8080", res.Image)
-
-	const mac = "52:54:00:c4:19:01"
-	lan.tap(t, "tap0")
-	var vm *qemu.VM
-	netnstest.Thread(t, lan.lan)(func() { // QEMU dies with the thread that started it
-		vm = qemu.StartT(t, qemu.WithArch(qemu.AMD64), qemu.WithoutUEFI(), qemu.WithMemory(768), qemu.WithNetBoot("tap0", mac))
+		"--dhcp-leasefile="+filepath.Join(tb.TempDir(), "leases"), "--pid-file=", "--user=root")
+	start(tb, lan.boot, n.serveLog, cli, "serve", "--interface", "eth0", "--http", bootServerAddr+":8080", bundle)
+	lan.tap(tb, "tap0")
+	netnstest.Thread(tb, lan.lan)(func() { // QEMU dies with the thread that started it
+		n.vm = qemu.StartT(tb, qemu.WithArch(qemu.AMD64), qemu.WithoutUEFI(), qemu.WithMemory(768), qemu.WithNetBoot("tap0", n.mac))
 	})
-	if vm == nil {
-		t.FailNow()
+	if n.vm == nil {
+		tb.FailNow()
 	}
-	if _, err := vm.Expect(bootTimeout, `cairn: network boot: the slot runs from RAM and /var is a tmpfs`); err != nil {
+	return n
+}
+
+// served checks that cairn serve answered the PC's iPXE and served it the
+// bundle, and returns the bytes it served and how long the slot took.
+func (n *netBoot) served(tb testing.TB) (bytes int64, slot time.Duration) {
+	tb.Helper()
+	log := n.serveLog.String()
+	if !regexp.MustCompile(`boot client mac=` + n.mac + ` arch=amd64 firmware=ipxe port=\d+ file=http://` + bootServerAddr + `:8080/ipxe/amd64`).MatchString(log) {
+		tb.Errorf("cairn serve did not answer the PC's iPXE:\n%s", log)
+	}
+	for _, file := range []string{"/ipxe/amd64", "/amd64/vmlinuz", "/amd64/initramfs", "/amd64/slot.cpio"} {
+		m := regexp.MustCompile(`path=` + file + ` status=200 bytes=(\d+) took=(\S+)`).FindStringSubmatch(log)
+		if m == nil {
+			tb.Errorf("cairn serve did not serve %s:\n%s", file, log)
+			continue
+		}
+		b, _ := strconv.ParseInt(m[1], 10, 64)
+		bytes += b
+		if file == "/amd64/slot.cpio" {
+			slot, _ = time.ParseDuration(m[2])
+		}
+	}
+	return bytes, slot
+}
+
+// TestPXE network-boots a PC on a site whose DHCP server (a real dnsmasq,
+// handing out addresses only) Cairn does not control: cairn serve, with
+// its proxy DHCP server next to it, tells the PC's iPXE to fetch its boot
+// script over HTTP, which loads the bundle's kernel, initramfs and slot;
+// the node runs from RAM to its agent, with an address from the site's
+// server.
+func TestPXE(t *testing.T) {
+	share(t, 1)
+	n := netBootPC(t, pxeBundle(t, t.TempDir()))
+	if _, err := n.vm.Expect(bootTimeout, `cairn: network boot: the slot runs from RAM and /var is a tmpfs`); err != nil {
 		t.Fatal(err)
 	}
-	m, err := vm.Expect(time.Minute, `cairn: init ok slot=a version=0\.1\.0`)
+	m, err := n.vm.Expect(time.Minute, `cairn: init ok slot=a version=0\.1\.0`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("network boot: init ok %s after QEMU start", m.At.Round(time.Second))
-	if _, err := vm.Expect(time.Minute, `cairn: agent ready`); err != nil {
+	if _, err := n.vm.Expect(time.Minute, `cairn: agent ready`); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(vm.Console(), "data not persistent") {
+	if strings.Contains(n.vm.Console(), "data not persistent") {
 		t.Error("a network boot warns of a tmpfs /var it chose")
 	}
 	// The node's own lease, from the site's server: a transaction that is
 	// not iPXE's.
 	waitFor(t, "the node's lease from the site's DHCP server", time.Minute, func() (bool, string) {
-		return nodeLeased(dhcpLog.String(), mac), dhcpLog.String()
+		return nodeLeased(n.dhcpLog.String(), n.mac), n.dhcpLog.String()
 	})
+	bytes, _ := n.served(t)
+	t.Logf("bytes served for one boot: %d (%.1f MiB)", bytes, float64(bytes)/(1<<20))
+}
 
-	// The boot server answered the PC's iPXE, and served it the bundle.
-	if !regexp.MustCompile(`boot client mac=` + mac + ` arch=amd64 firmware=ipxe port=\d+ file=http://` + bootServerAddr + `:8080/ipxe/amd64`).MatchString(serveLog.String()) {
-		t.Errorf("cairn serve did not answer the PC's iPXE:\n%s", serveLog.String())
-	}
-	var served int64
-	for _, file := range []string{"/ipxe/amd64", "/amd64/vmlinuz", "/amd64/initramfs", "/amd64/slot.cpio"} {
-		m := regexp.MustCompile(`path=` + file + ` status=200 bytes=(\d+)`).FindStringSubmatch(serveLog.String())
-		if m == nil {
-			t.Errorf("cairn serve did not serve %s:\n%s", file, serveLog.String())
-			continue
+// BenchmarkPXEBoot is the network boot's figures (make bench): the time
+// from QEMU's start to init ok and to the agent, the bytes served and how
+// long the slot took over HTTP, for a PC booting images/minimal.yaml's
+// bundle through iPXE under TCG. Each boot is a site network of its own.
+func BenchmarkPXEBoot(b *testing.B) {
+	bundle := pxeBundle(b, b.TempDir())
+	var initOK, ready, slot time.Duration
+	var bytes int64
+	for b.Loop() {
+		n := netBootPC(b, bundle)
+		m, err := n.vm.Expect(bootTimeout, `cairn: init ok slot=a`)
+		if err != nil {
+			b.Fatal(err)
 		}
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		served += n
+		r, err := n.vm.Expect(time.Minute, `cairn: agent ready`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs, s := n.served(b)
+		initOK, ready, slot, bytes = initOK+m.At, ready+r.At, slot+s, bytes+bs
+		n.vm.Kill()
 	}
-	t.Logf("bytes served for one boot: %d (%.1f MiB)", served, float64(served)/(1<<20))
+	per := float64(b.N)
+	b.ReportMetric(initOK.Seconds()/per, "s-init-ok")
+	b.ReportMetric(ready.Seconds()/per, "s-agent-ready")
+	b.ReportMetric(slot.Seconds()/per, "s-slot-http")
+	b.ReportMetric(float64(bytes)/per/(1<<20), "MiB-served")
+	b.ReportMetric(0, "ns/op")
 }
 
 // nodeLeased says whether dnsmasq's log (--log-dhcp) acknowledged a lease
