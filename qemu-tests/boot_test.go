@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,11 @@ var (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	unboundedParallel() // machine schedules the tests (share)
+	if !testing.Verbose() {
+		// The builds' progress lines would bury a failing test's
+		// messages in CI's output: warnings and errors only, unless -v.
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
 	os.Exit(func() int {
 		root, err := testimage.RepoRoot()
 		if err != nil {
