@@ -11,7 +11,7 @@ func TestLookup(t *testing.T) {
 	}{
 		{"raw", ""},
 		{DefaultFormat, ""},
-		{"iso", `output format "iso" is not one Cairn writes (use --format oci or raw)`},
+		{"iso", `output format "iso" is not one Cairn writes (use --format oci or pxe or raw)`},
 		{"", `output format "" is not one Cairn writes`},
 		{"RAW", `output format "RAW" is not one Cairn writes`},
 	}

@@ -22,7 +22,7 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"validate", "-f", "../../../images/minimal.yaml", "--board", "nosuch", "--boards", "../../../boards"}, `unknown board "nosuch"`},
 		{[]string{"validate", "-f", "nosuch.yaml", "--board", "qemu-x86_64"}, "pass an existing file with -f"},
 		{[]string{"validate", "-f", "../../../images/minimal.yaml", "--board", "qemu-x86_64", "--boards", "../../../boards", "extra"}, `unexpected argument "extra"`},
-		{[]string{"build", "-f", "../../../images/minimal.yaml", "--board", "qemu-x86_64", "--boards", "../../../boards", "--format", "iso", "-o", "/nonexistent/out"}, `output format "iso" is not one Cairn writes (use --format oci or raw)`},
+		{[]string{"build", "-f", "../../../images/minimal.yaml", "--board", "qemu-x86_64", "--boards", "../../../boards", "--format", "iso", "-o", "/nonexistent/out"}, `output format "iso" is not one Cairn writes (use --format oci or pxe or raw)`},
 		{[]string{"input", "pack"}, "needs --dir, --arch, --layout and --tag"},
 		{[]string{"input", "frob"}, "unknown input command"},
 		{[]string{"input", "pack", "--dir", ".", "--arch", "x86_64", "--layout", "x", "--tag", "t"}, `--arch "x86_64" is not supported`},
