@@ -1,13 +1,11 @@
 package qemutests
 
 import (
-	"bytes"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +93,7 @@ func (l *siteLAN) tap(t testing.TB, name string) {
 }
 
 // start runs a program in ns until the test ends, its output in out.
-func start(t testing.TB, ns netns.NsHandle, out *syncBuffer, name string, args ...string) {
+func start(t testing.TB, ns netns.NsHandle, out *qemu.LockedBuffer, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -113,30 +111,12 @@ func start(t testing.TB, ns netns.NsHandle, out *syncBuffer, name string, args .
 	})
 }
 
-// syncBuffer is a bytes.Buffer that a process and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // netBoot is a PC network-booted on a site's network (netBootPC): its
 // guest, its MAC, and the logs of the site's DHCP server and cairn serve.
 type netBoot struct {
 	vm                *qemu.VM
 	mac               string
-	dhcpLog, serveLog *syncBuffer
+	dhcpLog, serveLog *qemu.LockedBuffer
 }
 
 // pxeBundle builds images/minimal.yaml's PXE bundle for qemu-x86_64 into dir.
@@ -165,7 +145,7 @@ func netBootPC(tb testing.TB, bundle string) *netBoot {
 		tb.Fatal(err)
 	}
 	lan := newSiteLAN(tb)
-	n := &netBoot{mac: "52:54:00:c4:19:01", dhcpLog: &syncBuffer{}, serveLog: &syncBuffer{}}
+	n := &netBoot{mac: "52:54:00:c4:19:01", dhcpLog: &qemu.LockedBuffer{}, serveLog: &qemu.LockedBuffer{}}
 	start(tb, lan.site, n.dhcpLog, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp", "--conf-file=/dev/null",
 		"--port=0", "--interface=eth0", "--bind-interfaces", "--dhcp-range="+siteRange,
 		"--dhcp-leasefile="+filepath.Join(tb.TempDir(), "leases"), "--pid-file=", "--user=root")

@@ -33,7 +33,7 @@ type VM struct {
 	args      []string // QEMU's command line, binary first
 	start     time.Time
 	console   *console
-	stderr    lockedBuffer
+	stderr    LockedBuffer
 	logFile   *os.File
 	qmpPath   string
 	hostPorts map[int]int // guest port → host port
@@ -499,19 +499,20 @@ func (v *VM) stderrSuffix() string {
 	return "; QEMU said: " + s
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for concurrent use: the output of a
+// process a test starts and reads while it runs.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
