@@ -42,14 +42,19 @@ func OpenCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache directory %s cannot be created: %w (pass --cache with a writable directory)", dir, err)
 	}
-	p, err := layout.FromPath(filepath.Join(dir, "oci"))
-	if err != nil {
-		p, err = layout.Write(filepath.Join(dir, "oci"), empty.Index)
-		if err != nil {
-			return nil, fmt.Errorf("cache %s: %w", dir, err)
+	c := &Cache{dir: dir}
+	// Under the lock: a build making the layout while another, which
+	// found it already, rewrites its index.json would write over it.
+	err := c.locked(unix.LOCK_EX, func() (err error) {
+		if c.layout, err = layout.FromPath(filepath.Join(dir, "oci")); err != nil {
+			c.layout, err = layout.Write(filepath.Join(dir, "oci"), empty.Index)
 		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	return &Cache{dir: dir, layout: p}, nil
+	return c, nil
 }
 
 // Dir is the cache's directory.
