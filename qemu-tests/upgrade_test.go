@@ -458,11 +458,9 @@ func TestUpgrade(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// At 4 KiB/s: cut halfway through the fetch, inside a range and
-		// seconds after a sync (every 2 s): what came before the sync is
-		// written and synced, the rest is not. (8 KiB before the end,
-		// as before, fell where the retry kept nothing once the boot
-		// files' layer grew.)
+		// At 4 KiB/s: cut 8 KiB before the end, inside the last range (a
+		// chunk is at least 16 KiB): what came before is written and
+		// synced (every 2 s), the rest is not.
 		fetch, _ := strconv.ParseInt(m.Groups[1], 10, 64)
 		need := fetch
 		for _, l := range artifactManifest(t, r.registry, "3.0.0").Layers {
@@ -471,7 +469,7 @@ func TestUpgrade(t *testing.T) {
 			}
 		}
 		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-			if up := r.status().Upgrade; up.Phase != "downloading" || up.FetchedBytes-base >= need/2 {
+			if up := r.status().Upgrade; up.Phase != "downloading" || up.FetchedBytes-base >= need-8<<10 {
 				t.Logf("power cut in phase %s, %d of the %d bytes to fetch in", up.Phase, up.FetchedBytes-base, need)
 				break
 			}
