@@ -119,7 +119,7 @@ type netBoot struct {
 	dhcpLog, serveLog *qemu.LockedBuffer
 }
 
-// pxeBundle builds images/minimal.yaml's PXE bundle for qemu-x86_64 into dir.
+// pxeBundle builds images/minimal.yaml's PXE bundle for qemu-x86_64 (with loop) into dir.
 func pxeBundle(tb testing.TB, dir string) string {
 	tb.Helper()
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
@@ -127,7 +127,12 @@ func pxeBundle(tb testing.TB, dir string) string {
 	}
 	e := *env
 	e.Format, e.Node = "pxe", ""
-	res, err := e.Minimal("qemu-x86_64", dir)
+	// qemu-x86_64 with loop among its bootModules. Not on qemu-x86_64
+	// itself yet: its larger initramfs gives TestUpgrade's artifact a
+	// chunk layout whose cut download does not resume (a bug open in
+	// agent/update).
+	board := filepath.Join(env.Root, "qemu-tests", "testdata", "qemu-x86_64-netboot.yaml")
+	res, err := e.Build(filepath.Join(env.Root, "images", "minimal.yaml"), board, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
